@@ -1,0 +1,1 @@
+"""Caches hold only what can be recomputed (thumbor's ``storages/`` role)."""

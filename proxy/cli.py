@@ -1,0 +1,77 @@
+"""``loupe``: the command line. Flags override ``LOUPE_*`` variables, which override the
+TOML file, which overrides the embedded defaults."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from proxy.config import Config, load_config
+from proxy.errors import ConfigError
+
+
+def _serve_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    flags: dict[str, dict[str, Any]] = {}
+
+    def put(section: str, key: str, value: object) -> None:
+        if value is not None:
+            flags.setdefault(section, {})[key] = value
+
+    put("sources", "root", args.root)
+    put("server", "host", args.host)
+    put("server", "port", args.port)
+    put("storage", "data_dir", args.data_dir)
+    put("storage", "models_dir", args.models_dir)
+    return flags
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="loupe", description="Loupe image proxy")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the HTTP server (hypercorn)")
+    serve.add_argument("--config", type=Path, help="TOML config file (also LOUPE_CONFIG)")
+    serve.add_argument("--root", type=Path, help="local source folder")
+    serve.add_argument("--host", help="address to bind")
+    serve.add_argument("--port", type=int, help="port to bind (0 picks a free one)")
+    serve.add_argument("--data-dir", type=Path, help="caches and the embedded store")
+    serve.add_argument("--models-dir", type=Path, help="folder holding the model files")
+    serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    check = commands.add_parser("config", help="print the effective configuration as JSON")
+    check.add_argument("--config", type=Path)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "serve":
+            config = load_config(file=args.config, overrides=_serve_overrides(args))
+        else:
+            config = load_config(file=args.config)
+    except ConfigError as exc:
+        print(f"loupe: {exc.detail}", file=sys.stderr)
+        return 2
+    if args.command == "config":
+        print(config.model_dump_json(indent=2))
+        return 0
+    return _serve(config, args.log_level)
+
+
+def _serve(config: Config, log_level: str) -> int:
+    from proxy.server.run import run  # heavy imports only when serving
+
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    if not config.sources.root.is_dir():
+        print(f"loupe: source root {config.sources.root} is not a folder", file=sys.stderr)
+        return 2
+    logging.getLogger("loupe").info(
+        "serving %s on http://%s:%d", config.sources.root, config.server.host, config.server.port
+    )
+    run(config)
+    return 0

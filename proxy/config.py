@@ -1,0 +1,158 @@
+"""One typed configuration object, assembled from defaults, a TOML file, ``LOUPE_*`` variables
+and command-line flags (later wins), and validated once at start-up.
+
+Nothing reads the environment after this: the resulting ``Config`` is passed explicitly.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from proxy.errors import ConfigError
+
+CropName = Literal["smart", "faces", "entropy", "attention", "center", "focalpoint"]
+PolicyName = Literal["general", "product", "art", "screenshot", "medical", "legal"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ServerConfig(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    processing_threads: int = Field(2, ge=1, le=256, description="image workers off the event loop")
+    queue_limit: int = Field(32, ge=0, description="waiting renders beyond the workers before 503")
+    request_deadline_s: float = Field(20.0, gt=0, description="per-request processing deadline")
+    retry_after_s: int = Field(2, ge=1)
+
+
+class SourcesConfig(_Section):
+    root: Path = Path("./images")
+
+
+class StorageConfig(_Section):
+    data_dir: Path = Path("./data")
+    models_dir: Path = Path("./models")
+
+
+class LimitsConfig(_Section):
+    max_source_bytes: int = Field(64 * 1024 * 1024, ge=1)
+    max_source_pixels: int = Field(100_000_000, ge=1, description="header-read, before decoding")
+    max_output_pixels: int = Field(40_000_000, ge=1)
+    max_frames: int = Field(256, ge=1)
+    max_animation_pixels: int = Field(64_000_000, ge=1, description="frames x output pixels")
+
+
+class CacheConfig(_Section):
+    memory_bytes: int = Field(64 * 1024 * 1024, ge=0)
+    memory_max_item_bytes: int = Field(4 * 1024 * 1024, ge=0)
+    disk_bytes: int = Field(2 * 1024 * 1024 * 1024, ge=0)
+    max_age_s: int = Field(31_536_000, ge=0, description="Cache-Control max-age of images")
+    stale_while_revalidate_s: int = Field(86_400, ge=0)
+    error_max_age_s: int = Field(60, ge=0)
+
+
+class ImagesConfig(_Section):
+    default_crop: CropName = "smart"
+    default_policy: PolicyName = "general"
+    avif_time_budget_s: float = Field(
+        0.6, gt=0, description="AVIF effort is the highest that encodes 1 MP within this"
+    )
+    avif_effort: int | None = Field(
+        None, ge=0, le=9, description="fixed AVIF effort; unset = calibrate to the budget"
+    )
+    webp_effort: int = Field(4, ge=0, le=6)
+    png_compression: int = Field(6, ge=0, le=9)
+    allow_svg: bool = False
+    policies_file: Path | None = None
+
+
+class Config(_Section):
+    server: ServerConfig = ServerConfig()
+    sources: SourcesConfig = SourcesConfig()
+    storage: StorageConfig = StorageConfig()
+    limits: LimitsConfig = LimitsConfig()
+    cache: CacheConfig = CacheConfig()
+    images: ImagesConfig = ImagesConfig()
+
+    @model_validator(mode="after")
+    def _memory_item_fits(self) -> Config:
+        if self.cache.memory_max_item_bytes > self.cache.memory_bytes > 0:
+            raise ValueError("cache.memory_max_item_bytes exceeds cache.memory_bytes")
+        return self
+
+
+SECTIONS = tuple(Config.model_fields)
+
+
+def _deep_merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+    """``LOUPE_SECTION_KEY=value`` -> ``{section: {key: value}}``; pydantic coerces the strings."""
+    found: dict[str, dict[str, str]] = {}
+    for name, value in environ.items():
+        if not name.startswith("LOUPE_") or name == "LOUPE_CONFIG":
+            continue
+        section, _, key = name[len("LOUPE_") :].lower().partition("_")
+        if section not in SECTIONS or not key:
+            raise ConfigError(
+                f"unknown environment variable {name}: expected LOUPE_<SECTION>_<KEY> with "
+                f"SECTION one of {', '.join(SECTIONS)}"
+            )
+        found.setdefault(section, {})[key] = value
+    return dict(found)
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config file not found: {path}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+
+
+def _describe(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        where = ".".join(str(part) for part in err["loc"]) or "config"
+        lines.append(f"  {where}: {err['msg']}")
+    return "invalid configuration:\n" + "\n".join(lines)
+
+
+def load_config(
+    *,
+    file: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Config:
+    """Build the config: embedded defaults < TOML file < environment < flags."""
+    environ = os.environ if environ is None else environ
+    if file is None and environ.get("LOUPE_CONFIG"):
+        file = Path(environ["LOUPE_CONFIG"])
+    layers: dict[str, Any] = {}
+    if file is not None:
+        layers = _deep_merge(layers, read_toml(file))
+    layers = _deep_merge(layers, env_overrides(environ))
+    if overrides:
+        layers = _deep_merge(layers, overrides)
+    try:
+        return Config.model_validate(layers)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from exc

@@ -1,0 +1,142 @@
+"""Pure geometry: where the output comes from in the source, and how big it is.
+
+No pixels here, only numbers, so every rule (fit modes, no-upscale, focal points) is
+property-tested with hypothesis. Coordinates are orientation-corrected source pixels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from proxy.params import Fit, Rect
+
+
+@dataclass(frozen=True)
+class Size:
+    width: int
+    height: int
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The decision for one request.
+
+    ``window``: the source region shown, which is resized to ``image`` and placed at
+    ``offset`` on a ``canvas`` (equal to ``image`` except for ``fit=fill``).
+    ``needs_window`` is true when ``fit=crop`` really cuts, so a crop strategy must
+    choose where the window goes; ``window`` is then the centred default.
+    """
+
+    region: Rect
+    window: Rect
+    image: Size
+    canvas: Size
+    offset: tuple[int, int]
+    needs_window: bool
+
+
+def clamp_region(rect: Rect | None, source: Size) -> Rect | None:
+    """Intersect ``rect`` with the source; ``None`` for the whole source or no overlap."""
+    if rect is None:
+        return Rect(0, 0, source.width, source.height)
+    x0, y0 = min(rect.x, source.width), min(rect.y, source.height)
+    x1, y1 = min(rect.x + rect.w, source.width), min(rect.y + rect.h, source.height)
+    if x1 <= x0 or y1 <= y0:
+        return None
+    return Rect(x0, y0, x1 - x0, y1 - y0)
+
+
+def _round(value: float) -> int:
+    return max(1, int(value + 0.5))
+
+
+def target_box(region: Size, width: int | None, height: int | None) -> Size:
+    """Complete a box with one side missing from the region's aspect."""
+    if width is None and height is None:
+        return region
+    if width is None:
+        assert height is not None
+        return Size(_round(height * region.width / region.height), height)
+    if height is None:
+        return Size(width, _round(width * region.height / region.width))
+    return Size(width, height)
+
+
+def fit_inside(region: Size, box: Size, upscale: bool) -> Size:
+    scale = min(box.width / region.width, box.height / region.height)
+    if not upscale:
+        scale = min(scale, 1.0)
+    return Size(
+        min(box.width, _round(region.width * scale)), min(box.height, _round(region.height * scale))
+    )
+
+
+def crop_output(region: Size, box: Size, upscale: bool) -> Size:
+    """Output size for ``fit=crop``: the box, or without upscale the largest box of the
+    same aspect that the region can fill at native resolution."""
+    scale = max(box.width / region.width, box.height / region.height)
+    if scale <= 1 or upscale:
+        return box
+    shrunk = Size(_round(box.width / scale), _round(box.height / scale))
+    return Size(min(shrunk.width, region.width), min(shrunk.height, region.height))
+
+
+def window_size(region: Size, out: Size) -> Size:
+    """The largest region-window with the output's aspect."""
+    if region.width * out.height > out.width * region.height:  # region is wider
+        return Size(
+            min(region.width, _round(region.height * out.width / out.height)), region.height
+        )
+    return Size(region.width, min(region.height, _round(region.width * out.height / out.width)))
+
+
+def place_window(region: Rect, window: Size, centre_x: float, centre_y: float) -> Rect:
+    """Centre ``window`` on a point (region-relative pixels), kept inside the region."""
+    left = round(centre_x - window.width / 2)
+    top = round(centre_y - window.height / 2)
+    left = min(max(left, 0), region.w - window.width)
+    top = min(max(top, 0), region.h - window.height)
+    return Rect(region.x + left, region.y + top, window.width, window.height)
+
+
+def plan_layout(
+    source: Size,
+    *,
+    width: int | None,
+    height: int | None,
+    fit: Fit,
+    upscale: bool,
+    rect: Rect | None = None,
+    focal: tuple[float, float] = (0.5, 0.5),
+) -> Layout | None:
+    """Decide the geometry; ``None`` when ``rect`` misses the source entirely."""
+    region = clamp_region(rect, source)
+    if region is None:
+        return None
+    region_size = Size(region.w, region.h)
+    box = target_box(region_size, width, height)
+    both = width is not None and height is not None
+    whole = region
+    if fit == "crop" and both:
+        image = crop_output(region_size, box, upscale)
+        win = window_size(region_size, image)
+        window = place_window(region, win, focal[0] * region.w, focal[1] * region.h)
+        needs = (win.width, win.height) != (region.w, region.h)
+        return Layout(region, window, image, image, (0, 0), needs)
+    if fit == "scale" and both:
+        shrink = 1.0 if upscale else min(1.0, region.w / box.width, region.h / box.height)
+        image = Size(_round(box.width * shrink), _round(box.height * shrink))
+        return Layout(region, whole, image, image, (0, 0), False)
+    image = fit_inside(region_size, box, upscale)
+    if fit == "fill" and both:
+        offset = ((box.width - image.width) // 2, (box.height - image.height) // 2)
+        return Layout(region, whole, image, box, offset, False)
+    return Layout(region, whole, image, image, (0, 0), False)
+
+
+def shrink_on_load(window: Size, image: Size, choices: tuple[int, ...] = (8, 4, 2)) -> int:
+    """Largest loader shrink that still leaves at least the output's pixels in the window."""
+    for factor in choices:
+        if window.width / factor >= image.width and window.height / factor >= image.height:
+            return factor
+    return 1

@@ -1,0 +1,84 @@
+"""Join frames, tag sRGB and encode. libvips is lazy: most pixel work happens here, so a
+deadline check is attached to the encode itself and kills it when time runs out."""
+
+from __future__ import annotations
+
+import functools
+import time
+from typing import Any
+
+import pyvips
+
+from proxy.errors import DeadlineExceeded
+from proxy.processing.avif_effort import AvifEffort
+from proxy.processing.plan import RenderPlan
+
+
+@functools.cache
+def srgb_profile() -> bytes:
+    """libvips' compact built-in sRGB profile (480 bytes)."""
+    probe = pyvips.Image.black(1, 1, bands=3).copy(interpretation="srgb")
+    return bytes(probe.icc_transform("srgb", input_profile="srgb").get("icc-profile-data"))
+
+
+def _join(
+    frames: list[pyvips.Image], plan: RenderPlan, delays: list[int], loop: int
+) -> pyvips.Image:
+    if len(frames) == 1:
+        image = frames[0].copy()
+    else:
+        image = pyvips.Image.arrayjoin(frames, across=1).copy()
+        image.set_type(pyvips.GValue.gint_type, "page-height", frames[0].height)
+        image.set_type(pyvips.GValue.array_int_type, "delay", delays)
+        image.set_type(pyvips.GValue.gint_type, "loop", loop)
+    if image.bands >= 3:
+        image.set_type(pyvips.GValue.blob_type, "icc-profile-data", srgb_profile())
+    return image
+
+
+def _save_options(
+    plan: RenderPlan, avif: AvifEffort, png_compression: int, webp_effort: int
+) -> tuple[str, dict[str, Any]]:
+    q = plan.quality
+    if plan.format == "jpeg":
+        return ".jpg", {"Q": q, "optimize_coding": True, "interlace": True, "keep": "icc"}
+    if plan.format == "png":
+        return ".png", {"compression": png_compression, "keep": "icc"}
+    if plan.format == "webp":
+        if plan.lossless:
+            return ".webp", {"lossless": True, "effort": webp_effort, "keep": "icc"}
+        return ".webp", {"Q": q, "effort": webp_effort, "smart_subsample": True, "keep": "icc"}
+    if plan.format == "avif":
+        return ".avif", {"Q": q, "compression": "av1", "effort": avif.get(), "keep": "icc"}
+    return ".gif", {"keep": "none"}
+
+
+def encode(
+    frames: list[pyvips.Image],
+    plan: RenderPlan,
+    *,
+    delays: list[int],
+    loop: int,
+    avif: AvifEffort,
+    deadline: float,
+    png_compression: int = 6,
+    webp_effort: int = 4,
+) -> bytes:
+    image = _join(frames, plan, delays, loop)
+    suffix, options = _save_options(plan, avif, png_compression, webp_effort)
+    timed_out = False
+
+    def watch(target: pyvips.Image, _progress: object) -> None:
+        nonlocal timed_out
+        if time.monotonic() > deadline:
+            timed_out = True
+            target.set_kill(True)
+
+    image.set_progress(True)
+    image.signal_connect("eval", watch)
+    try:
+        return bytes(image.write_to_buffer(suffix, **options))
+    except pyvips.Error:
+        if timed_out:
+            raise DeadlineExceeded("processing took longer than the request deadline") from None
+        raise

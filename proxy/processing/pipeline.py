@@ -1,0 +1,112 @@
+"""The ordered list of steps, and the one function that runs them.
+
+Each step is ``(frame, plan) -> (frame, plan)``: it sees only the pixels and the
+immutable plan, and returns a new plan only when it decided something. Later stages
+(validation, analysis, QA) slot in as further entries of ``STEPS``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import pyvips
+
+from proxy.config import LimitsConfig
+from proxy.errors import DamagedImage, DeadlineExceeded
+from proxy.negotiate import AcceptClass
+from proxy.params import TransformParams
+from proxy.policies import Policy
+from proxy.processing.avif_effort import AvifEffort
+from proxy.processing.colorspace import colorspace
+from proxy.processing.crop import crop
+from proxy.processing.finalize import encode
+from proxy.processing.flatten import flatten
+from proxy.processing.focus import focus
+from proxy.processing.load import load
+from proxy.processing.orient import orient
+from proxy.processing.pad import pad
+from proxy.processing.plan import RenderPlan
+from proxy.processing.prepare import PrepareOptions, make_plan, probe
+from proxy.processing.scale import scale
+
+Step = Callable[[pyvips.Image, RenderPlan], tuple[pyvips.Image, RenderPlan]]
+
+STEPS: tuple[tuple[str, Step], ...] = (
+    ("orient", orient),
+    ("colorspace", colorspace),
+    ("focus", focus),
+    ("crop", crop),
+    ("scale", scale),
+    ("pad", pad),
+    ("flatten", flatten),
+)
+
+
+@dataclass(frozen=True)
+class RenderSettings:
+    limits: LimitsConfig
+    policies: Mapping[str, Policy]
+    avif: AvifEffort
+    allow_svg: bool = False
+    default_policy: str = "general"
+    png_compression: int = 6
+    webp_effort: int = 4
+
+
+@dataclass(frozen=True)
+class Rendered:
+    body: bytes
+    plan: RenderPlan
+    timings: tuple[tuple[str, float], ...]  # (stage, seconds)
+
+
+def render(
+    blob: bytes,
+    params: TransformParams,
+    accept: AcceptClass,
+    settings: RenderSettings,
+    *,
+    deadline: float,
+) -> Rendered:
+    """Run the whole pipeline for one source and one request (in a worker thread)."""
+    timings: list[tuple[str, float]] = []
+    clock = time.perf_counter()
+
+    def lap(stage: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        timings.append((stage, now - clock))
+        clock = now
+        if time.monotonic() > deadline:
+            raise DeadlineExceeded(f"processing passed the request deadline during {stage}")
+
+    options = PrepareOptions(settings.limits, settings.allow_svg, settings.default_policy)
+    info = probe(blob, settings.limits, allow_svg=settings.allow_svg)
+    plan = make_plan(info, params, accept, settings.policies, options)
+    lap("prepare")
+    frames, plan, animation = load(blob, plan)
+    lap("load")
+    try:
+        for name, step in STEPS:
+            done = []
+            for frame in frames:
+                frame, plan = step(frame, plan)
+                done.append(frame)
+            frames = done
+            lap(name)
+        body = encode(
+            frames,
+            plan,
+            delays=animation.delays,
+            loop=animation.loop,
+            avif=settings.avif,
+            deadline=deadline,
+            png_compression=settings.png_compression,
+            webp_effort=settings.webp_effort,
+        )
+    except pyvips.Error as exc:
+        raise DamagedImage(f"cannot process the image: {str(exc).splitlines()[0]}") from None
+    lap("encode")
+    return Rendered(body, plan, tuple(timings))

@@ -1,0 +1,83 @@
+"""The immutable description of one render, handed from step to step.
+
+Steps that decide something (``focus``) return a new plan; the final plan is what the
+response headers report, so the headers can never disagree with the pixels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from proxy.geometry import Layout
+from proxy.params import Rect
+
+OutputFormat = Literal["jpeg", "png", "webp", "avif", "gif"]
+DecidedBy = Literal["ai", "human", "user"]
+
+MIME = {
+    "jpeg": "image/jpeg",
+    "png": "image/png",
+    "webp": "image/webp",
+    "avif": "image/avif",
+    "gif": "image/gif",
+}
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """What the header says, before any pixel is decoded."""
+
+    format: str  # jpeg, png, webp, gif, heif, tiff, svg
+    width: int  # orientation-corrected
+    height: int
+    pages: int
+    orientation: int
+    has_alpha: bool
+    bytes: int
+
+
+@dataclass(frozen=True)
+class CropDecision:
+    strategy: str
+    rect: Rect
+    by: DecidedBy
+    requested: str | None = None  # set when a strategy fell back to another
+
+    def header(self) -> str:
+        value = f"strategy={self.strategy}; rect={self.rect.header()}; by={self.by}"
+        if self.requested and self.requested != self.strategy:
+            value += f"; requested={self.requested}"
+        return value
+
+
+@dataclass(frozen=True)
+class RenderPlan:
+    source: SourceInfo
+    layout: Layout
+    crop: CropDecision
+    crop_strategy: str  # how focus places the window when layout.needs_window
+    format: OutputFormat
+    quality: int | None  # None for formats without a quality knob
+    lossless: bool
+    animated: bool
+    background: tuple[int, int, int, int]
+    policy: str
+    shrink: int = 1  # loader shrink factor
+    load_scale: float = 1.0  # loaded pixels per source pixel, set by load
+    window_placed: bool = False  # focus has run (once, on the first frame)
+    alpha_flattened: bool = False
+    notes: tuple[str, ...] = ()
+
+    @property
+    def mime(self) -> str:
+        return MIME[self.format]
+
+    def to_loaded(self, rect: Rect, width: int, height: int) -> tuple[int, int, int, int]:
+        """Map a source rect into the shrunk-on-load image, clamped to its bounds."""
+        s = self.load_scale
+        left = min(int(rect.x * s), width - 1)
+        top = min(int(rect.y * s), height - 1)
+        w = max(1, min(round(rect.w * s), width - left))
+        h = max(1, min(round(rect.h * s), height - top))
+        return left, top, w, h

@@ -1,0 +1,1 @@
+"""The HTTP edge: starlette routes, problem+json, telemetry, and the worker pool."""

@@ -1,0 +1,145 @@
+"""Build the ASGI app from one ``Config``: every collaborator is created here and passed
+in explicitly, so tests can run several independent apps in one process."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+
+import pyvips
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from proxy.cache.results import ResultCache
+from proxy.config import Config
+from proxy.errors import LoupeError
+from proxy.policies import load_policies
+from proxy.processing.avif_effort import AvifEffort
+from proxy.processing.pipeline import RenderSettings
+from proxy.server import problems
+from proxy.server.images import ImageService
+from proxy.server.ops import Operations
+from proxy.server.pool import ProcessingPool
+from proxy.server.telemetry import Telemetry
+from proxy.sources.local import LocalSource
+
+log = logging.getLogger(__name__)
+
+
+class RequestMetrics:
+    """Counts requests by route and status and times them, for every response."""
+
+    routes = frozenset({"/img", "/meta", "/admin", "/healthz", "/readyz", "/metrics"})
+
+    def __init__(self, app: ASGIApp, telemetry: Telemetry) -> None:
+        self.app = app
+        self.telemetry = telemetry
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        first = "/" + str(scope["path"]).lstrip("/").split("/", 1)[0]
+        route = first if first in self.routes else "other"  # bounded label cardinality
+        started = time.perf_counter()
+        status = 500
+
+        async def record(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, record)
+        finally:
+            self.telemetry.requests.labels(route, str(status)).inc()
+            self.telemetry.latency.labels(route).observe(time.perf_counter() - started)
+
+
+def configure_libvips() -> None:
+    """Process-wide libvips settings: no risky loaders, no operation cache (we cache results)."""
+    pyvips.block_untrusted_set(True)
+    pyvips.cache_set_max(0)
+
+
+def create_app(config: Config) -> Starlette:
+    configure_libvips()
+    data_dir = config.storage.data_dir
+    data_dir.mkdir(parents=True, exist_ok=True)
+    telemetry = Telemetry()
+    pool = ProcessingPool(
+        config.server.processing_threads, config.server.queue_limit, config.server.retry_after_s
+    )
+    io = ThreadPoolExecutor(max_workers=4, thread_name_prefix="loupe-io")
+    cache = ResultCache(
+        data_dir / "results",
+        memory_bytes=config.cache.memory_bytes,
+        memory_max_item_bytes=config.cache.memory_max_item_bytes,
+        disk_bytes=config.cache.disk_bytes,
+        io=io,
+    )
+    avif = AvifEffort(config.images.avif_time_budget_s, data_dir)
+    if config.images.avif_effort is not None:
+        avif = AvifEffort.fixed(config.images.avif_effort)
+    settings = RenderSettings(
+        limits=config.limits,
+        policies=load_policies(config.images.policies_file),
+        avif=avif,
+        allow_svg=config.images.allow_svg,
+        default_policy=config.images.default_policy,
+        png_compression=config.images.png_compression,
+        webp_effort=config.images.webp_effort,
+    )
+    source = LocalSource(config.sources.root)
+    images = ImageService(config, source, cache, pool, telemetry, settings)
+    ops = Operations(telemetry, pool, config.sources.root, data_dir)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        # Calibrate AVIF off the request path, so no visitor pays for it.
+        threading.Thread(target=avif.get, name="loupe-avif-calibration", daemon=True).start()
+        try:
+            yield
+        finally:
+            pool.shutdown()
+            io.shutdown(wait=True)
+            cache.close()
+
+    async def on_loupe_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, LoupeError)
+        return problems.from_loupe_error(request, exc, config.cache.error_max_age_s)
+
+    async def on_http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        return problems.from_http_exception(request, exc)
+
+    async def on_bug(request: Request, exc: Exception) -> Response:
+        return problems.from_bug(request, exc)
+
+    app = Starlette(
+        routes=[
+            Route("/img/{path:path}", images.handle, methods=["GET", "HEAD"]),
+            Route("/healthz", ops.healthz, methods=["GET", "HEAD"]),
+            Route("/readyz", ops.readyz, methods=["GET", "HEAD"]),
+            Route("/metrics", ops.metrics, methods=["GET"]),
+        ],
+        exception_handlers={
+            LoupeError: on_loupe_error,
+            HTTPException: on_http_error,
+            Exception: on_bug,
+        },
+        lifespan=lifespan,
+    )
+    app.add_middleware(RequestMetrics, telemetry=telemetry)
+    app.state.images = images
+    app.state.telemetry = telemetry
+    return app

@@ -1,0 +1,147 @@
+"""``GET|HEAD /img/{path}``: cache lookup, single-flight render, and HTTP caching headers."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from proxy.cache.results import CachedImage, ResultCache, cache_key, strong_etag
+from proxy.cache.singleflight import SingleFlight
+from proxy.config import Config
+from proxy.negotiate import AcceptClass, parse_accept
+from proxy.params import TransformParams, parse_params
+from proxy.processing.pipeline import Rendered, RenderSettings, render
+from proxy.server.pool import ProcessingPool
+from proxy.server.telemetry import Telemetry
+from proxy.sources.base import Source, SourceRef
+
+
+@dataclass(frozen=True)
+class Outcome:
+    item: CachedImage
+    timings: tuple[tuple[str, float], ...]
+
+
+def describe(rendered: Rendered) -> dict[str, str]:
+    """The ``X-Loupe-*`` headers that belong to the bytes (and so are cached with them)."""
+    plan = rendered.plan
+    headers = {"X-Loupe-Crop": plan.crop.header(), "X-Loupe-Policy": plan.policy}
+    if plan.quality is not None:
+        headers["X-Loupe-Quality"] = str(plan.quality)
+    elif plan.lossless:
+        headers["X-Loupe-Quality"] = "lossless"
+    if plan.alpha_flattened:
+        headers["X-Loupe-Alpha"] = "flattened"
+    if plan.notes:
+        headers["X-Loupe-Note"] = ", ".join(plan.notes)
+    return headers
+
+
+def if_none_match(header: str | None, etag: str) -> bool:
+    """Weak comparison, as RFC 9110 prescribes for If-None-Match."""
+    if not header:
+        return False
+    if header.strip() == "*":
+        return True
+    bare = etag.removeprefix("W/")
+    return any(tag.strip().removeprefix("W/") == bare for tag in header.split(","))
+
+
+def server_timing(timings: tuple[tuple[str, float], ...]) -> str:
+    return ", ".join(f"{name};dur={seconds * 1000:.1f}" for name, seconds in timings)
+
+
+class ImageService:
+    def __init__(
+        self,
+        config: Config,
+        source: Source,
+        cache: ResultCache,
+        pool: ProcessingPool,
+        telemetry: Telemetry,
+        settings: RenderSettings,
+    ) -> None:
+        self.config = config
+        self.source = source
+        self.cache = cache
+        self.pool = pool
+        self.telemetry = telemetry
+        self.settings = settings
+        self.flights: SingleFlight[Outcome] = SingleFlight()
+
+    async def _compute(
+        self, ref: SourceRef, params: TransformParams, accept: AcceptClass, key: str
+    ) -> Outcome:
+        started = time.perf_counter()
+        blob = await self.source.read(ref, self.config.limits.max_source_bytes)
+        fetched = time.perf_counter() - started
+
+        def work(deadline: float) -> Rendered:
+            return render(blob, params, accept, self.settings, deadline=deadline)
+
+        rendered = await self.pool.run(work, self.config.server.request_deadline_s)
+        self.telemetry.renders.inc()
+        for stage, seconds in rendered.timings:
+            self.telemetry.stage.labels(stage).observe(seconds)
+        item = CachedImage(
+            body=rendered.body,
+            content_type=rendered.plan.mime,
+            etag=strong_etag(rendered.body),
+            headers=describe(rendered),
+        )
+        stored = time.perf_counter()
+        await self.cache.put(key, item)
+        timings = (("fetch", fetched), *rendered.timings, ("store", time.perf_counter() - stored))
+        return Outcome(item, timings)
+
+    async def handle(self, request: Request) -> Response:
+        started = time.perf_counter()
+        path = request.path_params["path"]
+        default_crop = self.config.images.default_crop
+        params = parse_params(request.url.query, default_crop=default_crop)
+        accept = parse_accept(request.headers.get("accept"))
+        ref = await self.source.locate(path)
+        variant = accept.key if params.fm == "auto" else ""
+        key = cache_key(path, params.canonical_query(default_crop), variant, ref.identity)
+        item, _tier = await self.cache.get(key)
+        if item is not None:
+            state = "hit"
+            timings: tuple[tuple[str, float], ...] = (("cache", time.perf_counter() - started),)
+        else:
+            outcome, joined = await self.flights.run(
+                key, lambda: self._compute(ref, params, accept, key)
+            )
+            item, timings = outcome.item, outcome.timings
+            state = "coalesced" if joined else "miss"
+        self.telemetry.cache.labels(state).inc()
+        return self._respond(request, item, state, params, timings)
+
+    def _respond(
+        self,
+        request: Request,
+        item: CachedImage,
+        state: str,
+        params: TransformParams,
+        timings: tuple[tuple[str, float], ...],
+    ) -> Response:
+        cache = self.config.cache
+        headers = {
+            "ETag": item.etag,
+            "Cache-Control": (
+                f"public, max-age={cache.max_age_s}, "
+                f"stale-while-revalidate={cache.stale_while_revalidate_s}"
+            ),
+            "Server-Timing": server_timing(timings),
+            "X-Loupe-Cache": state,
+            **item.headers,
+        }
+        if params.fm == "auto":
+            headers["Vary"] = "Accept"
+        if if_none_match(request.headers.get("if-none-match"), item.etag):
+            return Response(status_code=304, headers=headers)
+        headers["Content-Length"] = str(len(item.body))
+        body = b"" if request.method == "HEAD" else item.body
+        return Response(body, media_type=item.content_type, headers=headers)

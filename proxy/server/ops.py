@@ -1,0 +1,48 @@
+"""Liveness, readiness and Prometheus exposition."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from prometheus_client import CONTENT_TYPE_LATEST
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from proxy.errors import Overloaded
+from proxy.server.pool import ProcessingPool
+from proxy.server.telemetry import Telemetry
+
+
+class Operations:
+    def __init__(
+        self, telemetry: Telemetry, pool: ProcessingPool, root: Path, data_dir: Path
+    ) -> None:
+        self.telemetry = telemetry
+        self.pool = pool
+        self.root = root
+        self.data_dir = data_dir
+
+    async def healthz(self, request: Request) -> Response:
+        return JSONResponse({"status": "ok"}, headers={"Cache-Control": "no-store"})
+
+    async def readyz(self, request: Request) -> Response:
+        checks = {
+            "source_root": self.root.is_dir(),
+            "data_dir_writable": os.access(self.data_dir, os.W_OK),
+            "pool_has_room": self.pool.in_flight < self.pool.capacity,
+        }
+        if not all(checks.values()):
+            failed = ", ".join(name for name, ok in checks.items() if not ok)
+            raise Overloaded(f"not ready: {failed}", retry_after_s=self.pool.retry_after_s)
+        return JSONResponse(
+            {"status": "ready", "checks": checks}, headers={"Cache-Control": "no-store"}
+        )
+
+    async def metrics(self, request: Request) -> Response:
+        self.telemetry.in_flight.set(self.pool.in_flight)
+        return Response(
+            self.telemetry.exposition(),
+            media_type=CONTENT_TYPE_LATEST,
+            headers={"Cache-Control": "no-store"},
+        )

@@ -1,0 +1,59 @@
+"""A local folder. Nothing outside the root is ever read: no ``..`` segments and no
+symlink that resolves outside it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+from proxy.errors import Forbidden, SourceNotFound, SourceTooLarge
+from proxy.sources.base import SourceRef
+
+
+class LocalSource:
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+
+    def _resolve(self, path: str) -> Path:
+        parts = path.split("/")
+        if any(part in ("..", ".") for part in parts) or "\\" in path or "\x00" in path:
+            raise Forbidden(f"path {path!r} is not allowed")
+        candidate = (self.root / path.lstrip("/")).resolve()
+        if not candidate.is_relative_to(self.root):
+            raise Forbidden(f"path {path!r} leaves the source root")
+        return candidate
+
+    def _stat(self, path: str) -> SourceRef:
+        target = self._resolve(path)
+        try:
+            info = target.stat()
+        except (FileNotFoundError, NotADirectoryError):
+            raise SourceNotFound(f"no source at {path!r}") from None
+        if not target.is_file():
+            raise SourceNotFound(f"no source at {path!r}")
+        return SourceRef(
+            path=path, identity=f"{info.st_mtime_ns:x}-{info.st_size:x}", size=info.st_size
+        )
+
+    async def locate(self, path: str) -> SourceRef:
+        return await asyncio.to_thread(self._stat, path)
+
+    def _read(self, ref: SourceRef, max_bytes: int) -> bytes:
+        if ref.size > max_bytes:
+            raise SourceTooLarge(f"source is {ref.size} bytes; the limit is {max_bytes}")
+        target = self._resolve(ref.path)
+        flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)
+        try:
+            # The resolved path has no symlink left, so O_NOFOLLOW only bites on a race.
+            fd = os.open(target, flags)
+        except FileNotFoundError:
+            raise SourceNotFound(f"no source at {ref.path!r}") from None
+        with os.fdopen(fd, "rb") as handle:
+            data = handle.read(max_bytes + 1)
+        if len(data) > max_bytes:
+            raise SourceTooLarge(f"source exceeds the {max_bytes}-byte limit")
+        return data
+
+    async def read(self, ref: SourceRef, max_bytes: int) -> bytes:
+        return await asyncio.to_thread(self._read, ref, max_bytes)
