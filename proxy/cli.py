@@ -67,8 +67,12 @@ def _serve(config: Config, log_level: str) -> int:
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    if not config.sources.root.is_dir():
-        print(f"loupe: source root {config.sources.root} is not a folder", file=sys.stderr)
+    root = config.sources.root
+    if not root.exists():
+        root.mkdir(parents=True)
+        logging.getLogger("loupe").warning("created an empty source folder at %s", root)
+    if not root.is_dir():
+        print(f"loupe: source root {root} is not a folder", file=sys.stderr)
         return 2
     logging.getLogger("loupe").info(
         "serving %s on http://%s:%d", config.sources.root, config.server.host, config.server.port

@@ -1,0 +1,104 @@
+"""Test helpers: the shared data folder, and real ``loupe serve`` processes on 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+import httpx
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def shared_dir() -> Path:
+    return Path(os.environ.get("LOUPE_SHARED_DIR", REPO.parent / "shared"))
+
+
+def shared_data() -> Path:
+    """``../shared/data``, or skip: the images are never copied into the repo."""
+    data = shared_dir() / "data"
+    if not data.is_dir():
+        pytest.skip(f"shared images not found at {data} (set LOUPE_SHARED_DIR)")
+    return data
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class LoupeServer:
+    """A real ``loupe serve`` subprocess (hypercorn) on a free loopback port."""
+
+    def __init__(
+        self,
+        root: Path,
+        data_dir: Path,
+        env: Mapping[str, str] | None = None,
+        args: tuple[str, ...] = (),
+    ) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        environ = {k: v for k, v in os.environ.items() if not k.startswith("LOUPE_")}
+        environ.setdefault("LOUPE_IMAGES_AVIF_EFFORT", "2")  # skip calibration in tests
+        environ.update(env or {})
+        self.log = data_dir / "server.log"
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self._log_handle = self.log.open("wb")
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "proxy",
+                "serve",
+                "--root",
+                str(root),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--data-dir",
+                str(data_dir),
+                *args,
+            ],
+            env=environ,
+            stdout=self._log_handle,
+            stderr=subprocess.STDOUT,
+        )
+        self._wait_ready()
+
+    def _wait_ready(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"loupe serve exited:\n{self.log.read_text()}")
+            try:
+                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                time.sleep(0.1)
+        raise RuntimeError(f"loupe serve did not start:\n{self.log.read_text()}")
+
+    def metric(self, name: str, labels: str = "") -> float:
+        """One sample from ``/metrics`` (0 when absent), e.g. ``metric("loupe_renders_total")``."""
+        text = httpx.get(self.url + "/metrics", timeout=5).text
+        pattern = re.escape(name + (("{" + labels + "}") if labels else "")) + r" ([0-9.e+-]+)"
+        found = re.search(r"^" + pattern + r"$", text, re.MULTILINE)
+        return float(found.group(1)) if found else 0.0
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self._log_handle.close()
