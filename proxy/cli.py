@@ -6,12 +6,15 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from proxy.config import Config, load_config
 from proxy.errors import ConfigError
+from proxy.signing import sign_url
 
 
 def _serve_overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -26,6 +29,10 @@ def _serve_overrides(args: argparse.Namespace) -> dict[str, Any]:
     put("server", "port", args.port)
     put("storage", "data_dir", args.data_dir)
     put("storage", "models_dir", args.models_dir)
+    if args.origin:
+        put("sources", "origins", list(args.origin))
+    if args.signing_key:
+        put("signing", "keys", list(args.signing_key))
     return flags
 
 
@@ -39,7 +46,21 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="port to bind (0 picks a free one)")
     serve.add_argument("--data-dir", type=Path, help="caches and the embedded store")
     serve.add_argument("--models-dir", type=Path, help="folder holding the model files")
+    serve.add_argument(
+        "--origin", action="append", metavar="NAME=URL", help="map /img/NAME/... to an HTTP origin"
+    )
+    serve.add_argument(
+        "--signing-key",
+        action="append",
+        metavar="KEY",
+        help="require signed URLs; repeat for rotation (the first signs, all verify)",
+    )
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    sign = commands.add_parser("sign", help="sign an image URL (path and query)")
+    sign.add_argument("url", help="e.g. /img/shop/shoe.jpg?w=600 or a full http(s) URL")
+    sign.add_argument("--key", help="signing key (default: the config's first key)")
+    sign.add_argument("--expires-in", type=int, metavar="SECONDS", help="add expires=now+SECONDS")
+    sign.add_argument("--config", type=Path)
     check = commands.add_parser("config", help="print the effective configuration as JSON")
     check.add_argument("--config", type=Path)
     return parser
@@ -58,6 +79,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "config":
         print(config.model_dump_json(indent=2))
         return 0
+    if args.command == "sign":
+        return _sign(config, args.url, args.key, args.expires_in)
     return _serve(config, args.log_level)
 
 
@@ -78,4 +101,19 @@ def _serve(config: Config, log_level: str) -> int:
         "serving %s on http://%s:%d", config.sources.root, config.server.host, config.server.port
     )
     run(config)
+    return 0
+
+
+def _sign(config: Config, url: str, key: str | None, expires_in: int | None) -> int:
+    key = key or (config.signing.keys[0] if config.signing.keys else None)
+    if not key:
+        print("loupe: no signing key: pass --key or configure signing.keys", file=sys.stderr)
+        return 2
+    parts = urlsplit(url)
+    query = parts.query
+    if expires_in is not None:
+        expiry = f"expires={int(time.time()) + expires_in}"
+        query = f"{query}&{expiry}" if query else expiry
+    signed = sign_url(key, parts.path, query)
+    print(f"{parts.scheme}://{parts.netloc}{signed}" if parts.netloc else signed)
     return 0

@@ -11,8 +11,16 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from proxy.errors import ConfigError
 
@@ -33,8 +41,79 @@ class ServerConfig(_Section):
     retry_after_s: int = Field(2, ge=1)
 
 
+class OriginConfig(_Section):
+    url: str
+    allow_hosts: tuple[str, ...] = Field(
+        (), description="hosts this origin may fetch from, redirects included; empty = any public"
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        parsed = urlsplit(value)
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise ValueError(f"origin URL must be http(s)://host/..., got {value!r}")
+        return value if value.endswith("/") else value + "/"
+
+
 class SourcesConfig(_Section):
     root: Path = Path("./images")
+    origins: dict[str, OriginConfig] = Field(
+        default_factory=dict, description="/img/NAME/... -> an HTTP origin"
+    )
+    allow_private_networks: bool = Field(
+        False, description="let origins reach loopback/private addresses (link-local never)"
+    )
+    connect_timeout_s: float = Field(3.0, gt=0)
+    read_timeout_s: float = Field(10.0, gt=0)
+    max_redirects: int = Field(3, ge=0, le=10)
+    revalidate_after_s: float = Field(60.0, ge=0, description="reuse an origin's ETag this long")
+
+    @field_validator("origins", mode="before")
+    @classmethod
+    def _origins_from_text(cls, value: object) -> object:
+        """``NAME=URL,NAME=URL`` (environment, flags) or a mapping (TOML)."""
+        if isinstance(value, str):
+            value = [part for part in value.split(",") if part.strip()]
+        if isinstance(value, list | tuple):
+            pairs = {}
+            for item in value:
+                name, sep, url = str(item).partition("=")
+                if not sep or not name.strip():
+                    raise ValueError(f"origin must be NAME=URL, got {item!r}")
+                pairs[name.strip()] = {"url": url.strip()}
+            return pairs
+        if isinstance(value, dict):
+            return {k: {"url": v} if isinstance(v, str) else v for k, v in value.items()}
+        return value
+
+    @field_validator("origins")
+    @classmethod
+    def _origin_names(cls, value: dict[str, OriginConfig]) -> dict[str, OriginConfig]:
+        for name in value:
+            if not name or "/" in name or name in (".", ".."):
+                raise ValueError(f"origin name {name!r} must be one path segment")
+        return value
+
+
+class SigningConfig(_Section):
+    keys: tuple[str, ...] = Field(
+        (), description="HMAC keys; the first signs, all verify (rotation). Empty = unsigned"
+    )
+
+    @field_validator("keys", mode="before")
+    @classmethod
+    def _keys_from_text(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+
+class SecurityConfig(_Section):
+    clamd: str | None = Field(
+        None, description="clamd socket path or tcp://host:port; set = scan every source"
+    )
+    clamd_timeout_s: float = Field(10.0, gt=0)
 
 
 class StorageConfig(_Section):
@@ -77,6 +156,8 @@ class ImagesConfig(_Section):
 class Config(_Section):
     server: ServerConfig = ServerConfig()
     sources: SourcesConfig = SourcesConfig()
+    signing: SigningConfig = SigningConfig()
+    security: SecurityConfig = SecurityConfig()
     storage: StorageConfig = StorageConfig()
     limits: LimitsConfig = LimitsConfig()
     cache: CacheConfig = CacheConfig()

@@ -37,6 +37,12 @@ class BadParameter(LoupeError):
     title = "Bad parameter"
 
 
+class Unauthorized(LoupeError):
+    status = 401
+    slug = "unauthorized"
+    title = "Unauthorized"
+
+
 class Forbidden(LoupeError):
     status = 403
     slug = "forbidden"
@@ -65,6 +71,18 @@ class DamagedImage(LoupeError):
     status = 422
     slug = "damaged-image"
     title = "Damaged image"
+
+
+class OriginFailed(LoupeError):
+    status = 502
+    slug = "origin-failed"
+    title = "Origin failed"
+
+
+class OriginTimeout(LoupeError):
+    status = 504
+    slug = "origin-timeout"
+    title = "Origin timed out"
 
 
 class Overloaded(LoupeError):

@@ -28,8 +28,9 @@ from proxy.processing.load import load
 from proxy.processing.orient import orient
 from proxy.processing.pad import pad
 from proxy.processing.plan import RenderPlan
-from proxy.processing.prepare import PrepareOptions, make_plan, probe
+from proxy.processing.prepare import PrepareOptions, make_plan
 from proxy.processing.scale import scale
+from proxy.processing.validate import Scanner, ValidationRules, validate
 
 Step = Callable[[pyvips.Image, RenderPlan], tuple[pyvips.Image, RenderPlan]]
 
@@ -50,6 +51,7 @@ class RenderSettings:
     policies: Mapping[str, Policy]
     avif: AvifEffort
     allow_svg: bool = False
+    scan: Scanner | None = None
     default_policy: str = "general"
     png_compression: int = 6
     webp_effort: int = 4
@@ -82,8 +84,9 @@ def render(
         if time.monotonic() > deadline:
             raise DeadlineExceeded(f"processing passed the request deadline during {stage}")
 
-    options = PrepareOptions(settings.limits, settings.allow_svg, settings.default_policy)
-    info = probe(blob, settings.limits, allow_svg=settings.allow_svg)
+    info = validate(blob, ValidationRules(settings.limits, settings.allow_svg, settings.scan))
+    lap("validate")
+    options = PrepareOptions(settings.limits, settings.default_policy)
     plan = make_plan(info, params, accept, settings.policies, options)
     lap("prepare")
     frames, plan, animation = load(blob, plan)

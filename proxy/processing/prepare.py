@@ -1,30 +1,18 @@
-"""Read the header (no pixels decoded) and decide geometry, format and quality."""
+"""Decide geometry, format and quality from the validated header and the request."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-import pyvips
-
 from proxy.config import LimitsConfig
-from proxy.errors import BadParameter, DamagedImage, SourceTooLarge, UnsupportedImage
+from proxy.errors import BadParameter, SourceTooLarge
 from proxy.geometry import Size, plan_layout, shrink_on_load
 from proxy.negotiate import AcceptClass, choose_format
 from proxy.params import TransformParams
 from proxy.policies import Policy
 from proxy.processing.plan import CropDecision, RenderPlan, SourceInfo
 
-# libvips loader name prefix -> our format name; anything else is refused.
-LOADERS = {
-    "jpegload": "jpeg",
-    "pngload": "png",
-    "webpload": "webp",
-    "gifload": "gif",
-    "heifload": "heif",
-    "tiffload": "tiff",
-    "svgload": "svg",
-}
 # Strategies that arrive with the analysis stage fall back to libvips attention (and say so).
 CROP_FALLBACK = {"smart": "attention", "faces": "attention"}
 
@@ -32,47 +20,7 @@ CROP_FALLBACK = {"smart": "attention", "faces": "attention"}
 @dataclass(frozen=True)
 class PrepareOptions:
     limits: LimitsConfig
-    allow_svg: bool
     default_policy: str
-
-
-def probe(blob: bytes, limits: LimitsConfig, *, allow_svg: bool) -> SourceInfo:
-    """Header facts, with the byte, pixel and frame limits enforced before decoding."""
-    if len(blob) > limits.max_source_bytes:
-        raise SourceTooLarge(f"source is {len(blob)} bytes; the limit is {limits.max_source_bytes}")
-    try:
-        header = pyvips.Image.new_from_buffer(blob, "")
-        loader = str(header.get("vips-loader"))
-    except pyvips.Error as exc:
-        message = str(exc)
-        if "not in a known format" in message or "is not a known" in message:
-            raise UnsupportedImage("the source is not an image format Loupe reads") from None
-        raise DamagedImage(f"cannot read the image header: {message.splitlines()[0]}") from None
-    fmt = next((name for prefix, name in LOADERS.items() if loader.startswith(prefix)), None)
-    if fmt is None or (fmt == "svg" and not allow_svg):
-        raise UnsupportedImage(f"source format ({loader.removesuffix('_buffer')}) is not allowed")
-    fields = set(header.get_fields())
-    pages = int(header.get("n-pages")) if "n-pages" in fields else 1
-    orientation = int(header.get("orientation")) if "orientation" in fields else 1
-    width, height = header.width, header.height
-    if orientation in (5, 6, 7, 8):
-        width, height = height, width
-    if width * height > limits.max_source_pixels:
-        raise SourceTooLarge(
-            f"source is {width}x{height} = {width * height} pixels; "
-            f"the limit is {limits.max_source_pixels}"
-        )
-    if pages > limits.max_frames:
-        raise SourceTooLarge(f"source has {pages} frames; the limit is {limits.max_frames}")
-    return SourceInfo(
-        format=fmt,
-        width=width,
-        height=height,
-        pages=pages,
-        orientation=orientation,
-        has_alpha=bool(header.hasalpha()),
-        bytes=len(blob),
-    )
 
 
 def _crop_decision(params: TransformParams, needs_window: bool) -> tuple[str, str | None]:

@@ -10,6 +10,7 @@ import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 
+import httpx
 import pyvips
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -24,12 +25,15 @@ from proxy.errors import LoupeError
 from proxy.policies import load_policies
 from proxy.processing.avif_effort import AvifEffort
 from proxy.processing.pipeline import RenderSettings
+from proxy.scanners.clamd import ClamdScanner
 from proxy.server import problems
 from proxy.server.images import ImageService
 from proxy.server.ops import Operations
 from proxy.server.pool import ProcessingPool
 from proxy.server.telemetry import Telemetry
+from proxy.sources.http import HttpSource, OriginPolicy
 from proxy.sources.local import LocalSource
+from proxy.sources.router import SourceRouter
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +75,33 @@ def configure_libvips() -> None:
     pyvips.cache_set_max(0)
 
 
+def build_sources(config: Config) -> SourceRouter:
+    """The local folder plus one HTTP source per configured origin, sharing one client."""
+    sources = config.sources
+    client = httpx.AsyncClient(
+        timeout=httpx.Timeout(sources.read_timeout_s, connect=sources.connect_timeout_s),
+        limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
+        follow_redirects=False,  # each hop is checked by the SSRF guard instead
+        trust_env=False,  # never route origin fetches through an environment proxy
+    )
+    origins = {
+        name: HttpSource(
+            name,
+            origin.url,
+            OriginPolicy(
+                allow_hosts=origin.allow_hosts,
+                allow_private=sources.allow_private_networks,
+                max_redirects=sources.max_redirects,
+                revalidate_after_s=sources.revalidate_after_s,
+                max_bytes=config.limits.max_source_bytes,
+            ),
+            client,
+        )
+        for name, origin in sources.origins.items()
+    }
+    return SourceRouter(LocalSource(sources.root), origins, client)
+
+
 def create_app(config: Config) -> Starlette:
     configure_libvips()
     data_dir = config.storage.data_dir
@@ -87,6 +118,8 @@ def create_app(config: Config) -> Starlette:
         disk_bytes=config.cache.disk_bytes,
         io=io,
     )
+    security = config.security
+    scanner = ClamdScanner(security.clamd, security.clamd_timeout_s) if security.clamd else None
     avif = AvifEffort(config.images.avif_time_budget_s, data_dir)
     if config.images.avif_effort is not None:
         avif = AvifEffort.fixed(config.images.avif_effort)
@@ -95,11 +128,12 @@ def create_app(config: Config) -> Starlette:
         policies=load_policies(config.images.policies_file),
         avif=avif,
         allow_svg=config.images.allow_svg,
+        scan=scanner.scan if scanner else None,
         default_policy=config.images.default_policy,
         png_compression=config.images.png_compression,
         webp_effort=config.images.webp_effort,
     )
-    source = LocalSource(config.sources.root)
+    source = build_sources(config)
     images = ImageService(config, source, cache, pool, telemetry, settings)
     ops = Operations(telemetry, pool, config.sources.root, data_dir)
 
@@ -111,6 +145,7 @@ def create_app(config: Config) -> Starlette:
             yield
         finally:
             pool.shutdown()
+            await source.aclose()
             io.shutdown(wait=True)
             cache.close()
 

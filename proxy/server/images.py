@@ -16,6 +16,7 @@ from proxy.params import TransformParams, parse_params
 from proxy.processing.pipeline import Rendered, RenderSettings, render
 from proxy.server.pool import ProcessingPool
 from proxy.server.telemetry import Telemetry
+from proxy.signing import verify
 from proxy.sources.base import Source, SourceRef
 
 
@@ -100,6 +101,12 @@ class ImageService:
     async def handle(self, request: Request) -> Response:
         started = time.perf_counter()
         path = request.path_params["path"]
+        raw_path = request.scope.get("raw_path") or request.url.path.encode()
+        signed = verify(
+            self.config.signing.keys,
+            raw_path.decode("latin-1"),
+            request.scope["query_string"].decode("latin-1"),
+        )
         default_crop = self.config.images.default_crop
         params = parse_params(request.url.query, default_crop=default_crop)
         accept = parse_accept(request.headers.get("accept"))
@@ -117,7 +124,7 @@ class ImageService:
             item, timings = outcome.item, outcome.timings
             state = "coalesced" if joined else "miss"
         self.telemetry.cache.labels(state).inc()
-        return self._respond(request, item, state, params, timings)
+        return self._respond(request, item, state, params, timings, signed=signed)
 
     def _respond(
         self,
@@ -126,14 +133,21 @@ class ImageService:
         state: str,
         params: TransformParams,
         timings: tuple[tuple[str, float], ...],
+        *,
+        signed: bool,
     ) -> Response:
         cache = self.config.cache
+        # A signed URL's bytes can only change with its source identity, which is not in
+        # the URL, yet signed URLs are meant to be versioned by their issuer: immutable.
+        freshness = (
+            f"public, max-age={cache.max_age_s}, immutable"
+            if signed
+            else f"public, max-age={cache.max_age_s}, "
+            f"stale-while-revalidate={cache.stale_while_revalidate_s}"
+        )
         headers = {
             "ETag": item.etag,
-            "Cache-Control": (
-                f"public, max-age={cache.max_age_s}, "
-                f"stale-while-revalidate={cache.stale_while_revalidate_s}"
-            ),
+            "Cache-Control": freshness,
             "Server-Timing": server_timing(timings),
             "X-Loupe-Cache": state,
             **item.headers,

@@ -13,6 +13,7 @@ class SourceRef:
     path: str
     identity: str
     size: int
+    inner: SourceRef | None = None  # the routed source's own ref, when a router wrapped it
 
 
 class Source(Protocol):

@@ -1,0 +1,1 @@
+"""Optional malware scanning of source bytes, behind one small interface."""

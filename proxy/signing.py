@@ -1,0 +1,78 @@
+"""URL signatures (``s``): hex HMAC-SHA256 of the request path, ``?`` and the query string
+exactly as sent with ``s`` removed. Several keys allow rotation; ``expires`` (Unix seconds)
+is an ordinary, therefore signed, parameter.
+
+The same function signs (``loupe sign``, the URL builders) and verifies, so the two can
+never disagree about the canonical string.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+from collections.abc import Sequence
+
+from proxy.errors import Forbidden, Unauthorized
+
+
+def strip_signature(query: str) -> tuple[str, str | None]:
+    """The raw query without its ``s=`` pair (order and encoding untouched), and ``s``."""
+    kept: list[str] = []
+    signature: str | None = None
+    for pair in query.split("&") if query else []:
+        if pair.startswith("s=") and signature is None:
+            signature = pair[2:]
+        else:
+            kept.append(pair)
+    return "&".join(kept), signature
+
+
+def signed_string(path: str, query_without_s: str) -> str:
+    return f"{path}?{query_without_s}" if query_without_s else path
+
+
+def signature(key: str, path: str, query_without_s: str) -> str:
+    message = signed_string(path, query_without_s).encode()
+    return hmac.new(key.encode(), message, hashlib.sha256).hexdigest()
+
+
+def sign_url(key: str, path: str, query: str = "") -> str:
+    """``path?query&s=...`` (the query as given, ``s`` appended last)."""
+    stripped, _ = strip_signature(query)
+    mark = signature(key, path, stripped)
+    return f"{path}?{stripped}&s={mark}" if stripped else f"{path}?s={mark}"
+
+
+def _expires(query_without_s: str) -> int | None:
+    for pair in query_without_s.split("&"):
+        if pair.startswith("expires="):
+            value = pair[len("expires=") :]
+            if not value.isdigit():
+                raise Forbidden("expires must be a Unix timestamp in seconds")
+            return int(value)
+    return None
+
+
+def verify(keys: Sequence[str], path: str, query: str, *, now: float | None = None) -> bool:
+    """Check ``s`` against every key in constant time; raise when it is missing or wrong.
+
+    Returns True when a signature was checked (so responses may be ``immutable``), False
+    when signing is off.
+    """
+    if not keys:
+        return False
+    stripped, given = strip_signature(query)
+    if not given:
+        raise Unauthorized("this server requires signed URLs: the s parameter is missing")
+    matched = False
+    for key in keys:
+        # No early exit: every key is compared, so timing does not reveal which matched.
+        expected = signature(key, path, stripped).encode()
+        matched |= hmac.compare_digest(expected, given.lower().encode("utf-8", "surrogateescape"))
+    if not matched:
+        raise Forbidden("the URL signature does not match")
+    expires = _expires(stripped)
+    if expires is not None and expires < (time.time() if now is None else now):
+        raise Forbidden("the signed URL has expired")
+    return True

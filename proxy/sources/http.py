@@ -1,0 +1,153 @@
+"""An HTTP origin: ``/img/NAME/path`` -> ``<origin url>/path``, fetched through httpx
+with pooled connections, timeouts, a redirect limit, a streaming byte cap and the SSRF
+guard on every hop. The origin's ETag/Last-Modified become the source identity, and
+are revalidated (conditional GET) once ``revalidate_after_s`` has passed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+from urllib.parse import quote, urljoin, urlsplit
+
+import httpx
+from cachetools import LRUCache
+
+from proxy.errors import Forbidden, OriginFailed, OriginTimeout, SourceNotFound, SourceTooLarge
+from proxy.sources.base import SourceRef
+from proxy.sources.netguard import resolve_allowed
+
+
+@dataclass(frozen=True)
+class OriginPolicy:
+    allow_hosts: tuple[str, ...]
+    allow_private: bool
+    max_redirects: int
+    revalidate_after_s: float
+    max_bytes: int
+
+
+@dataclass
+class _Known:
+    identity: str
+    validator: dict[str, str]  # headers for a conditional GET
+    size: int
+    checked_at: float
+
+
+def _host_allowed(host: str, allow_hosts: tuple[str, ...]) -> bool:
+    host = host.lower().rstrip(".")
+    return not allow_hosts or any(
+        host == allowed or (allowed.startswith(".") and host.endswith(allowed))
+        for allowed in (a.lower() for a in allow_hosts)
+    )
+
+
+class HttpSource:
+    def __init__(self, name: str, base_url: str, policy: OriginPolicy, client: httpx.AsyncClient):
+        self.name = name
+        self.base_url = base_url
+        self.policy = policy
+        self.client = client
+        self._known: LRUCache[str, _Known] = LRUCache(maxsize=10_000)
+        # Bodies fetched by locate(), handed to the read() that follows it.
+        self._bodies: LRUCache[str, bytes] = LRUCache(maxsize=64 * 1024 * 1024, getsizeof=len)
+
+    def url_for(self, path: str) -> str:
+        if any(part in ("..", ".") for part in path.split("/")):
+            raise Forbidden(f"path {path!r} is not allowed")
+        return urljoin(self.base_url, quote(path.lstrip("/"), safe="/%:@!$&'()*+,;=-._~"))
+
+    async def _send(self, url: str, headers: dict[str, str]) -> httpx.Response:
+        """GET with redirects followed by hand, so every hop passes the guard."""
+        for _hop in range(self.policy.max_redirects + 1):
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise Forbidden(f"origin redirected to a non-HTTP URL {url!r}")
+            host = parts.hostname
+            if not _host_allowed(host, self.policy.allow_hosts):
+                raise Forbidden(f"host {host!r} is not on origin {self.name!r}'s allow list")
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+            address = await resolve_allowed(host, port, allow_private=self.policy.allow_private)
+            target = httpx.URL(url).copy_with(host=str(address))
+            extensions = {"sni_hostname": host} if parts.scheme == "https" else {}
+            request = self.client.build_request(
+                "GET",
+                target,
+                headers={**headers, "Host": parts.netloc.rsplit("@", 1)[-1]},
+                extensions=extensions,
+            )
+            response = await self.client.send(request, stream=True)
+            if response.is_redirect and "location" in response.headers:
+                await response.aclose()
+                url = urljoin(url, response.headers["location"])
+                continue
+            return response
+        raise OriginFailed(
+            f"origin {self.name!r} redirected more than {self.policy.max_redirects} times"
+        )
+
+    async def _fetch(self, url: str, conditional: dict[str, str]) -> tuple[httpx.Response, bytes]:
+        try:
+            response = await self._send(url, {"Accept": "image/*", **conditional})
+            try:
+                if response.status_code == 304:
+                    return response, b""
+                if response.status_code in (404, 410):
+                    raise SourceNotFound(f"origin {self.name!r} has no {url!r}")
+                if response.status_code >= 400:
+                    raise OriginFailed(f"origin {self.name!r} answered {response.status_code}")
+                declared = response.headers.get("content-length", "")
+                if declared.isdigit() and int(declared) > self.policy.max_bytes:
+                    raise SourceTooLarge(
+                        f"origin declares {declared} bytes; the limit is {self.policy.max_bytes}"
+                    )
+                chunks, total = [], 0
+                async for chunk in response.aiter_bytes():
+                    total += len(chunk)
+                    if total > self.policy.max_bytes:
+                        raise SourceTooLarge(
+                            f"origin sent more than the {self.policy.max_bytes}-byte limit"
+                        )
+                    chunks.append(chunk)
+                return response, b"".join(chunks)
+            finally:
+                await response.aclose()
+        except httpx.TimeoutException:
+            raise OriginTimeout(f"origin {self.name!r} timed out") from None
+        except httpx.TransportError as exc:
+            raise OriginFailed(f"origin {self.name!r} failed: {type(exc).__name__}") from None
+
+    @staticmethod
+    def _identity(response: httpx.Response, body: bytes) -> tuple[str, dict[str, str]]:
+        etag = response.headers.get("etag")
+        modified = response.headers.get("last-modified")
+        if etag:
+            return f"etag:{etag}", {"If-None-Match": etag}
+        if modified:
+            return f"lm:{modified}", {"If-Modified-Since": modified}
+        return "sha256:" + hashlib.sha256(body).hexdigest(), {}
+
+    async def locate(self, path: str) -> SourceRef:
+        url = self.url_for(path)
+        known = self._known.get(url)
+        now = time.monotonic()
+        if known and now - known.checked_at < self.policy.revalidate_after_s:
+            return SourceRef(url, known.identity, known.size)
+        response, body = await self._fetch(url, known.validator if known else {})
+        if response.status_code == 304 and known:
+            known.checked_at = now
+            return SourceRef(url, known.identity, known.size)
+        identity, validator = self._identity(response, body)
+        self._known[url] = _Known(identity, validator, len(body), now)
+        self._bodies[f"{url}\n{identity}"] = body
+        return SourceRef(url, identity, len(body))
+
+    async def read(self, ref: SourceRef, max_bytes: int) -> bytes:
+        body = self._bodies.pop(f"{ref.path}\n{ref.identity}", None)
+        if body is None:
+            _, body = await self._fetch(ref.path, {})
+        if len(body) > max_bytes:
+            raise SourceTooLarge(f"source is {len(body)} bytes; the limit is {max_bytes}")
+        return body

@@ -1,0 +1,37 @@
+"""Route ``/img/{path}`` to a source: ``NAME/...`` goes to origin NAME, the rest to the
+local folder."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import httpx
+
+from proxy.sources.base import Source, SourceRef
+
+
+class SourceRouter:
+    def __init__(
+        self, local: Source, origins: Mapping[str, Source], client: httpx.AsyncClient | None = None
+    ) -> None:
+        self.local = local
+        self.origins = dict(origins)
+        self._client = client
+
+    def _route(self, path: str) -> tuple[Source, str]:
+        name, _, rest = path.lstrip("/").partition("/")
+        origin = self.origins.get(name)
+        return (origin, rest) if origin is not None and rest else (self.local, path)
+
+    async def locate(self, path: str) -> SourceRef:
+        source, inner = self._route(path)
+        ref = await source.locate(inner)
+        return SourceRef(path, ref.identity, ref.size, inner=ref)
+
+    async def read(self, ref: SourceRef, max_bytes: int) -> bytes:
+        source, _ = self._route(ref.path)
+        return await source.read(ref.inner or ref, max_bytes)
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
