@@ -107,7 +107,7 @@ def format_value(name: str, value: ParamValue) -> str:
         return "1" if value else "0"
     if isinstance(value, int | float):
         return _number(value)
-    if name == "rect" and isinstance(value, Sequence):
+    if name == "rect" and isinstance(value, Sequence) and not isinstance(value, bytes):
         if len(value) != 4:
             raise ValueError(f"rect needs four numbers (x, y, w, h), got {len(value)}")
         parts: list[str] = []
@@ -156,12 +156,14 @@ def _expires_value(expires: Expires) -> int:
     if isinstance(expires, datetime):
         if expires.tzinfo is None:
             raise ValueError("expires must be an aware datetime (naive times are ambiguous)")
-        return math.floor(expires.timestamp())
-    if isinstance(expires, bool) or not isinstance(expires, int):
+        seconds = math.floor(expires.timestamp())
+    elif isinstance(expires, bool) or not isinstance(expires, int):
         raise TypeError(f"expires must be Unix seconds (int) or a datetime, got {expires!r}")
-    if expires < 0:
-        raise ValueError(f"expires must not be negative, got {expires}")
-    return expires
+    else:
+        seconds = expires
+    if seconds < 0:
+        raise ValueError(f"expires must not be negative, got {seconds}")
+    return seconds
 
 
 def _base(base: str) -> str:
@@ -184,9 +186,7 @@ def _check_key(key: str | None, expires: Expires | None) -> None:
     encode_component(key)  # refuses keys that are not valid Unicode
 
 
-def _assemble(
-    prefix: str, path: str, query: str, key: str | None, expires: Expires | None
-) -> str:
+def _assemble(prefix: str, path: str, query: str, key: str | None, expires: Expires | None) -> str:
     if key is not None:
         if expires is not None:
             stamp = f"expires={_expires_value(expires)}"
