@@ -76,14 +76,16 @@ class ImageService:
     async def _compute(
         self, ref: SourceRef, params: TransformParams, accept: AcceptClass, key: str
     ) -> Outcome:
-        started = time.perf_counter()
-        blob = await self.source.read(ref, self.config.limits.max_source_bytes)
-        fetched = time.perf_counter() - started
+        with self.pool.admit() as ticket:
+            started = time.perf_counter()
+            blob = await self.source.read(ref, self.config.limits.max_source_bytes)
+            fetched = time.perf_counter() - started
 
-        def work(deadline: float) -> Rendered:
-            return render(blob, params, accept, self.settings, deadline=deadline)
+            def work(deadline: float) -> Rendered:
+                return render(blob, params, accept, self.settings, deadline=deadline)
 
-        rendered = await self.pool.run(work, self.config.server.request_deadline_s)
+            deadline_s = self.config.server.request_deadline_s
+            rendered = await self.pool.run_admitted(ticket, work, deadline_s)
         self.telemetry.renders.inc()
         for stage, seconds in rendered.timings:
             self.telemetry.stage.labels(stage).observe(seconds)
