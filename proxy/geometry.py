@@ -36,7 +36,7 @@ class Layout:
 
 
 def clamp_region(rect: Rect | None, source: Size) -> Rect | None:
-    """Intersect ``rect`` with the source; ``None`` for the whole source or no overlap."""
+    """Intersect ``rect`` with the source (no rect: the whole source); ``None`` if disjoint."""
     if rect is None:
         return Rect(0, 0, source.width, source.height)
     x0, y0 = min(rect.x, source.width), min(rect.y, source.height)

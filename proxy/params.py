@@ -23,6 +23,7 @@ PolicyName = Literal["general", "product", "art", "screenshot", "medical", "lega
 Context = Literal["gallery", "search", "feed", "featured", "social", "hero"]
 
 MAX_DIMENSION = 8192
+FOCAL_DIGITS = 4  # decimals of fp-x/fp-y that are kept (and written to the canonical query)
 # Parameters the contract names but whose handling lives elsewhere (signing).
 PASSTHROUGH = frozenset({"s", "expires"})
 KNOWN = (
@@ -114,11 +115,11 @@ class TransformParams:
 
 
 def _num(value: float) -> str:
-    return f"{value:.4f}".rstrip("0").rstrip(".")
+    return f"{value:.{FOCAL_DIGITS}f}".rstrip("0").rstrip(".")
 
 
 def _int(name: str, raw: str, low: int, high: int) -> int:
-    if not re.fullmatch(r"\d{1,6}", raw):
+    if not re.fullmatch(r"[0-9]{1,6}", raw):
         raise BadParameter(f"{name} must be an integer {low}-{high}, got {raw!r}")
     value = int(raw)
     if not low <= value <= high:
@@ -165,6 +166,8 @@ def _background(raw: str) -> tuple[int, int, int, int]:
 
 def split_query(query: str) -> dict[str, str]:
     """Parse a raw query string, refusing unknown and repeated parameters."""
+    # Empty pieces (a trailing or doubled "&") are harmless and common in hand-made URLs.
+    query = "&".join(piece for piece in query.split("&") if piece)
     try:
         pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query))
     except ValueError:
@@ -197,8 +200,9 @@ def parse_params(query: str, *, default_crop: Crop = "smart") -> TransformParams
             raise BadParameter("fp-x and fp-y need crop=focalpoint")
         params = replace(
             params,
-            focal_x=_float("fp-x", raw.get("fp-x", "0.5"), 0, 1),
-            focal_y=_float("fp-y", raw.get("fp-y", "0.5"), 0, 1),
+            # Kept to the precision the canonical query (the cache key) records.
+            focal_x=round(_float("fp-x", raw.get("fp-x", "0.5"), 0, 1), FOCAL_DIGITS),
+            focal_y=round(_float("fp-y", raw.get("fp-y", "0.5"), 0, 1), FOCAL_DIGITS),
         )
     if "rect" in raw:
         params = replace(params, rect=_rect(raw["rect"]))

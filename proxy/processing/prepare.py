@@ -14,6 +14,7 @@ from proxy.policies import Policy
 from proxy.processing.plan import CropDecision, RenderPlan, SourceInfo
 
 # Strategies that arrive with the analysis stage fall back to libvips attention (and say so).
+PIXEL_STRATEGIES = frozenset({"attention", "entropy", "smart", "faces"})
 CROP_FALLBACK = {"smart": "attention", "faces": "attention"}
 
 
@@ -76,8 +77,8 @@ def make_plan(
             params.quality if params.quality is not None else policy.quality_for(choice.format)
         )
     strategy, requested = _crop_decision(params, layout.needs_window)
-    # Who chose the region: the URL's author, or the server's (AI) default strategy.
-    by = "user" if params.crop_explicit or strategy == "none" else "ai"
+    # Who chose the region: a strategy that looks at the pixels, or the URL's own geometry.
+    by = "ai" if strategy in PIXEL_STRATEGIES else "user"
     notes = (choice.note,) if choice.note else ()
     window = Size(layout.window.w, layout.window.h)
     return RenderPlan(

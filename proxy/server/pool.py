@@ -81,7 +81,7 @@ class ProcessingPool:
         a render past its deadline still occupies its thread until libvips stops.
         """
         deadline = time.monotonic() + deadline_s
-        future = self._executor.submit(work, deadline)
+        future = self._executor.submit(work, deadline)  # raises after shutdown: ticket freed
         ticket.handed_to_worker = True
         future.add_done_callback(lambda _: ticket.release())
         try:

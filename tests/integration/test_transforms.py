@@ -185,7 +185,8 @@ def test_crop_strategy_header_matches_pixels(
     assert size(image) == (200, 200)
     header = crop_header(response)
     assert header.strategy == strategy
-    assert header.by == "user"
+    # Strategies that look at the pixels are the AI's decision; geometric ones the URL's.
+    assert header.by == ("ai" if strategy in ("attention", "entropy") else "user")
     assert header.requested is None
     x, y, w, h = header.rect
     assert (w, h) == (512, 512), "the largest square window of a 768x512 source"
