@@ -69,9 +69,14 @@ class RequestMetrics:
             self.telemetry.latency.labels(route).observe(time.perf_counter() - started)
 
 
-def configure_libvips() -> None:
-    """Process-wide libvips settings: no risky loaders, no operation cache (we cache results)."""
+def configure_libvips(*, allow_svg: bool = False) -> None:
+    """Process-wide libvips settings: no risky loaders, no operation cache (we cache results).
+
+    libvips counts its SVG loader (librsvg) as untrusted, so ``images.allow_svg`` must lift
+    that one block explicitly, or allowed SVGs could never load.
+    """
     pyvips.block_untrusted_set(True)
+    pyvips.operation_block_set("VipsForeignLoadSvg", not allow_svg)
     pyvips.cache_set_max(0)
 
 
@@ -94,6 +99,7 @@ def build_sources(config: Config) -> SourceRouter:
                 max_redirects=sources.max_redirects,
                 revalidate_after_s=sources.revalidate_after_s,
                 max_bytes=config.limits.max_source_bytes,
+                fetch_deadline_s=config.server.request_deadline_s,
             ),
             client,
         )
@@ -103,7 +109,7 @@ def build_sources(config: Config) -> SourceRouter:
 
 
 def create_app(config: Config) -> Starlette:
-    configure_libvips()
+    configure_libvips(allow_svg=config.images.allow_svg)
     data_dir = config.storage.data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
     telemetry = Telemetry()

@@ -6,6 +6,7 @@ are revalidated (conditional GET) once ``revalidate_after_s`` has passed.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from cachetools import LRUCache
 
 from proxy.errors import Forbidden, OriginFailed, OriginTimeout, SourceNotFound, SourceTooLarge
 from proxy.sources.base import SourceRef
-from proxy.sources.netguard import resolve_allowed
+from proxy.sources.netguard import IPAddress, resolve_allowed
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,9 @@ class OriginPolicy:
     max_redirects: int
     revalidate_after_s: float
     max_bytes: int
+    # Whole-fetch cap (all hops and the body): the read timeout alone is per chunk, so an
+    # origin trickling a byte at a time could otherwise hold a request indefinitely.
+    fetch_deadline_s: float = 60.0
 
 
 @dataclass
@@ -69,16 +73,8 @@ class HttpSource:
             if not _host_allowed(host, self.policy.allow_hosts):
                 raise Forbidden(f"host {host!r} is not on origin {self.name!r}'s allow list")
             port = parts.port or (443 if parts.scheme == "https" else 80)
-            address = await resolve_allowed(host, port, allow_private=self.policy.allow_private)
-            target = httpx.URL(url).copy_with(host=str(address))
-            extensions = {"sni_hostname": host} if parts.scheme == "https" else {}
-            request = self.client.build_request(
-                "GET",
-                target,
-                headers={**headers, "Host": parts.netloc.rsplit("@", 1)[-1]},
-                extensions=extensions,
-            )
-            response = await self.client.send(request, stream=True)
+            addresses = await resolve_allowed(host, port, allow_private=self.policy.allow_private)
+            response = await self._connect_any(addresses, url, host, parts.netloc, headers)
             if response.is_redirect and "location" in response.headers:
                 await response.aclose()
                 url = urljoin(url, response.headers["location"])
@@ -88,33 +84,60 @@ class HttpSource:
             f"origin {self.name!r} redirected more than {self.policy.max_redirects} times"
         )
 
+    async def _connect_any(
+        self,
+        addresses: list[IPAddress],
+        url: str,
+        host: str,
+        netloc: str,
+        headers: dict[str, str],
+    ) -> httpx.Response:
+        """Connect to the checked addresses in order (IPv6 then IPv4, say) until one answers."""
+        https = url.startswith("https:")
+        failure: httpx.ConnectError | None = None
+        for address in addresses:
+            request = self.client.build_request(
+                "GET",
+                httpx.URL(url).copy_with(host=str(address)),
+                headers={**headers, "Host": netloc.rsplit("@", 1)[-1]},
+                extensions={"sni_hostname": host} if https else {},
+            )
+            try:
+                return await self.client.send(request, stream=True)
+            except httpx.ConnectError as exc:
+                failure = exc
+        assert failure is not None
+        raise failure
+
     async def _fetch(self, url: str, conditional: dict[str, str]) -> tuple[httpx.Response, bytes]:
         try:
-            response = await self._send(url, {"Accept": "image/*", **conditional})
-            try:
-                if response.status_code == 304:
-                    return response, b""
-                if response.status_code in (404, 410):
-                    raise SourceNotFound(f"origin {self.name!r} has no {url!r}")
-                if response.status_code >= 400:
-                    raise OriginFailed(f"origin {self.name!r} answered {response.status_code}")
-                declared = response.headers.get("content-length", "")
-                if declared.isdigit() and int(declared) > self.policy.max_bytes:
-                    raise SourceTooLarge(
-                        f"origin declares {declared} bytes; the limit is {self.policy.max_bytes}"
-                    )
-                chunks, total = [], 0
-                async for chunk in response.aiter_bytes():
-                    total += len(chunk)
-                    if total > self.policy.max_bytes:
+            async with asyncio.timeout(self.policy.fetch_deadline_s):
+                response = await self._send(url, {"Accept": "image/*", **conditional})
+                try:
+                    if response.status_code == 304:
+                        return response, b""
+                    if response.status_code in (404, 410):
+                        raise SourceNotFound(f"origin {self.name!r} has no {url!r}")
+                    if response.status_code >= 400:
+                        raise OriginFailed(f"origin {self.name!r} answered {response.status_code}")
+                    declared = response.headers.get("content-length", "")
+                    if declared.isdigit() and int(declared) > self.policy.max_bytes:
+                        limit = self.policy.max_bytes
                         raise SourceTooLarge(
-                            f"origin sent more than the {self.policy.max_bytes}-byte limit"
+                            f"origin declares {declared} bytes; the limit is {limit}"
                         )
-                    chunks.append(chunk)
-                return response, b"".join(chunks)
-            finally:
-                await response.aclose()
-        except httpx.TimeoutException:
+                    chunks, total = [], 0
+                    async for chunk in response.aiter_bytes():
+                        total += len(chunk)
+                        if total > self.policy.max_bytes:
+                            raise SourceTooLarge(
+                                f"origin sent more than the {self.policy.max_bytes}-byte limit"
+                            )
+                        chunks.append(chunk)
+                    return response, b"".join(chunks)
+                finally:
+                    await response.aclose()
+        except (httpx.TimeoutException, TimeoutError):
             raise OriginTimeout(f"origin {self.name!r} timed out") from None
         except httpx.TransportError as exc:
             raise OriginFailed(f"origin {self.name!r} failed: {type(exc).__name__}") from None

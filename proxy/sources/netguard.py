@@ -49,8 +49,8 @@ def refusal(address: IPAddress, *, allow_private: bool) -> str | None:
     return "private and loopback addresses are refused (sources.allow_private_networks is off)"
 
 
-async def resolve_allowed(host: str, port: int, *, allow_private: bool) -> IPAddress:
-    """Resolve ``host`` and return an address to connect to; refuse if ANY answer is bad."""
+async def resolve_allowed(host: str, port: int, *, allow_private: bool) -> list[IPAddress]:
+    """Resolve ``host`` to the addresses to try in order; refuse if ANY answer is bad."""
     loop = asyncio.get_running_loop()
     try:
         infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
@@ -63,4 +63,4 @@ async def resolve_allowed(host: str, port: int, *, allow_private: bool) -> IPAdd
         reason = refusal(address, allow_private=allow_private)
         if reason:
             raise Forbidden(f"origin host {host!r} resolves to {address}: {reason}")
-    return addresses[0]
+    return list(dict.fromkeys(addresses))
