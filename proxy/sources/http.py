@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from urllib.parse import quote, urljoin, urlsplit
 
@@ -48,9 +49,20 @@ def _host_allowed(host: str, allow_hosts: tuple[str, ...]) -> bool:
     )
 
 
+Resolver = Callable[..., Awaitable[list[IPAddress]]]
+
+
 class HttpSource:
-    def __init__(self, name: str, base_url: str, policy: OriginPolicy, client: httpx.AsyncClient):
+    def __init__(
+        self,
+        name: str,
+        base_url: str,
+        policy: OriginPolicy,
+        client: httpx.AsyncClient,
+        resolve: Resolver = resolve_allowed,
+    ):
         self.name = name
+        self._resolve = resolve
         self.base_url = base_url
         self.policy = policy
         self.client = client
@@ -73,7 +85,7 @@ class HttpSource:
             if not _host_allowed(host, self.policy.allow_hosts):
                 raise Forbidden(f"host {host!r} is not on origin {self.name!r}'s allow list")
             port = parts.port or (443 if parts.scheme == "https" else 80)
-            addresses = await resolve_allowed(host, port, allow_private=self.policy.allow_private)
+            addresses = await self._resolve(host, port, allow_private=self.policy.allow_private)
             response = await self._connect_any(addresses, url, host, parts.netloc, headers)
             if response.is_redirect and "location" in response.headers:
                 await response.aclose()
