@@ -148,6 +148,10 @@ class ImagesConfig(_Section):
         None, ge=0, le=9, description="fixed AVIF effort; unset = calibrate to the budget"
     )
     webp_effort: int = Field(4, ge=0, le=6)
+    webp_smart_subsample: bool = Field(
+        False, description="sharp YUV for every WebP: doubles encode time, rarely pays"
+    )
+    jpeg_progressive: bool = Field(False, description="progressive JPEG: ~1% smaller, 2x encode")
     png_compression: int = Field(6, ge=0, le=9)
     allow_svg: bool = False
     policies_file: Path | None = None

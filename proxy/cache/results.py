@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import threading
-from concurrent.futures import Executor
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -61,6 +61,8 @@ class ResultCache:
             else None
         )
         self._io = io
+        self._pending: set[Future[None]] = set()
+        self._writing: dict[str, CachedImage] = {}
 
     def _remember(self, key: str, item: CachedImage) -> None:
         if self._memory is not None and _size(item) <= self._max_item:
@@ -78,6 +80,11 @@ class ResultCache:
         item = self.get_memory(key)
         if item is not None:
             return item, "memory"
+        with self._memory_lock:
+            item = self._writing.get(key)
+        if item is not None:
+            self._remember(key, item)
+            return item, "disk"
         if self._disk is None:
             return None, ""
         loop = asyncio.get_running_loop()
@@ -88,12 +95,33 @@ class ResultCache:
         return None, ""
 
     async def put(self, key: str, item: CachedImage) -> None:
+        """Memory now; disk in the background (the response need not wait for it). Until
+        the write lands, the item is served from ``_writing`` even if memory evicted it."""
         self._remember(key, item)
-        if self._disk is not None:
-            loop = asyncio.get_running_loop()
-            await loop.run_in_executor(self._io, self._disk.set, key, item)
+        if self._disk is None:
+            return
+        with self._memory_lock:
+            self._writing[key] = item
+        self._pending.add(self._io.submit(self._write, key, item))
+        self._pending = {write for write in self._pending if not write.done()}
+
+    def _write(self, key: str, item: CachedImage) -> None:
+        try:
+            assert self._disk is not None
+            self._disk.set(key, item)
+        finally:
+            with self._memory_lock:
+                if self._writing.get(key) is item:
+                    del self._writing[key]
+
+    def flush(self) -> None:
+        """Wait for background disk writes (shutdown, tests)."""
+        for write in list(self._pending):
+            write.result()
+        self._pending.clear()
 
     def clear(self) -> None:
+        self.flush()
         if self._memory is not None:
             with self._memory_lock:
                 self._memory.clear()
@@ -101,5 +129,6 @@ class ResultCache:
             self._disk.clear()
 
     def close(self) -> None:
+        self.flush()
         if self._disk is not None:
             self._disk.close()

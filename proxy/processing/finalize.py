@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import pyvips
@@ -36,20 +37,40 @@ def _join(
     return image
 
 
-def _save_options(
-    plan: RenderPlan, avif: AvifEffort, png_compression: int, webp_effort: int
+@dataclass(frozen=True)
+class EncoderSettings:
+    avif: AvifEffort
+    png_compression: int = 6
+    webp_effort: int = 4
+    webp_smart_subsample: bool = False
+    jpeg_progressive: bool = False
+
+
+def save_options(
+    plan: RenderPlan, encoder: EncoderSettings, quality: int | None = None
 ) -> tuple[str, dict[str, Any]]:
-    q = plan.quality
+    """libvips saver suffix and options; ``quality`` overrides the plan's (for q=auto)."""
+    q = quality if quality is not None else plan.quality
     if plan.format == "jpeg":
-        return ".jpg", {"Q": q, "optimize_coding": True, "interlace": True, "keep": "icc"}
+        return ".jpg", {
+            "Q": q,
+            "optimize_coding": True,
+            "interlace": encoder.jpeg_progressive,
+            "keep": "icc",
+        }
     if plan.format == "png":
-        return ".png", {"compression": png_compression, "keep": "icc"}
+        return ".png", {"compression": encoder.png_compression, "keep": "icc"}
     if plan.format == "webp":
         if plan.lossless:
-            return ".webp", {"lossless": True, "effort": webp_effort, "keep": "icc"}
-        return ".webp", {"Q": q, "effort": webp_effort, "smart_subsample": True, "keep": "icc"}
+            return ".webp", {"lossless": True, "effort": encoder.webp_effort, "keep": "icc"}
+        return ".webp", {
+            "Q": q,
+            "effort": encoder.webp_effort,
+            "smart_subsample": encoder.webp_smart_subsample,
+            "keep": "icc",
+        }
     if plan.format == "avif":
-        return ".avif", {"Q": q, "compression": "av1", "effort": avif.get(), "keep": "icc"}
+        return ".avif", {"Q": q, "compression": "av1", "effort": encoder.avif.get(), "keep": "icc"}
     return ".gif", {"keep": "none"}
 
 
@@ -59,13 +80,11 @@ def encode(
     *,
     delays: list[int],
     loop: int,
-    avif: AvifEffort,
+    encoder: EncoderSettings,
     deadline: float,
-    png_compression: int = 6,
-    webp_effort: int = 4,
 ) -> bytes:
     image = _join(frames, plan, delays, loop)
-    suffix, options = _save_options(plan, avif, png_compression, webp_effort)
+    suffix, options = save_options(plan, encoder)
     timed_out = False
 
     def watch(target: pyvips.Image, _progress: object) -> None:

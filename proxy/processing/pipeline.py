@@ -18,10 +18,9 @@ from proxy.errors import DamagedImage, DeadlineExceeded
 from proxy.negotiate import AcceptClass
 from proxy.params import TransformParams
 from proxy.policies import Policy
-from proxy.processing.avif_effort import AvifEffort
 from proxy.processing.colorspace import colorspace
 from proxy.processing.crop import crop
-from proxy.processing.finalize import encode
+from proxy.processing.finalize import EncoderSettings, encode
 from proxy.processing.flatten import flatten
 from proxy.processing.focus import focus
 from proxy.processing.load import load
@@ -49,12 +48,10 @@ STEPS: tuple[tuple[str, Step], ...] = (
 class RenderSettings:
     limits: LimitsConfig
     policies: Mapping[str, Policy]
-    avif: AvifEffort
+    encoder: EncoderSettings
     allow_svg: bool = False
     scan: Scanner | None = None
     default_policy: str = "general"
-    png_compression: int = 6
-    webp_effort: int = 4
 
 
 @dataclass(frozen=True)
@@ -104,10 +101,8 @@ def render(
             plan,
             delays=animation.delays,
             loop=animation.loop,
-            avif=settings.avif,
+            encoder=settings.encoder,
             deadline=deadline,
-            png_compression=settings.png_compression,
-            webp_effort=settings.webp_effort,
         )
     except pyvips.Error as exc:
         raise DamagedImage(f"cannot process the image: {str(exc).splitlines()[0]}") from None

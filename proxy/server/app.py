@@ -24,6 +24,7 @@ from proxy.config import Config
 from proxy.errors import LoupeError
 from proxy.policies import load_policies
 from proxy.processing.avif_effort import AvifEffort
+from proxy.processing.finalize import EncoderSettings
 from proxy.processing.pipeline import RenderSettings
 from proxy.scanners.clamd import ClamdScanner
 from proxy.server import problems
@@ -129,15 +130,20 @@ def create_app(config: Config) -> Starlette:
     avif = AvifEffort(config.images.avif_time_budget_s, data_dir)
     if config.images.avif_effort is not None:
         avif = AvifEffort.fixed(config.images.avif_effort)
+    images_config = config.images
     settings = RenderSettings(
         limits=config.limits,
-        policies=load_policies(config.images.policies_file),
-        avif=avif,
-        allow_svg=config.images.allow_svg,
+        policies=load_policies(images_config.policies_file),
+        encoder=EncoderSettings(
+            avif=avif,
+            png_compression=images_config.png_compression,
+            webp_effort=images_config.webp_effort,
+            webp_smart_subsample=images_config.webp_smart_subsample,
+            jpeg_progressive=images_config.jpeg_progressive,
+        ),
+        allow_svg=images_config.allow_svg,
         scan=scanner.scan if scanner else None,
-        default_policy=config.images.default_policy,
-        png_compression=config.images.png_compression,
-        webp_effort=config.images.webp_effort,
+        default_policy=images_config.default_policy,
     )
     source = build_sources(config)
     images = ImageService(config, source, cache, pool, telemetry, settings)

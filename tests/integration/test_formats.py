@@ -279,7 +279,9 @@ def test_animation_crop_and_fill_apply_to_every_frame(server: LoupeServer) -> No
     assert (filled.width, frame_height(filled)) == (20, 20)
     for frame in _frames(filled):
         # 14x25 fitted into 20x20 is 11x20, centred: columns 0-3 are padding in every frame.
-        assert (np.abs(frame[:, :3, :3] - (255, 0, 0)) < 12).all()
+        # Lossy WebP upsamples chroma with a filter that reaches the 2x2 block beside the
+        # picture (columns 2-3), so the padding colour is checked on columns 0-1.
+        assert (np.abs(frame[:, :2, :3] - (255, 0, 0)) < 12).all()
 
 
 def test_fill_with_transparent_bg_keeps_alpha(server: LoupeServer) -> None:
