@@ -90,6 +90,7 @@ def _serve(config: Config, log_level: str) -> int:
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    logging.getLogger("pyvips").setLevel(logging.WARNING)  # libvips chatters at INFO per render
     root = config.sources.root
     if not root.exists():
         root.mkdir(parents=True)
