@@ -22,15 +22,16 @@ def srgb_profile() -> bytes:
     return bytes(probe.icc_transform("srgb", input_profile="srgb").get("icc-profile-data"))
 
 
-def _join(
-    frames: list[pyvips.Image], plan: RenderPlan, delays: list[int], loop: int
+def assemble(
+    frames: list[pyvips.Image], plan: RenderPlan, delays: list[int] | None = None, loop: int = 0
 ) -> pyvips.Image:
+    """One image ready to save: frames stacked as pages, tagged sRGB."""
     if len(frames) == 1:
         image = frames[0].copy()
     else:
         image = pyvips.Image.arrayjoin(frames, across=1).copy()
         image.set_type(pyvips.GValue.gint_type, "page-height", frames[0].height)
-        image.set_type(pyvips.GValue.array_int_type, "delay", delays)
+        image.set_type(pyvips.GValue.array_int_type, "delay", delays or [100] * len(frames))
         image.set_type(pyvips.GValue.gint_type, "loop", loop)
     if image.bands >= 3:
         image.set_type(pyvips.GValue.blob_type, "icc-profile-data", srgb_profile())
@@ -83,7 +84,9 @@ def encode(
     encoder: EncoderSettings,
     deadline: float,
 ) -> bytes:
-    image = _join(frames, plan, delays, loop)
+    if plan.body is not None:  # q=auto already encoded the winning quality
+        return plan.body
+    image = assemble(frames, plan, delays, loop)
     suffix, options = save_options(plan, encoder)
     timed_out = False
 

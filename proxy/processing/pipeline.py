@@ -7,18 +7,22 @@ immutable plan, and returns a new plan only when it decided something. Later sta
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
+from functools import partial
 
 import pyvips
 
 from proxy.config import LimitsConfig
 from proxy.errors import DamagedImage, DeadlineExceeded
+from proxy.fingerprint import PhashMemo
 from proxy.negotiate import AcceptClass
 from proxy.params import TransformParams
 from proxy.policies import Policy
 from proxy.processing.colorspace import colorspace
+from proxy.processing.compress import QualityTools, compress
 from proxy.processing.crop import crop
 from proxy.processing.finalize import EncoderSettings, encode
 from proxy.processing.flatten import flatten
@@ -33,15 +37,19 @@ from proxy.processing.validate import Scanner, ValidationRules, validate
 
 Step = Callable[[pyvips.Image, RenderPlan], tuple[pyvips.Image, RenderPlan]]
 
-STEPS: tuple[tuple[str, Step], ...] = (
-    ("orient", orient),
-    ("colorspace", colorspace),
-    ("focus", focus),
-    ("crop", crop),
-    ("scale", scale),
-    ("pad", pad),
-    ("flatten", flatten),
-)
+
+def build_steps(quality: QualityTools | None) -> tuple[tuple[str, Step], ...]:
+    """The pipeline, in order. ``compress`` needs its collaborators bound."""
+    return (
+        ("orient", orient),
+        ("colorspace", colorspace),
+        ("focus", focus),
+        ("crop", crop),
+        ("scale", scale),
+        ("pad", pad),
+        ("flatten", flatten),
+        ("compress", partial(compress, tools=quality)),
+    )
 
 
 @dataclass(frozen=True)
@@ -52,6 +60,12 @@ class RenderSettings:
     allow_svg: bool = False
     scan: Scanner | None = None
     default_policy: str = "general"
+    quality: QualityTools | None = None
+    fingerprint: Callable[[bytes], str] = field(default_factory=PhashMemo)
+
+    @functools.cached_property
+    def steps(self) -> tuple[tuple[str, Step], ...]:
+        return build_steps(self.quality)
 
 
 @dataclass(frozen=True)
@@ -85,11 +99,13 @@ def render(
     lap("validate")
     options = PrepareOptions(settings.limits, settings.default_policy)
     plan = make_plan(info, params, accept, settings.policies, options)
+    if plan.quality_auto and settings.quality is not None:
+        plan = replace(plan, phash=settings.fingerprint(blob))
     lap("prepare")
     frames, plan, animation = load(blob, plan)
     lap("load")
     try:
-        for name, step in STEPS:
+        for name, step in settings.steps:
             done = []
             for frame in frames:
                 frame, plan = step(frame, plan)

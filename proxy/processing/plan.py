@@ -68,6 +68,12 @@ class RenderPlan:
     window_placed: bool = False  # focus has run (once, on the first frame)
     alpha_flattened: bool = False
     notes: tuple[str, ...] = ()
+    # q=auto: asked for, and what the perceptual search found.
+    quality_auto: bool = False
+    phash: str | None = None
+    score: float | None = None  # SSIMULACRA2 of the served bytes, when measured
+    encodes: int | None = None  # encodes the search spent (0: a remembered decision)
+    body: bytes | None = None  # the search's winning encode, so finalize does not redo it
 
     @property
     def mime(self) -> str:

@@ -70,12 +70,15 @@ def make_plan(
             f"{info.pages} frames of {canvas.width}x{canvas.height} exceed the animation budget "
             f"of {limits.max_animation_pixels} pixels; ask for a smaller size"
         )
+    quality_auto = False
     if choice.lossless or choice.format in ("png", "gif"):
         quality = None
     else:
+        # q=auto starts from the policy's fixed quality, which is also its fallback.
         quality = (
             params.quality if params.quality is not None else policy.quality_for(choice.format)
         )
+        quality_auto = params.quality is None and not choice.animated
     strategy, requested = _crop_decision(params, layout.needs_window)
     # Who chose the region: a strategy that looks at the pixels, or the URL's own geometry.
     by = "ai" if strategy in PIXEL_STRATEGIES else "user"
@@ -94,4 +97,5 @@ def make_plan(
         policy=policy.name,
         shrink=shrink_on_load(window, layout.image) if info.format in ("jpeg", "webp") else 1,
         notes=notes,
+        quality_auto=quality_auto,
     )

@@ -22,10 +22,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from proxy.cache.results import ResultCache
 from proxy.config import Config
 from proxy.errors import LoupeError
+from proxy.model_files import find_model
 from proxy.policies import load_policies
 from proxy.processing.avif_effort import AvifEffort
+from proxy.processing.compress import QualityTools
 from proxy.processing.finalize import EncoderSettings
 from proxy.processing.pipeline import RenderSettings
+from proxy.quality import ssimulacra2
+from proxy.quality.decisions import QualityDecisions
+from proxy.quality.predictor import QualityPredictor
 from proxy.scanners.clamd import ClamdScanner
 from proxy.server import problems
 from proxy.server.images import ImageService
@@ -37,6 +42,7 @@ from proxy.sources.local import LocalSource
 from proxy.sources.router import SourceRouter
 
 log = logging.getLogger(__name__)
+PREDICTOR_FILE = "quality/quality_predictor.onnx"
 
 
 class RequestMetrics:
@@ -131,19 +137,29 @@ def create_app(config: Config) -> Starlette:
     if config.images.avif_effort is not None:
         avif = AvifEffort.fixed(config.images.avif_effort)
     images_config = config.images
+    policies = load_policies(images_config.policies_file)
+    encoder = EncoderSettings(
+        avif=avif,
+        png_compression=images_config.png_compression,
+        webp_effort=images_config.webp_effort,
+        webp_smart_subsample=images_config.webp_smart_subsample,
+        jpeg_progressive=images_config.jpeg_progressive,
+    )
+    decisions = QualityDecisions(data_dir / "ai" / "quality")
     settings = RenderSettings(
         limits=config.limits,
-        policies=load_policies(images_config.policies_file),
-        encoder=EncoderSettings(
-            avif=avif,
-            png_compression=images_config.png_compression,
-            webp_effort=images_config.webp_effort,
-            webp_smart_subsample=images_config.webp_smart_subsample,
-            jpeg_progressive=images_config.jpeg_progressive,
-        ),
+        policies=policies,
+        encoder=encoder,
         allow_svg=images_config.allow_svg,
         scan=scanner.scan if scanner else None,
         default_policy=images_config.default_policy,
+        quality=QualityTools(
+            metric=ssimulacra2.score,
+            predictor=QualityPredictor(find_model(PREDICTOR_FILE, config.storage.models_dir)),
+            decisions=decisions,
+            policies=policies,
+            encoder=encoder,
+        ),
     )
     source = build_sources(config)
     images = ImageService(config, source, cache, pool, telemetry, settings)
@@ -160,6 +176,7 @@ def create_app(config: Config) -> Starlette:
             await source.aclose()
             io.shutdown(wait=True)
             cache.close()
+            decisions.close()
 
     async def on_loupe_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, LoupeError)

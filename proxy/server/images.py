@@ -34,6 +34,10 @@ def describe(rendered: Rendered) -> dict[str, str]:
         headers["X-Loupe-Quality"] = str(plan.quality)
     elif plan.lossless:
         headers["X-Loupe-Quality"] = "lossless"
+    if plan.score is not None:
+        headers["X-Loupe-Score"] = f"{plan.score:.2f}"
+    if plan.encodes is not None:
+        headers["X-Loupe-Encodes"] = str(plan.encodes)
     if plan.alpha_flattened:
         headers["X-Loupe-Alpha"] = "flattened"
     if plan.notes:

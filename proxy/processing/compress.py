@@ -1,0 +1,90 @@
+"""``q=auto``: the lowest quality whose SSIMULACRA2 score meets the policy's target.
+
+The output-size image is materialised once and serves as the lossless reference; the
+predictor proposes a start, ``quality.search`` verifies it in a few probes, and the
+winning probe's bytes go out as they are. Decisions are remembered by (perceptual hash,
+format, size bucket, policy), so other sizes and refetches skip the search. If the metric
+fails, the policy's fixed quality is used and the response says so.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+
+import pyvips
+
+from proxy.policies import Policy
+from proxy.processing.finalize import EncoderSettings, assemble, save_options
+from proxy.processing.plan import RenderPlan
+from proxy.quality.decisions import QualityDecisions
+from proxy.quality.features import extract
+from proxy.quality.predictor import QualityPredictor
+from proxy.quality.search import search
+
+log = logging.getLogger(__name__)
+Metric = Callable[[pyvips.Image, pyvips.Image], float]
+
+
+@dataclass(frozen=True)
+class QualityTools:
+    metric: Metric
+    predictor: QualityPredictor
+    decisions: QualityDecisions
+    policies: Mapping[str, Policy]
+    encoder: EncoderSettings
+
+
+def compress(
+    frame: pyvips.Image, plan: RenderPlan, tools: QualityTools | None
+) -> tuple[pyvips.Image, RenderPlan]:
+    if tools is None or not plan.quality_auto or plan.body is not None:
+        return frame, plan
+    policy = tools.policies[plan.policy]
+    if not policy.lossy or policy.target is None:
+        return frame, plan
+    reference = assemble([frame], plan).copy_memory()
+    suffix, _ = save_options(plan, tools.encoder)
+
+    def encode(quality: int) -> bytes:
+        _, options = save_options(plan, tools.encoder, quality)
+        return bytes(reference.write_to_buffer(suffix, **options))
+
+    pixels = reference.width * reference.height
+    key = tools.decisions.key(plan.phash, plan.format, pixels, plan.policy) if plan.phash else None
+    remembered = tools.decisions.get(key) if key else None
+    if remembered is not None:
+        body = encode(remembered)
+        return reference, replace(plan, quality=remembered, encodes=0, body=body)
+    notes = list(plan.notes)
+    try:
+        start = tools.predictor.predict(extract(reference), plan.format, policy.target)
+        if start is None:
+            notes.append("predictor-unavailable")
+            start = policy.quality_for(plan.format)
+
+        def score(body: bytes) -> float:
+            return tools.metric(reference, pyvips.Image.new_from_buffer(body, ""))
+
+        result = search(
+            encode, score, target=policy.target, floor=policy.min_quality or 1, start=start
+        )
+    except Exception:  # the metric is not allowed to fail a request
+        log.exception("q=auto failed; using the policy's fixed quality")
+        notes.append("quality-fallback:metric-failed")
+        return reference, replace(plan, notes=tuple(notes))
+    if not result.met_target:
+        notes.append("target-unreached")
+    chosen = replace(
+        plan, quality=result.quality, score=result.score, encodes=result.encodes, body=result.body
+    )
+    if policy.consider_lossless and plan.format == "webp":
+        lossless = bytes(
+            reference.write_to_buffer(".webp", lossless=True, effort=tools.encoder.webp_effort)
+        )
+        if len(lossless) < len(result.body):
+            chosen = replace(chosen, lossless=True, quality=None, score=100.0, body=lossless)
+    if key:
+        tools.decisions.put(key, result.quality)
+    return reference, replace(chosen, notes=tuple(notes))

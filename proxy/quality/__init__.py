@@ -1,0 +1,1 @@
+"""Image-quality measurement and the automatic quality search (``q=auto``)."""

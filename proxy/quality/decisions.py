@@ -1,0 +1,42 @@
+"""Remembered ``q=auto`` decisions, keyed by what makes them transferable: the source's
+perceptual hash, the format, the output size bucket and the policy. Other sizes of the
+same picture and re-uploads start from (or reuse) them instead of searching again."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import diskcache
+
+
+def size_bucket(pixels: int) -> int:
+    """Half-octave buckets of the output pixel count: 600x400 and 620x410 share one."""
+    return round(2 * math.log2(max(pixels, 1)))
+
+
+class QualityDecisions:
+    def __init__(self, directory: Path | None, size_limit: int = 64 * 1024 * 1024) -> None:
+        self._cache = (
+            diskcache.Cache(str(directory), size_limit=size_limit)
+            if directory is not None
+            else None
+        )
+
+    @staticmethod
+    def key(phash: str, fmt: str, pixels: int, policy: str) -> str:
+        return f"q:{phash}:{fmt}:{size_bucket(pixels)}:{policy}"
+
+    def get(self, key: str) -> int | None:
+        if self._cache is None:
+            return None
+        value = self._cache.get(key)
+        return value if isinstance(value, int) else None
+
+    def put(self, key: str, quality: int) -> None:
+        if self._cache is not None:
+            self._cache.set(key, quality)
+
+    def close(self) -> None:
+        if self._cache is not None:
+            self._cache.close()
