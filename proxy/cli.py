@@ -61,6 +61,9 @@ def _parser() -> argparse.ArgumentParser:
     sign.add_argument("--key", help="signing key (default: the config's first key)")
     sign.add_argument("--expires-in", type=int, metavar="SECONDS", help="add expires=now+SECONDS")
     sign.add_argument("--config", type=Path)
+    metric = commands.add_parser("metric", help="print the SSIMULACRA2 score of DISTORTED vs REF")
+    metric.add_argument("reference", type=Path)
+    metric.add_argument("distorted", type=Path)
     check = commands.add_parser("config", help="print the effective configuration as JSON")
     check.add_argument("--config", type=Path)
     return parser
@@ -68,6 +71,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "metric":
+        return _metric(args.reference, args.distorted)
     try:
         if args.command == "serve":
             config = load_config(file=args.config, overrides=_serve_overrides(args))
@@ -117,4 +122,17 @@ def _sign(config: Config, url: str, key: str | None, expires_in: int | None) -> 
         query = f"{query}&{expiry}" if query else expiry
     signed = sign_url(key, parts.path, query)
     print(f"{parts.scheme}://{parts.netloc}{signed}" if parts.netloc else signed)
+    return 0
+
+
+def _metric(reference: Path, distorted: Path) -> int:
+    import pyvips
+
+    from proxy.quality.ssimulacra2 import score_files
+
+    try:
+        print(f"{score_files(str(reference), str(distorted)):.4f}")
+    except (ValueError, pyvips.Error) as exc:
+        print(f"loupe: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return 2
     return 0

@@ -13,18 +13,35 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 
+import numpy as np
+import numpy.typing as npt
 import pyvips
 
 from proxy.policies import Policy
 from proxy.processing.finalize import EncoderSettings, assemble, save_options
 from proxy.processing.plan import RenderPlan
 from proxy.quality.decisions import QualityDecisions
-from proxy.quality.features import extract
+from proxy.quality.features import FEATURE_NAMES, extract
 from proxy.quality.predictor import QualityPredictor
 from proxy.quality.search import search
 
 log = logging.getLogger(__name__)
 Metric = Callable[[pyvips.Image, pyvips.Image], float]
+
+
+# Graphics (flat areas, hard coloured edges) suffer from chroma subsampling: there,
+# sharp-YUV WebP and full-resolution JPEG chroma pay for their cost; on photos they do not.
+FLAT_GRAPHICS = 0.45  # share of flat 8x8 blocks above which an image counts as graphics
+
+
+def encoder_tuning(fmt: str, features: npt.NDArray[np.float32]) -> dict[str, object]:
+    """Per-image encoder options that pay on this content."""
+    graphics = float(features[FEATURE_NAMES.index("flat_block_fraction")]) > FLAT_GRAPHICS
+    if graphics and fmt == "webp":
+        return {"smart_subsample": True}
+    if graphics and fmt == "jpeg":
+        return {"subsample_mode": "off"}
+    return {}
 
 
 @dataclass(frozen=True)
@@ -46,10 +63,12 @@ def compress(
         return frame, plan
     reference = assemble([frame], plan).copy_memory()
     suffix, _ = save_options(plan, tools.encoder)
+    features = extract(reference)
+    tuning = encoder_tuning(plan.format, features)
 
     def encode(quality: int) -> bytes:
         _, options = save_options(plan, tools.encoder, quality)
-        return bytes(reference.write_to_buffer(suffix, **options))
+        return bytes(reference.write_to_buffer(suffix, **{**options, **tuning}))
 
     pixels = reference.width * reference.height
     key = tools.decisions.key(plan.phash, plan.format, pixels, plan.policy) if plan.phash else None
@@ -59,7 +78,7 @@ def compress(
         return reference, replace(plan, quality=remembered, encodes=0, body=body)
     notes = list(plan.notes)
     try:
-        start = tools.predictor.predict(extract(reference), plan.format, policy.target)
+        start = tools.predictor.predict(features, plan.format, policy.target)
         if start is None:
             notes.append("predictor-unavailable")
             start = policy.quality_for(plan.format)
