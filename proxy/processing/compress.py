@@ -31,6 +31,7 @@ Metric = Callable[[pyvips.Image, pyvips.Image], float]
 
 # Graphics (flat areas, hard coloured edges) suffer from chroma subsampling: there,
 # sharp-YUV WebP and full-resolution JPEG chroma pay for their cost; on photos they do not.
+MIN_SIDE = 8  # SSIMULACRA2 needs 8x8; smaller outputs keep the policy's fixed quality
 FLAT_GRAPHICS = 0.45  # share of flat 8x8 blocks above which an image counts as graphics
 
 
@@ -61,10 +62,16 @@ def compress(
     policy = tools.policies[plan.policy]
     if not policy.lossy or policy.target is None:
         return frame, plan
+    if frame.width < MIN_SIDE or frame.height < MIN_SIDE:
+        return frame, replace(plan, notes=(*plan.notes, "too-small-to-measure"))
     reference = assemble([frame], plan).copy_memory()
     suffix, _ = save_options(plan, tools.encoder)
-    features = extract(reference)
-    tuning = encoder_tuning(plan.format, features)
+    try:
+        features: npt.NDArray[np.float32] | None = extract(reference)
+    except Exception:  # features only tune and start the search; never fail on them
+        log.exception("q=auto features failed")
+        features = None
+    tuning = encoder_tuning(plan.format, features) if features is not None else {}
 
     def encode(quality: int) -> bytes:
         _, options = save_options(plan, tools.encoder, quality)
@@ -78,7 +85,11 @@ def compress(
         return reference, replace(plan, quality=remembered, encodes=0, body=body)
     notes = list(plan.notes)
     try:
-        start = tools.predictor.predict(features, plan.format, policy.target)
+        start = (
+            tools.predictor.predict(features, plan.format, policy.target)
+            if features is not None
+            else None
+        )
         if start is None:
             notes.append("predictor-unavailable")
             start = policy.quality_for(plan.format)

@@ -7,6 +7,7 @@ immutable plan, and returns a new plan only when it decided something. Later sta
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import time
 from collections.abc import Callable, Mapping
@@ -100,7 +101,9 @@ def render(
     options = PrepareOptions(settings.limits, settings.default_policy)
     plan = make_plan(info, params, accept, settings.policies, options)
     if plan.quality_auto and settings.quality is not None:
-        plan = replace(plan, phash=settings.fingerprint(blob))
+        # A damaged source: load reports it as such; q=auto just cannot remember.
+        with contextlib.suppress(pyvips.Error):
+            plan = replace(plan, phash=settings.fingerprint(blob))
     lap("prepare")
     frames, plan, animation = load(blob, plan)
     lap("load")
