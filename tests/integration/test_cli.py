@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,9 +14,12 @@ from tests.support import shared_dir
 
 
 def loupe(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run ``loupe`` with no LOUPE_* settings but those given (the test runner's own
+    LOUPE_SHARED_DIR would be refused as an unknown setting)."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("LOUPE_")}
     return subprocess.run(
         [sys.executable, "-m", "proxy", *args], capture_output=True, text=True, timeout=60,
-        env=env,
+        env={**clean, **(env or {})},
     )
 
 
@@ -38,7 +42,7 @@ def test_metric_refuses_a_missing_file_clearly(tmp_path: Path) -> None:
 def test_config_layers_flags_env_and_file(tmp_path: Path) -> None:
     file = tmp_path / "loupe.toml"
     file.write_text("[server]\nport = 9001\nqueue_limit = 5\n")
-    env = {"PATH": "/usr/bin:/bin", "LOUPE_SERVER_QUEUE_LIMIT": "7"}
+    env = {"LOUPE_SERVER_QUEUE_LIMIT": "7"}
     done = loupe("config", "--config", str(file), env=env)
     assert done.returncode == 0, done.stderr
     effective = json.loads(done.stdout)
