@@ -66,6 +66,11 @@ def _parser() -> argparse.ArgumentParser:
     metric.add_argument("distorted", type=Path)
     check = commands.add_parser("config", help="print the effective configuration as JSON")
     check.add_argument("--config", type=Path)
+    models = commands.add_parser("models", help="the model files of models/manifest.toml")
+    models_commands = models.add_subparsers(dest="models_command", required=True)
+    verify = models_commands.add_parser("check", help="verify every model file (size, sha256)")
+    verify.add_argument("--models-dir", type=Path, help="folder holding the model files")
+    verify.add_argument("--config", type=Path)
     return parser
 
 
@@ -73,6 +78,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "metric":
         return _metric(args.reference, args.distorted)
+    if args.command == "models" and args.models_dir is not None:
+        return _models_check(args.models_dir)  # no configuration needed
     try:
         if args.command == "serve":
             config = load_config(file=args.config, overrides=_serve_overrides(args))
@@ -86,6 +93,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "sign":
         return _sign(config, args.url, args.key, args.expires_in)
+    if args.command == "models":
+        return _models_check(config.storage.models_dir)
     return _serve(config, args.log_level)
 
 
@@ -123,6 +132,18 @@ def _sign(config: Config, url: str, key: str | None, expires_in: int | None) -> 
     signed = sign_url(key, parts.path, query)
     print(f"{parts.scheme}://{parts.netloc}{signed}" if parts.netloc else signed)
     return 0
+
+
+def _models_check(models_dir: Path) -> int:
+    from proxy.manifest import ManifestError, check, format_table
+
+    try:
+        statuses = check(models_dir)
+    except ManifestError as exc:
+        print(f"loupe: {exc}", file=sys.stderr)
+        return 1
+    print(format_table(statuses))
+    return 0 if statuses and all(status.ok for status in statuses) else 1
 
 
 def _metric(reference: Path, distorted: Path) -> int:
