@@ -141,6 +141,10 @@ class CacheConfig(_Section):
 class ImagesConfig(_Section):
     default_crop: CropName = "smart"
     default_policy: PolicyName = "general"
+    source_policies: dict[str, PolicyName] = Field(
+        default_factory=dict,
+        description="path prefix -> policy for sources under it; policy= in the URL wins",
+    )
     avif_time_budget_s: float = Field(
         0.6, gt=0, description="AVIF effort is the highest that encodes 1 MP within this"
     )
@@ -155,6 +159,20 @@ class ImagesConfig(_Section):
     png_compression: int = Field(6, ge=0, le=9)
     allow_svg: bool = False
     policies_file: Path | None = None
+
+    @field_validator("source_policies", mode="before")
+    @classmethod
+    def _source_policies_from_text(cls, value: object) -> object:
+        """``prefix=policy,prefix=policy`` (environment) or a mapping (TOML)."""
+        if isinstance(value, str):
+            pairs = {}
+            for item in (part for part in value.split(",") if part.strip()):
+                prefix, sep, policy = item.partition("=")
+                if not sep or not prefix.strip():
+                    raise ValueError(f"source policy must be PREFIX=POLICY, got {item!r}")
+                pairs[prefix.strip()] = policy.strip()
+            return pairs
+        return value
 
 
 class Config(_Section):

@@ -105,3 +105,10 @@ def load_policies(path: Path | None) -> Mapping[str, Policy]:
     if missing:
         raise ConfigError(f"{path}: missing policies {sorted(missing)}")
     return MappingProxyType(policies)
+
+
+def policy_for_path(path: str, by_prefix: Mapping[str, str]) -> str | None:
+    """The policy configured for the longest matching path prefix, if any."""
+    clean = path.lstrip("/")
+    matches = [prefix for prefix in by_prefix if clean.startswith(prefix.lstrip("/"))]
+    return by_prefix[max(matches, key=len)] if matches else None

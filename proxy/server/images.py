@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -13,6 +13,7 @@ from proxy.cache.singleflight import SingleFlight
 from proxy.config import Config
 from proxy.negotiate import AcceptClass, parse_accept
 from proxy.params import TransformParams, parse_params
+from proxy.policies import policy_for_path
 from proxy.processing.pipeline import Rendered, RenderSettings, render
 from proxy.server.pool import ProcessingPool
 from proxy.server.telemetry import Telemetry
@@ -115,6 +116,10 @@ class ImageService:
         )
         default_crop = self.config.images.default_crop
         params = parse_params(request.url.query, default_crop=default_crop)
+        if params.policy is None:
+            configured = policy_for_path(path, self.config.images.source_policies)
+            if configured is not None:
+                params = replace(params, policy=configured)  # type: ignore[arg-type]
         accept = parse_accept(request.headers.get("accept"))
         ref = await self.source.locate(path)
         variant = accept.key if params.fm == "auto" else ""

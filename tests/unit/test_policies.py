@@ -83,3 +83,13 @@ def test_a_replacement_file_is_used(tmp_path: Path) -> None:
     assert policies["general"].quality_for("webp") == 71
     assert policies["product"] == DEFAULT_POLICIES["product"]
     assert policies["general"] != DEFAULT_POLICIES["general"]
+
+
+def test_source_policies_take_the_longest_prefix() -> None:
+    from proxy.policies import policy_for_path
+
+    mapping = {"scans/": "medical", "scans/public/": "general", "shop": "product"}
+    assert policy_for_path("scans/x-ray.png", mapping) == "medical"
+    assert policy_for_path("/scans/public/a.png", mapping) == "general"
+    assert policy_for_path("shop/shoe.jpg", mapping) == "product"
+    assert policy_for_path("blog/a.jpg", mapping) is None

@@ -1,0 +1,60 @@
+"""q=auto never fails a request: a failing metric falls back to the policy's fixed quality,
+and a missing predictor only changes where the search starts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import pyvips
+
+from proxy.config import LimitsConfig
+from proxy.negotiate import parse_accept
+from proxy.params import parse_params
+from proxy.policies import DEFAULT_POLICIES
+from proxy.processing.avif_effort import AvifEffort
+from proxy.processing.compress import QualityTools
+from proxy.processing.finalize import EncoderSettings
+from proxy.processing.pipeline import RenderSettings, render
+from proxy.quality import ssimulacra2
+from proxy.quality.decisions import QualityDecisions
+from proxy.quality.predictor import QualityPredictor
+
+ENCODER = EncoderSettings(AvifEffort.fixed(2))
+
+
+def settings(metric, predictor: QualityPredictor) -> RenderSettings:  # type: ignore[no-untyped-def]
+    tools = QualityTools(metric, predictor, QualityDecisions(None), DEFAULT_POLICIES, ENCODER)
+    return RenderSettings(LimitsConfig(), DEFAULT_POLICIES, ENCODER, quality=tools)
+
+
+@pytest.fixture(scope="module")
+def photo() -> bytes:
+    noise = pyvips.Image.gaussnoise(160, 120, sigma=40, mean=128, seed=3)
+    ramp = pyvips.Image.xyz(160, 120)[0] * 1.5
+    image = (noise * 0.5 + ramp).cast("uchar").bandjoin([noise.cast("uchar"), ramp.cast("uchar")])
+    return bytes(image.copy(interpretation="srgb").pngsave_buffer())
+
+
+def run(blob: bytes, tools: RenderSettings, query: str = "w=120&fm=jpeg"):  # type: ignore[no-untyped-def]
+    return render(blob, parse_params(query), parse_accept(""), tools, deadline=1e18)
+
+
+def test_a_failing_metric_falls_back_to_the_fixed_quality(photo: bytes) -> None:
+    def broken(_reference: pyvips.Image, _distorted: pyvips.Image) -> float:
+        raise RuntimeError("metric exploded")
+
+    rendered = run(photo, settings(broken, QualityPredictor(None)))
+    assert rendered.plan.quality == DEFAULT_POLICIES["general"].quality_for("jpeg")
+    assert rendered.plan.score is None
+    assert "quality-fallback:metric-failed" in rendered.plan.notes
+    assert pyvips.Image.new_from_buffer(rendered.body, "").width == 120
+
+
+def test_a_missing_predictor_still_meets_the_target(photo: bytes, tmp_path: Path) -> None:
+    absent = QualityPredictor(tmp_path / "nope.onnx")
+    assert not absent.available
+    rendered = run(photo, settings(ssimulacra2.score, absent))
+    assert "predictor-unavailable" in rendered.plan.notes
+    assert rendered.plan.score is not None and rendered.plan.score >= 75
+    assert rendered.plan.encodes is not None and rendered.plan.encodes >= 1
