@@ -62,45 +62,43 @@ def _policy(allow_private: bool) -> OriginPolicy:
     )
 
 
-def test_connects_to_the_checked_address_with_the_original_host(origin: int) -> None:
-    lookups: list[str] = []
+class LoopbackResolver:
+    """Stands in for DNS: the test host name resolves to 127.0.0.1, checked by the guard's
+    own rule, and every lookup is recorded."""
 
-    async def resolve(host: str, port: int, *, allow_private: bool) -> list[IPAddress]:
-        lookups.append(host)
+    def __init__(self) -> None:
+        self.lookups: list[str] = []
+
+    async def __call__(self, host: str, port: int, *, allow_private: bool) -> list[IPAddress]:
+        self.lookups.append(host)
         address = ipaddress.ip_address("127.0.0.1")
         reason = refusal(address, allow_private=allow_private)
         if reason:
             raise Forbidden(reason)
         return [address]
 
-    async def fetch() -> bytes:
-        async with httpx.AsyncClient(follow_redirects=False, trust_env=False) as client:
-            source = HttpSource(
-                "o", f"http://images.loupe-test.invalid:{origin}/", _policy(True), client, resolve
-            )
-            ref = await source.locate("a.png")
-            return await source.read(ref, 1_000_000)
 
-    assert asyncio.run(fetch()) == PNG
-    assert lookups == ["images.loupe-test.invalid"], "exactly one resolution, by the guard"
+async def fetch(origin: int, allow_private: bool, resolver: LoopbackResolver) -> bytes:
+    async with httpx.AsyncClient(follow_redirects=False, trust_env=False) as client:
+        source = HttpSource(
+            "o",
+            f"http://images.loupe-test.invalid:{origin}/",
+            _policy(allow_private),
+            client,
+            resolver,
+        )
+        ref = await source.locate("a.png")
+        return await source.read(ref, 1_000_000)
+
+
+def test_connects_to_the_checked_address_with_the_original_host(origin: int) -> None:
+    resolver = LoopbackResolver()
+    assert asyncio.run(fetch(origin, True, resolver)) == PNG
+    assert resolver.lookups == ["images.loupe-test.invalid"], "one resolution, by the guard"
     assert _Recorder.hosts == [f"images.loupe-test.invalid:{origin}"]
 
 
 def test_the_checked_answer_is_refused_before_any_connection(origin: int) -> None:
-    async def resolve(host: str, port: int, *, allow_private: bool) -> list[IPAddress]:
-        address = ipaddress.ip_address("127.0.0.1")
-        reason = refusal(address, allow_private=allow_private)
-        if reason:
-            raise Forbidden(reason)
-        return [address]
-
-    async def fetch() -> None:
-        async with httpx.AsyncClient(follow_redirects=False, trust_env=False) as client:
-            source = HttpSource(
-                "o", f"http://images.loupe-test.invalid:{origin}/", _policy(False), client, resolve
-            )
-            await source.locate("a.png")
-
     with pytest.raises(Forbidden):
-        asyncio.run(fetch())
+        asyncio.run(fetch(origin, False, LoopbackResolver()))
     assert _Recorder.hosts == []
