@@ -41,6 +41,9 @@ import httpx
 import pyvips
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from proxy.config import ImagesConfig  # noqa: E402  (the repo, not an installed copy)
+
 BENCH = Path(__file__).resolve().parent
 LUA = BENCH / "rotate.lua"
 SHARED = Path(os.environ.get("LOUPE_SHARED_DIR", REPO.parent / "shared"))
@@ -82,13 +85,23 @@ def _jpeg_width(blob: bytes) -> pyvips.Image:
     return pyvips.Image.thumbnail_buffer(blob, 600, height=10_000_000, size="down")
 
 
+DEFAULTS = ImagesConfig()
+
 TRANSFORMS = (
     Transform(
         "webp",
         "400x300 crop WebP",
         "w=400&h=300&fit=crop&crop=center&fm=webp&q=80",
         lambda b: bytes(_webp_crop(b).webpsave_buffer(Q=80)),
-        lambda b: bytes(_webp_crop(b).webpsave_buffer(Q=80, effort=4, smart_subsample=True)),
+        # Loupe's default encoder settings (proxy.processing.finalize.save_options):
+        lambda b: bytes(
+            _webp_crop(b).webpsave_buffer(
+                Q=80,
+                effort=DEFAULTS.webp_effort,
+                smart_subsample=DEFAULTS.webp_smart_subsample,
+                keep="icc",
+            )
+        ),
     ),
     Transform(
         "jpeg",
@@ -96,7 +109,9 @@ TRANSFORMS = (
         "w=600&fm=jpeg&q=80",
         lambda b: bytes(_jpeg_width(b).jpegsave_buffer(Q=80)),
         lambda b: bytes(
-            _jpeg_width(b).jpegsave_buffer(Q=80, optimize_coding=True, interlace=True)
+            _jpeg_width(b).jpegsave_buffer(
+                Q=80, optimize_coding=True, interlace=DEFAULTS.jpeg_progressive, keep="icc"
+            )
         ),
     ),
 )
