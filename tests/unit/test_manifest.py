@@ -49,7 +49,8 @@ def entry_for(data: bytes, file: str = "tiny.onnx") -> ModelEntry:
 
 def shared_models_or_skip() -> Path:
     folder = shared_dir() / "models"
-    absent = [e.file for e in load().values() if not (folder / e.file).is_file()]
+    # Models trained here ship in the repo's models/; the others must be in shared/models.
+    absent = [e.file for e in load().values() if find_model(e.file, folder) is None]
     if absent:
         pytest.skip(f"{', '.join(absent)} not found in {folder} (set LOUPE_SHARED_DIR)")
     return folder
