@@ -50,7 +50,7 @@ import re
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -61,7 +61,10 @@ import pyvips
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
-sys.path.insert(0, str(REPO))  # train this checkout's features, whatever is installed
+# Train this checkout's features (and the shared corpus helpers), whatever is installed.
+sys.path[:0] = [str(REPO), str(HERE.parent)]
+
+from corpus import group_of, progress, shared_data_dir  # noqa: E402
 
 from proxy.detectors.content import (  # noqa: E402
     FEATURE_NAMES,
@@ -83,8 +86,6 @@ CLASS_OF = {
     "text": "screenshot",
     "art": "art",
 }
-DERIVED = {"generated/large_6000x4000_flower_upscaled.jpg": "icinfo/flower_foveon"}
-_KODIM = re.compile(r"kodim\d\d")
 _ROW = re.compile(r"^\| ([\w.-]+/[^ |]+) \| [^|]*\|[^|]*\| ([^|]+) \|", re.MULTILINE)
 # Classified by tests/detectors/test_content.py: never trained on.
 FORCED_HOLDOUT = (
@@ -116,20 +117,6 @@ DERIVED_STYLES = ("posterise", "cartoon", "hatching", "popart", "painterly")
 
 # --------------------------------------------------------------------------------------
 # Progress: tqdm when installed, plain lines otherwise.
-
-
-def progress(items: Iterable[Any], total: int, desc: str) -> Iterator[Any]:
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        started = time.monotonic()
-        step = max(1, total // 10)
-        for done, item in enumerate(items, 1):
-            if done == total or done % step == 0:
-                print(f"  {desc}: {done}/{total} ({time.monotonic() - started:.0f} s)", flush=True)
-            yield item
-        return
-    yield from tqdm(items, total=total, desc=desc, unit="img", file=sys.stderr)
 
 
 # --------------------------------------------------------------------------------------
@@ -1595,22 +1582,6 @@ GENERATORS: dict[str, tuple[str, Callable[[np.random.Generator], np.ndarray]]] =
 # Real images, their variants, and art derived from the photos.
 
 
-def shared_data_dir() -> Path:
-    root = os.environ.get("LOUPE_SHARED_DIR")
-    return (Path(root) if root else REPO.parent / "shared") / "data"
-
-
-def group_of(relative: str) -> str:
-    """The picture an image shows: derived copies share their original's group."""
-    if relative in DERIVED:
-        return DERIVED[relative]
-    stem = relative.rsplit(".", 1)[0]
-    kodim = _KODIM.search(stem)
-    if kodim and not stem.startswith("kodak/"):
-        return f"kodak/{kodim.group(0)}"
-    return stem
-
-
 def manifest_labels(data: Path) -> dict[str, str]:
     """{relative path: class} for every labelled, present, still image in MANIFEST.md."""
     labels: dict[str, str] = {}
@@ -1777,13 +1748,19 @@ def run_jobs(
     arguments = [(recipe, data) for recipe in recipes]
     if jobs <= 1:
         _worker_init()
-        return list(progress(map(featurise, arguments), len(arguments), "features"))
+        return list(progress(map(featurise, arguments), len(arguments), "features", "img", 10))
     import multiprocessing
 
     context = multiprocessing.get_context("spawn")  # libvips' threads do not survive fork
     with ProcessPoolExecutor(jobs, mp_context=context, initializer=_worker_init) as pool:
         return list(
-            progress(pool.map(featurise, arguments, chunksize=4), len(arguments), "features")
+            progress(
+                pool.map(featurise, arguments, chunksize=4),
+                len(arguments),
+                "features",
+                "img",
+                10,
+            )
         )
 
 

@@ -43,11 +43,10 @@ import itertools
 import json
 import math
 import os
-import re
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -57,15 +56,20 @@ from typing import Any
 import numpy as np
 import pyvips
 
-from proxy.processing.avif_effort import AvifEffort
-from proxy.processing.colorspace import _to_srgb
-from proxy.processing.finalize import EncoderSettings, save_options, srgb_profile
-from proxy.quality import features as features_module
-from proxy.quality import ssimulacra2
-from proxy.quality.features import FEATURE_NAMES, extract, model_input
-from proxy.quality.search import search
-
 HERE = Path(__file__).resolve().parent
+# Train this checkout's code (and the shared corpus helpers), whatever is installed.
+sys.path[:0] = [str(HERE.parents[1]), str(HERE.parent)]
+
+from corpus import group_of, progress, shared_data_dir  # noqa: E402
+
+from proxy.processing.avif_effort import AvifEffort  # noqa: E402
+from proxy.processing.colorspace import _to_srgb  # noqa: E402
+from proxy.processing.finalize import EncoderSettings, save_options, srgb_profile  # noqa: E402
+from proxy.quality import features as features_module  # noqa: E402
+from proxy.quality import ssimulacra2  # noqa: E402
+from proxy.quality.features import FEATURE_NAMES, extract, model_input  # noqa: E402
+from proxy.quality.search import search  # noqa: E402
+
 REPO = HERE.parents[1]
 DEFAULT_OUT = HERE / "quality_predictor.onnx"
 COLLECTIONS = ("kodak", "wikipedia", "skimage", "icinfo", "generated")
@@ -85,27 +89,10 @@ SMOKE_IMAGES = (
     "wikipedia/001.png",
 )
 SMOKE_HOLDOUT = ("kodak/kodim08", "generated/screenshot_ui")
-# Sources derived from another image in the set: same picture, same group.
-DERIVED = {"generated/large_6000x4000_flower_upscaled.jpg": "icinfo/flower_foveon"}
-_KODIM = re.compile(r"kodim\d\d")
 
 
 # --------------------------------------------------------------------------------------
 # Progress: tqdm when installed, plain lines otherwise.
-
-
-def progress(items: Iterable[Any], total: int, desc: str) -> Iterator[Any]:
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        started = time.monotonic()
-        step = max(1, total // 20)
-        for done, item in enumerate(items, 1):
-            if done == total or done % step == 0:
-                print(f"  {desc}: {done}/{total} ({time.monotonic() - started:.0f} s)", flush=True)
-            yield item
-        return
-    yield from tqdm(items, total=total, desc=desc, unit="task", file=sys.stderr)
 
 
 # --------------------------------------------------------------------------------------
@@ -117,22 +104,6 @@ class Task:
     path: str  # relative to the data folder, e.g. "kodak/kodim01.png"
     width: int  # requested output width (the thumbnail never upscales)
     out_width: int  # the width it really gets
-
-
-def shared_data_dir() -> Path:
-    root = os.environ.get("LOUPE_SHARED_DIR")
-    return (Path(root) if root else REPO.parent / "shared") / "data"
-
-
-def group_of(relative: str) -> str:
-    """The picture an image shows: derived copies share their original's group."""
-    if relative in DERIVED:
-        return DERIVED[relative]
-    stem = relative.rsplit(".", 1)[0]
-    kodim = _KODIM.search(stem)
-    if kodim and not stem.startswith("kodak/"):
-        return f"kodak/{kodim.group(0)}"
-    return stem
 
 
 def oriented_size(path: Path) -> tuple[int, int, int]:
