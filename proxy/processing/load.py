@@ -10,6 +10,7 @@ import pyvips
 
 from proxy.errors import DamagedImage
 from proxy.processing.plan import RenderPlan
+from proxy.processing.validate import COMMON_LOAD
 
 Frames = list[pyvips.Image]
 
@@ -20,7 +21,10 @@ class Animation:
     loop: int
 
 
-def load(blob: bytes, plan: RenderPlan) -> tuple[Frames, RenderPlan, Animation]:
+def load(
+    blob: bytes, plan: RenderPlan, header: pyvips.Image | None = None
+) -> tuple[Frames, RenderPlan, Animation]:
+    """``header``: validation's image, reused when it was opened with the options needed."""
     options: dict[str, Any] = {"fail_on": "truncated"}
     info = plan.source
     if plan.animated:
@@ -34,7 +38,10 @@ def load(blob: bytes, plan: RenderPlan) -> tuple[Frames, RenderPlan, Animation]:
     if not random_access:
         options["access"] = "sequential"
     try:
-        image = pyvips.Image.new_from_buffer(blob, "", **options)
+        if header is not None and options == COMMON_LOAD:
+            image = header
+        else:
+            image = pyvips.Image.new_from_buffer(blob, "", **options)
     except pyvips.Error as exc:
         raise DamagedImage(f"cannot decode the image: {str(exc).splitlines()[0]}") from None
     animation = Animation([], 0)

@@ -96,7 +96,9 @@ def render(
         if time.monotonic() > deadline:
             raise DeadlineExceeded(f"processing passed the request deadline during {stage}")
 
-    info = validate(blob, ValidationRules(settings.limits, settings.allow_svg, settings.scan))
+    info, header = validate(
+        blob, ValidationRules(settings.limits, settings.allow_svg, settings.scan)
+    )
     lap("validate")
     options = PrepareOptions(settings.limits, settings.default_policy)
     plan = make_plan(info, params, accept, settings.policies, options)
@@ -105,7 +107,7 @@ def render(
         with contextlib.suppress(pyvips.Error):
             plan = replace(plan, phash=settings.fingerprint(blob))
     lap("prepare")
-    frames, plan, animation = load(blob, plan)
+    frames, plan, animation = load(blob, plan, header)
     lap("load")
     try:
         for name, step in settings.steps:

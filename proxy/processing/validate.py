@@ -101,7 +101,13 @@ class ValidationRules:
         return frozenset(base | {"svg"}) if self.allow_svg else frozenset(base)
 
 
-def validate(blob: bytes, rules: ValidationRules) -> SourceInfo:
+# The options of the common load (no shrink, one frame, top to bottom): the header opened
+# with them during validation is the image ``load`` uses, so it is not parsed twice.
+COMMON_LOAD = {"access": "sequential", "fail_on": "truncated"}
+
+
+def validate(blob: bytes, rules: ValidationRules) -> tuple[SourceInfo, pyvips.Image]:
+    """Header facts, and the header image opened with ``COMMON_LOAD`` options."""
     limits = rules.limits
     if not blob:
         raise UnsupportedImage("the source is empty (0 bytes)")
@@ -123,10 +129,10 @@ def validate(blob: bytes, rules: ValidationRules) -> SourceInfo:
     return probe(blob, declared, limits)
 
 
-def probe(blob: bytes, declared: str, limits: LimitsConfig) -> SourceInfo:
+def probe(blob: bytes, declared: str, limits: LimitsConfig) -> tuple[SourceInfo, pyvips.Image]:
     """Header facts; the pixel and frame limits hold before anything is decoded."""
     try:
-        header = pyvips.Image.new_from_buffer(blob, "")
+        header = pyvips.Image.new_from_buffer(blob, "", **COMMON_LOAD)
         loader = str(header.get("vips-loader"))
     except pyvips.Error as exc:
         raise DamagedImage(
@@ -152,7 +158,7 @@ def probe(blob: bytes, declared: str, limits: LimitsConfig) -> SourceInfo:
         )
     if pages > limits.max_frames:
         raise SourceTooLarge(f"source has {pages} frames; the limit is {limits.max_frames}")
-    return SourceInfo(
+    info = SourceInfo(
         format=declared,
         width=width,
         height=height,
@@ -161,3 +167,4 @@ def probe(blob: bytes, declared: str, limits: LimitsConfig) -> SourceInfo:
         has_alpha=bool(header.hasalpha()),
         bytes=len(blob),
     )
+    return info, header

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -22,3 +23,7 @@ class Source(Protocol):
 
     async def read(self, ref: SourceRef, max_bytes: int) -> bytes:
         """The source's bytes; raises ``SourceTooLarge`` past ``max_bytes``."""
+
+    def blocking_reader(self, ref: SourceRef, max_bytes: int) -> Callable[[], bytes] | None:
+        """A function that reads the bytes in the calling (worker) thread, when the source
+        can do so cheaply; None means: use ``read`` on the event loop."""

@@ -179,6 +179,14 @@ class HttpSource:
         self._bodies[f"{url}\n{identity}"] = body
         return SourceRef(url, identity, len(body))
 
+    def blocking_reader(self, ref: SourceRef, max_bytes: int) -> Callable[[], bytes] | None:
+        """Bytes fetched by ``locate`` are handed over as they are; others need the loop."""
+        body = self._bodies.get(f"{ref.path}\n{ref.identity}")
+        if body is None or len(body) > max_bytes:
+            return None
+        del self._bodies[f"{ref.path}\n{ref.identity}"]
+        return lambda: body
+
     async def read(self, ref: SourceRef, max_bytes: int) -> bytes:
         body = self._bodies.pop(f"{ref.path}\n{ref.identity}", None)
         if body is None:

@@ -3,7 +3,7 @@ local folder."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import httpx
 
@@ -31,6 +31,10 @@ class SourceRouter:
     async def read(self, ref: SourceRef, max_bytes: int) -> bytes:
         source, _ = self._route(ref.path)
         return await source.read(ref.inner or ref, max_bytes)
+
+    def blocking_reader(self, ref: SourceRef, max_bytes: int) -> Callable[[], bytes] | None:
+        source, _ = self._route(ref.path)
+        return source.blocking_reader(ref.inner or ref, max_bytes)
 
     async def aclose(self) -> None:
         if self._client is not None:
