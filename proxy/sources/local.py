@@ -53,7 +53,11 @@ class LocalSource:
         except FileNotFoundError:
             raise SourceNotFound(f"no source at {ref.path!r}") from None
         with os.fdopen(fd, "rb") as handle:
-            data = handle.read(max_bytes + 1)
+            # Ask for what stat saw (+1 to notice growth): a 64 MiB request would make
+            # Python allocate 64 MiB per read.
+            data = handle.read(min(ref.size, max_bytes) + 1)
+            if len(data) > ref.size:  # the file grew since it was located
+                data += handle.read(max_bytes + 1 - len(data))
         if len(data) > max_bytes:
             raise SourceTooLarge(f"source exceeds the {max_bytes}-byte limit")
         return data
