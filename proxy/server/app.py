@@ -19,6 +19,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from proxy.analysis.analyzer import Analyzer
 from proxy.cache.results import ResultCache
 from proxy.config import Config
 from proxy.errors import LoupeError
@@ -28,12 +29,14 @@ from proxy.processing.avif_effort import AvifEffort
 from proxy.processing.compress import QualityTools
 from proxy.processing.finalize import EncoderSettings
 from proxy.processing.pipeline import RenderSettings
+from proxy.processing.validate import ValidationRules
 from proxy.quality import ssimulacra2
 from proxy.quality.decisions import QualityDecisions
 from proxy.quality.predictor import QualityPredictor
 from proxy.scanners.clamd import ClamdScanner
 from proxy.server import problems
 from proxy.server.images import ImageService
+from proxy.server.meta import MetaService
 from proxy.server.ops import Operations
 from proxy.server.pool import ProcessingPool
 from proxy.server.telemetry import Telemetry
@@ -163,6 +166,11 @@ def create_app(config: Config) -> Starlette:
     )
     source = build_sources(config)
     images = ImageService(config, source, cache, pool, telemetry, settings)
+    analyzer = Analyzer(
+        config.storage.models_dir, data_dir / "ai" / "analysis", fingerprint=settings.fingerprint
+    )
+    rules = ValidationRules(config.limits, images_config.allow_svg, settings.scan)
+    meta = MetaService(config, source, analyzer, pool, rules)
     ops = Operations(telemetry, pool, config.sources.root, data_dir)
 
     @contextlib.asynccontextmanager
@@ -177,6 +185,7 @@ def create_app(config: Config) -> Starlette:
             io.shutdown(wait=True)
             cache.close()
             decisions.close()
+            analyzer.close()
 
     async def on_loupe_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, LoupeError)
@@ -192,6 +201,7 @@ def create_app(config: Config) -> Starlette:
     app = Starlette(
         routes=[
             Route("/img/{path:path}", images.handle, methods=["GET", "HEAD"]),
+            Route("/meta/{path:path}", meta.handle, methods=["GET"]),
             Route("/healthz", ops.healthz, methods=["GET", "HEAD"]),
             Route("/readyz", ops.readyz, methods=["GET", "HEAD"]),
             Route("/metrics", ops.metrics, methods=["GET"]),

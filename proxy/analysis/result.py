@@ -1,0 +1,63 @@
+"""What analysis found, in orientation-corrected source pixels, as plain data (it is
+cached as JSON-able dicts and served by ``/meta``)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class FoundBox:
+    x: float
+    y: float
+    width: float
+    height: float
+    score: float = 1.0
+
+
+@dataclass(frozen=True)
+class SaliencyResult:
+    box: FoundBox
+    mass: float
+    centroid: tuple[float, float]
+    grid: tuple[tuple[float, ...], ...]  # coarse 0-1 map over the whole source
+
+
+@dataclass(frozen=True)
+class Analysis:
+    phash: str
+    width: int
+    height: int
+    faces: tuple[FoundBox, ...] = ()
+    saliency: SaliencyResult | None = None
+    text: tuple[FoundBox, ...] = ()
+    text_coverage: float = 0.0
+    content: tuple[str, float] | None = None  # (class, confidence)
+    unavailable: dict[str, str] = field(default_factory=dict)  # component -> reason
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> Analysis:
+        saliency = raw.get("saliency")
+        content = raw.get("content")
+        return cls(
+            phash=raw["phash"],
+            width=raw["width"],
+            height=raw["height"],
+            faces=tuple(FoundBox(**box) for box in raw.get("faces", ())),
+            saliency=SaliencyResult(
+                box=FoundBox(**saliency["box"]),
+                mass=saliency["mass"],
+                centroid=(saliency["centroid"][0], saliency["centroid"][1]),
+                grid=tuple(tuple(row) for row in saliency["grid"]),
+            )
+            if saliency
+            else None,
+            text=tuple(FoundBox(**box) for box in raw.get("text", ())),
+            text_coverage=raw.get("text_coverage", 0.0),
+            content=(content[0], content[1]) if content else None,
+            unavailable=dict(raw.get("unavailable", {})),
+        )

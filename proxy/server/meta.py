@@ -1,0 +1,98 @@
+"""``GET /meta/{path}?w=&h=``: the source's facts and what the models made of it."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from proxy.analysis.analyzer import Analyzer
+from proxy.analysis.result import Analysis
+from proxy.config import Config
+from proxy.errors import BadParameter
+from proxy.params import MAX_DIMENSION, split_query
+from proxy.processing.plan import SourceInfo
+from proxy.processing.validate import ValidationRules, validate
+from proxy.server.pool import ProcessingPool
+from proxy.signing import verify
+from proxy.sources.base import Source
+
+META_PARAMS = frozenset({"w", "h", "s", "expires"})
+
+
+def _dimension(name: str, raw: str | None) -> int | None:
+    if raw is None:
+        return None
+    if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= MAX_DIMENSION:
+        raise BadParameter(f"{name} must be an integer 1-{MAX_DIMENSION}, got {raw!r}")
+    return int(raw)
+
+
+def describe(info: SourceInfo, etag: str, analysis: Analysis) -> dict[str, Any]:
+    saliency = analysis.saliency
+    return {
+        "source": {
+            "width": info.width,
+            "height": info.height,
+            "format": info.format,
+            "bytes": info.bytes,
+            "etag": etag,
+        },
+        "phash": analysis.phash,
+        "content": (
+            {"class": analysis.content[0], "confidence": round(analysis.content[1], 4)}
+            if analysis.content
+            else None
+        ),
+        "faces": [_box(face) for face in analysis.faces],
+        "saliency": ({**_box(saliency.box), "mass": round(saliency.mass, 4)} if saliency else None),
+        "text": {
+            "coverage": round(analysis.text_coverage, 4),
+            "regions": [_box(region) for region in analysis.text],
+        },
+        "unavailable": analysis.unavailable,
+    }
+
+
+def _box(box: Any) -> dict[str, float]:
+    return {key: round(value, 2) for key, value in asdict(box).items()}
+
+
+class MetaService:
+    def __init__(
+        self,
+        config: Config,
+        source: Source,
+        analyzer: Analyzer,
+        pool: ProcessingPool,
+        rules: ValidationRules,
+    ) -> None:
+        self.config = config
+        self.source = source
+        self.analyzer = analyzer
+        self.pool = pool
+        self.rules = rules
+
+    async def handle(self, request: Request) -> Response:
+        path = request.path_params["path"]
+        raw_path = request.scope.get("raw_path") or request.url.path.encode()
+        query = request.scope["query_string"].decode("latin-1")
+        verify(self.config.signing.keys, raw_path.decode("latin-1"), query)
+        raw = split_query(query)
+        unknown = set(raw) - META_PARAMS
+        if unknown:
+            raise BadParameter(f"/meta takes w and h only; got {', '.join(sorted(unknown))}")
+        _dimension("w", raw.get("w"))
+        _dimension("h", raw.get("h"))
+        ref = await self.source.locate(path)
+        blob = await self.source.read(ref, self.config.limits.max_source_bytes)
+
+        def work(_deadline: float) -> tuple[SourceInfo, Analysis]:
+            info, _header = validate(blob, self.rules)
+            return info, self.analyzer.analyse(blob)
+
+        info, analysis = await self.pool.run(work, self.config.server.request_deadline_s)
+        body = describe(info, f'"{ref.identity}"', analysis)
+        return JSONResponse(body, headers={"Cache-Control": "public, max-age=60"})

@@ -1,0 +1,79 @@
+"""``/meta``: source facts and the analysis (real YuNet, u2netp, text and content models),
+computed once per perceptual hash."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import diskcache
+import httpx
+import pytest
+
+from tests.support import LoupeServer, shared_dir
+
+
+@pytest.fixture(scope="module")
+def analysing(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoupeServer]:
+    models = shared_dir() / "models"
+    if not (models / "face_detection_yunet_2023mar.onnx").is_file():
+        pytest.skip(f"shared models not found at {models}")
+    root = tmp_path_factory.mktemp("meta-root")
+    shutil.copy(data_root / "kodak" / "kodim12.png", root / "couple.png")
+    shutil.copy(data_root / "kodak" / "kodim12.png", root / "reupload.png")
+    shutil.copy(data_root / "generated" / "screenshot_ui.png", root / "ui.png")
+    running = LoupeServer(
+        root, tmp_path_factory.mktemp("meta-data"), args=("--models-dir", str(models))
+    )
+    yield running
+    running.stop()
+
+
+def test_meta_reports_source_faces_saliency_and_class(analysing: LoupeServer) -> None:
+    response = httpx.get(analysing.url + "/meta/couple.png", timeout=60)
+    assert response.status_code == 200, response.text
+    meta = response.json()
+    assert meta["source"] == {
+        "width": 768,
+        "height": 512,
+        "format": "png",
+        "bytes": meta["source"]["bytes"],
+        "etag": meta["source"]["etag"],
+    }
+    assert len(meta["phash"]) == 16
+    assert meta["content"]["class"] == "photo"
+    assert len(meta["faces"]) == 2 and all(face["score"] >= 0.8 for face in meta["faces"])
+    box = meta["saliency"]
+    for face in meta["faces"]:  # the couple is the salient subject
+        assert box["x"] <= face["x"] + face["width"] / 2 <= box["x"] + box["width"]
+    assert meta["unavailable"] == {}
+
+
+def test_screenshot_is_classified_and_has_text(analysing: LoupeServer) -> None:
+    meta = httpx.get(analysing.url + "/meta/ui.png", timeout=60).json()
+    assert meta["content"]["class"] == "screenshot"
+    assert meta["text"]["coverage"] > 0.05 and meta["faces"] == []
+
+
+def test_a_reupload_reuses_the_analysis(analysing: LoupeServer) -> None:
+    first = httpx.get(analysing.url + "/meta/couple.png", timeout=60).json()
+    again = httpx.get(analysing.url + "/meta/reupload.png", timeout=60)
+    assert again.json()["phash"] == first["phash"]
+    assert again.json()["faces"] == first["faces"]
+    # One stored analysis per picture, not per file: the re-upload added none.
+    with diskcache.Cache(str(analysing.log.parent / "ai" / "analysis")) as stored:
+        phashes = {key.rsplit(":", 1)[-1] for key in stored.iterkeys()}
+    assert first["phash"] in phashes
+    assert len(list(phashes)) == len(phashes)
+    before = len(phashes)
+    httpx.get(analysing.url + "/meta/reupload.png", timeout=60)
+    with diskcache.Cache(str(analysing.log.parent / "ai" / "analysis")) as stored:
+        assert len(list(stored.iterkeys())) == before
+
+
+def test_meta_refuses_bad_parameters_and_missing_sources(analysing: LoupeServer) -> None:
+    bad = httpx.get(analysing.url + "/meta/couple.png?fit=crop", timeout=30)
+    assert bad.status_code == 400
+    assert bad.headers["content-type"] == "application/problem+json"
+    assert httpx.get(analysing.url + "/meta/none.png", timeout=30).status_code == 404
