@@ -46,6 +46,11 @@ class Analyzer:
         self._cache = diskcache.Cache(str(cache_dir)) if cache_dir is not None else None
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="loupe-analysis")
 
+    @property
+    def can_place_crops(self) -> bool:
+        """Faces or saliency work: smart crops have something to go on."""
+        return self.faces.available or self.saliency.available
+
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
         if self._cache is not None:

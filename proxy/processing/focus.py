@@ -12,6 +12,7 @@ from dataclasses import replace
 import numpy as np
 import pyvips
 
+from proxy.cropping.evidence import candidates_for, choose
 from proxy.geometry import Size, place_window
 from proxy.processing.plan import RenderPlan
 
@@ -60,13 +61,33 @@ def _entropy_offset(proxy: pyvips.Image, chosen: pyvips.Image) -> tuple[int, int
     return x, y
 
 
+def _from_analysis(plan: RenderPlan) -> RenderPlan | None:
+    """smart/faces: the chosen candidate, or None when there is no usable analysis."""
+    analysis = plan.analysis
+    if analysis is None or {"faces", "saliency"} <= set(analysis.unavailable):
+        return None
+    window = plan.layout.window
+    candidates = candidates_for(analysis, plan.layout.region, Size(window.w, window.h))
+    chosen = choose(candidates, plan.crop_strategy)
+    if chosen is None:
+        return None
+    layout = replace(plan.layout, window=chosen.rect)
+    crop = replace(plan.crop, rect=chosen.rect, strategy=plan.crop_strategy)
+    return replace(plan, layout=layout, crop=crop, window_placed=True)
+
+
 def focus(frame: pyvips.Image, plan: RenderPlan) -> tuple[pyvips.Image, RenderPlan]:
+    if not plan.layout.needs_window or plan.window_placed:
+        return frame, plan
+    if plan.crop_strategy in ("smart", "faces"):
+        decided = _from_analysis(plan)
+        if decided is not None:
+            return frame, decided
+        # No analysis (models missing or failed): libvips attention, and the header says so.
+        fallback = replace(plan.crop, strategy="attention")
+        plan = replace(plan, crop_strategy="attention", crop=fallback)
     strategy = plan.crop_strategy
-    if (
-        strategy not in ("attention", "entropy")
-        or not plan.layout.needs_window
-        or plan.window_placed
-    ):
+    if strategy not in ("attention", "entropy"):
         return frame, plan
     region, window = plan.layout.region, plan.layout.window
     proxy, scale = _proxy(frame, plan)

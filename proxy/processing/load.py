@@ -34,7 +34,9 @@ def load(
     elif plan.shrink > 1 and info.format == "webp":
         options["scale"] = 1 / plan.shrink
     rotates = info.orientation not in (1, 0)
-    random_access = plan.animated or rotates or plan.crop_strategy in ("attention", "entropy")
+    random_access = (
+        plan.animated or rotates or plan.crop_strategy in ("attention", "entropy", "smart", "faces")
+    )
     if not random_access:
         options["access"] = "sequential"
     try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -16,6 +17,7 @@ from functools import partial
 
 import pyvips
 
+from proxy.analysis.analyzer import Analyzer
 from proxy.config import LimitsConfig
 from proxy.errors import DamagedImage, DeadlineExceeded
 from proxy.fingerprint import PhashMemo
@@ -36,6 +38,7 @@ from proxy.processing.prepare import PrepareOptions, make_plan
 from proxy.processing.scale import scale
 from proxy.processing.validate import Scanner, ValidationRules, validate
 
+log = logging.getLogger(__name__)
 Step = Callable[[pyvips.Image, RenderPlan], tuple[pyvips.Image, RenderPlan]]
 
 
@@ -62,6 +65,7 @@ class RenderSettings:
     scan: Scanner | None = None
     default_policy: str = "general"
     quality: QualityTools | None = None
+    analyzer: Analyzer | None = None
     fingerprint: Callable[[bytes], str] = field(default_factory=PhashMemo)
 
     @functools.cached_property
@@ -107,6 +111,14 @@ def render(
         with contextlib.suppress(pyvips.Error):
             plan = replace(plan, phash=settings.fingerprint(blob))
     lap("prepare")
+    analyzer = settings.analyzer
+    wants_analysis = plan.layout.needs_window and plan.crop_strategy in ("smart", "faces")
+    if analyzer is not None and analyzer.can_place_crops and wants_analysis:
+        try:
+            plan = replace(plan, analysis=analyzer.analyse(blob))
+        except Exception:  # an AI part never fails the request: focus falls back
+            log.exception("analysis failed; the crop falls back to attention")
+        lap("analyse")
     frames, plan, animation = load(blob, plan, header)
     lap("load")
     try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from proxy.analysis.result import Analysis
 from proxy.geometry import Layout
 from proxy.params import Rect
 
@@ -65,6 +66,7 @@ class RenderPlan:
     policy: str
     shrink: int = 1  # loader shrink factor
     load_scale: float = 1.0  # loaded pixels per source pixel, set by load
+    analysis: Analysis | None = None  # what the models saw (smart and faces crops)
     window_placed: bool = False  # focus has run (once, on the first frame)
     alpha_flattened: bool = False
     notes: tuple[str, ...] = ()

@@ -15,7 +15,6 @@ from proxy.processing.plan import CropDecision, RenderPlan, SourceInfo
 
 # Strategies that arrive with the analysis stage fall back to libvips attention (and say so).
 PIXEL_STRATEGIES = frozenset({"attention", "entropy", "smart", "faces"})
-CROP_FALLBACK = {"smart": "attention", "faces": "attention"}
 
 
 @dataclass(frozen=True)
@@ -28,8 +27,8 @@ def _crop_decision(params: TransformParams, needs_window: bool) -> tuple[str, st
     """(strategy that runs, strategy asked for)."""
     if not needs_window:
         return "none", None
-    requested = params.crop
-    return CROP_FALLBACK.get(requested, requested), requested
+    # smart/faces use the analysis when there is one; focus falls back to attention.
+    return params.crop, params.crop
 
 
 def make_plan(

@@ -23,6 +23,7 @@ from proxy.analysis.analyzer import Analyzer
 from proxy.cache.results import ResultCache
 from proxy.config import Config
 from proxy.errors import LoupeError
+from proxy.fingerprint import PhashMemo
 from proxy.model_files import find_model
 from proxy.policies import load_policies
 from proxy.processing.avif_effort import AvifEffort
@@ -149,6 +150,8 @@ def create_app(config: Config) -> Starlette:
         jpeg_progressive=images_config.jpeg_progressive,
     )
     decisions = QualityDecisions(data_dir / "ai" / "quality")
+    fingerprint = PhashMemo()
+    analyzer = Analyzer(config.storage.models_dir, data_dir / "ai" / "analysis", fingerprint)
     settings = RenderSettings(
         limits=config.limits,
         policies=policies,
@@ -156,6 +159,8 @@ def create_app(config: Config) -> Starlette:
         allow_svg=images_config.allow_svg,
         scan=scanner.scan if scanner else None,
         default_policy=images_config.default_policy,
+        fingerprint=fingerprint,
+        analyzer=analyzer,
         quality=QualityTools(
             metric=ssimulacra2.score,
             predictor=QualityPredictor(find_model(PREDICTOR_FILE, config.storage.models_dir)),
@@ -166,9 +171,6 @@ def create_app(config: Config) -> Starlette:
     )
     source = build_sources(config)
     images = ImageService(config, source, cache, pool, telemetry, settings)
-    analyzer = Analyzer(
-        config.storage.models_dir, data_dir / "ai" / "analysis", fingerprint=settings.fingerprint
-    )
     rules = ValidationRules(config.limits, images_config.allow_svg, settings.scan)
     meta = MetaService(config, source, analyzer, pool, rules)
     ops = Operations(telemetry, pool, config.sources.root, data_dir)

@@ -11,7 +11,9 @@ from starlette.responses import JSONResponse, Response
 from proxy.analysis.analyzer import Analyzer
 from proxy.analysis.result import Analysis
 from proxy.config import Config
+from proxy.cropping.evidence import candidates_for
 from proxy.errors import BadParameter
+from proxy.geometry import Size, plan_layout
 from proxy.params import MAX_DIMENSION, split_query
 from proxy.processing.plan import SourceInfo
 from proxy.processing.validate import ValidationRules, validate
@@ -56,6 +58,28 @@ def describe(info: SourceInfo, etag: str, analysis: Analysis) -> dict[str, Any]:
     }
 
 
+def crops(info: SourceInfo, analysis: Analysis, width: int, height: int) -> list[dict[str, Any]]:
+    """Three ranked candidates for a ``fit=crop`` of ``width`` x ``height``."""
+    layout = plan_layout(
+        Size(info.width, info.height), width=width, height=height, fit="crop", upscale=False
+    )
+    if layout is None:
+        return []
+    window = Size(layout.window.w, layout.window.h)
+    return [
+        {
+            "x": c.rect.x,
+            "y": c.rect.y,
+            "width": c.rect.w,
+            "height": c.rect.h,
+            "score": round(c.score, 4),
+            "strategy": c.strategy,
+            "reasons": list(c.reasons),
+        }
+        for c in candidates_for(analysis, layout.region, window)
+    ]
+
+
 def _box(box: Any) -> dict[str, float]:
     return {key: round(value, 2) for key, value in asdict(box).items()}
 
@@ -84,8 +108,8 @@ class MetaService:
         unknown = set(raw) - META_PARAMS
         if unknown:
             raise BadParameter(f"/meta takes w and h only; got {', '.join(sorted(unknown))}")
-        _dimension("w", raw.get("w"))
-        _dimension("h", raw.get("h"))
+        width = _dimension("w", raw.get("w"))
+        height = _dimension("h", raw.get("h"))
         ref = await self.source.locate(path)
         blob = await self.source.read(ref, self.config.limits.max_source_bytes)
 
@@ -95,4 +119,6 @@ class MetaService:
 
         info, analysis = await self.pool.run(work, self.config.server.request_deadline_s)
         body = describe(info, f'"{ref.identity}"', analysis)
+        if width is not None and height is not None:
+            body["crops"] = crops(info, analysis, width, height)
         return JSONResponse(body, headers={"Cache-Control": "public, max-age=60"})

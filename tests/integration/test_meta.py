@@ -75,3 +75,37 @@ def test_meta_refuses_bad_parameters_and_missing_sources(analysing: LoupeServer)
     assert bad.status_code == 400
     assert bad.headers["content-type"] == "application/problem+json"
     assert httpx.get(analysing.url + "/meta/none.png", timeout=30).status_code == 404
+
+
+def _inside(face: dict[str, float], rect: tuple[int, int, int, int]) -> bool:
+    x, y, w, h = rect
+    return (
+        x <= face["x"]
+        and face["x"] + face["width"] <= x + w
+        and y <= face["y"]
+        and face["y"] + face["height"] <= y + h
+    )
+
+
+def test_meta_ranks_three_crop_candidates(analysing: LoupeServer) -> None:
+    meta = httpx.get(analysing.url + "/meta/couple.png?w=300&h=300", timeout=60).json()
+    crops = meta["crops"]
+    assert 1 <= len(crops) <= 3
+    assert [c["score"] for c in crops] == sorted((c["score"] for c in crops), reverse=True)
+    top = crops[0]
+    assert (top["width"], top["height"]) == (512, 512)
+    assert all(_inside(f, (top["x"], top["y"], 512, 512)) for f in meta["faces"])
+    assert top["reasons"] and all(isinstance(r, str) for r in top["reasons"])
+
+
+@pytest.mark.parametrize("crop", ["smart", "faces"])
+def test_smart_and_faces_crops_keep_both_people(analysing: LoupeServer, crop: str) -> None:
+    faces = httpx.get(analysing.url + "/meta/couple.png", timeout=60).json()["faces"]
+    response = httpx.get(
+        analysing.url + f"/img/couple.png?w=200&h=400&fit=crop&crop={crop}&fm=png", timeout=60
+    )
+    header = response.headers["x-loupe-crop"]
+    assert header.startswith(f"strategy={crop}; ") and header.endswith("by=ai")
+    rect = tuple(int(v) for v in header.split("rect=")[1].split(";")[0].split(","))
+    assert rect[2:] == (256, 512)
+    assert all(_inside(face, rect) for face in faces)  # type: ignore[arg-type]

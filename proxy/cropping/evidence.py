@@ -1,0 +1,62 @@
+"""Turn a cached ``Analysis`` into ``Evidence`` for a region of the source (the whole
+source, or a URL's ``rect``): boxes are shifted into the region, and the saliency grid is
+used only when the region is the whole source (it covers the whole source)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from proxy.analysis.result import Analysis, FoundBox
+from proxy.cropping.candidates import Box, Candidate, Evidence, pick, rank
+from proxy.geometry import Size
+from proxy.params import Rect
+
+
+def _shift(box: FoundBox, region: Rect) -> Box:
+    return Box(box.x - region.x, box.y - region.y, box.width, box.height, box.score)
+
+
+def _inside(box: Box, region: Rect) -> bool:
+    return box.x + box.w > 0 and box.y + box.h > 0 and box.x < region.w and box.y < region.h
+
+
+def evidence_for(analysis: Analysis, region: Rect) -> Evidence:
+    whole = (region.x, region.y, region.w, region.h) == (0, 0, analysis.width, analysis.height)
+    faces = tuple(b for b in (_shift(f, region) for f in analysis.faces) if _inside(b, region))
+    text = tuple(b for b in (_shift(t, region) for t in analysis.text) if _inside(b, region))
+    saliency = analysis.saliency
+    if saliency is None:
+        return Evidence(faces=faces, text=text)
+    centroid = (saliency.centroid[0] - region.x, saliency.centroid[1] - region.y)
+    return Evidence(
+        faces=faces,
+        saliency=_shift(saliency.box, region),
+        saliency_mass=saliency.mass,
+        saliency_grid=np.asarray(saliency.grid, dtype=np.float32) if whole else None,
+        text=text,
+        saliency_centroid=centroid,
+    )
+
+
+def candidates_for(analysis: Analysis, region: Rect, window: Size) -> list[Candidate]:
+    """Three ranked candidates, in source pixels."""
+    ranked = rank(Size(region.w, region.h), window, evidence_for(analysis, region))
+    return [
+        Candidate(
+            Rect(c.rect.x + region.x, c.rect.y + region.y, c.rect.w, c.rect.h),
+            c.score,
+            c.strategy,
+            c.reasons,
+            c.merged,
+        )
+        for c in ranked
+    ]
+
+
+def choose(candidates: list[Candidate], requested: str) -> Candidate | None:
+    """``crop=smart``: the top candidate; ``crop=faces``: the face-weighted one."""
+    if not candidates:
+        return None
+    if requested == "faces":
+        return pick(candidates, "faces") or candidates[0]
+    return candidates[0]
