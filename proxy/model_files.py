@@ -3,9 +3,13 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
-BUNDLED = Path(__file__).resolve().parents[1] / "models"
+_CHECKOUT = Path(__file__).resolve().parents[1] / "models"
+_INSTALLED = Path(sys.prefix) / "share" / "loupe" / "models"  # pyproject's data-files
+# The repo's models/ in a checkout or editable install; the wheel's copy otherwise.
+BUNDLED = _CHECKOUT if (_CHECKOUT / "manifest.toml").is_file() else _INSTALLED
 
 
 def search_path(models_dir: Path) -> list[Path]:
