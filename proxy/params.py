@@ -127,6 +127,11 @@ def _int(name: str, raw: str, low: int, high: int) -> int:
     return value
 
 
+def dimension(name: str, raw: str) -> int:
+    """A pixel size parameter (``w``, ``h``): 1 to ``MAX_DIMENSION``."""
+    return _int(name, raw, 1, MAX_DIMENSION)
+
+
 def _float(name: str, raw: str, low: float, high: float) -> float:
     try:
         value = float(raw)
@@ -187,9 +192,9 @@ def parse_params(query: str, *, default_crop: Crop = "smart") -> TransformParams
     params = TransformParams(crop=default_crop)
     dpr = _float("dpr", raw["dpr"], 1, 4) if "dpr" in raw else 1.0
     if "w" in raw:
-        params = replace(params, width=_scaled(_int("w", raw["w"], 1, MAX_DIMENSION), dpr))
+        params = replace(params, width=_scaled(dimension("w", raw["w"]), dpr))
     if "h" in raw:
-        params = replace(params, height=_scaled(_int("h", raw["h"], 1, MAX_DIMENSION), dpr))
+        params = replace(params, height=_scaled(dimension("h", raw["h"]), dpr))
     if "fit" in raw:
         params = replace(params, fit=_choice("fit", raw["fit"], get_args(Fit)))  # type: ignore[arg-type]
     if "crop" in raw:

@@ -76,3 +76,9 @@ def verify(keys: Sequence[str], path: str, query: str, *, now: float | None = No
     if expires is not None and expires < (time.time() if now is None else now):
         raise Forbidden("the signed URL has expired")
     return True
+
+
+def verify_request(keys: Sequence[str], raw_path: bytes, raw_query: bytes) -> bool:
+    """``verify`` on a request's path and query exactly as sent (ASGI ``raw_path`` and
+    ``query_string``), which is what the signer signed."""
+    return verify(keys, raw_path.decode("latin-1"), raw_query.decode("latin-1"))

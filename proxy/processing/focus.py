@@ -1,8 +1,9 @@
 """Decide where the crop window goes when ``fit=crop`` has to cut.
 
-``center`` and ``focalpoint`` were placed by pure geometry in prepare; ``attention``
-and ``entropy`` look at the pixels (libvips smartcrop on a small proxy, so the cost
-does not grow with the source).
+``center`` and ``focalpoint`` were placed by pure geometry in prepare; ``smart`` and
+``faces`` take a ranked candidate from the analysis (``proxy.cropping``), and fall back
+to ``attention`` without one; ``attention`` and ``entropy`` look at the pixels (libvips
+smartcrop on a small proxy, so the cost does not grow with the source).
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from proxy.params import TransformParams
 from proxy.policies import Policy
 from proxy.processing.plan import CropDecision, RenderPlan, SourceInfo
 
-# Strategies that arrive with the analysis stage fall back to libvips attention (and say so).
+# Strategies whose window the AI places (from pixels or the analysis): X-Loupe-Crop by=ai.
 PIXEL_STRATEGIES = frozenset({"attention", "entropy", "smart", "faces"})
 
 

@@ -17,7 +17,7 @@ from proxy.policies import policy_for_path
 from proxy.processing.pipeline import Rendered, RenderSettings, render
 from proxy.server.pool import ProcessingPool
 from proxy.server.telemetry import Telemetry
-from proxy.signing import verify
+from proxy.signing import verify_request
 from proxy.sources.base import Source, SourceRef
 
 
@@ -44,6 +44,11 @@ def describe(rendered: Rendered) -> dict[str, str]:
     if plan.notes:
         headers["X-Loupe-Note"] = ", ".join(plan.notes)
     return headers
+
+
+def raw_request_path(request: Request) -> bytes:
+    """The path as the client sent it (percent-encoding intact), as signatures cover it."""
+    return bytes(request.scope.get("raw_path") or request.url.path.encode())
 
 
 def if_none_match(header: str | None, etag: str) -> bool:
@@ -83,25 +88,18 @@ class ImageService:
     ) -> Outcome:
         max_bytes = self.config.limits.max_source_bytes
         with self.pool.admit() as ticket:
+            started = time.perf_counter()
             reader = self.source.blocking_reader(ref, max_bytes)
-            if reader is None:
-                started = time.perf_counter()
+            if reader is None:  # a source that needs the event loop: fetch, hand bytes over
                 fetched_blob = await self.source.read(ref, max_bytes)
-                fetch_time = time.perf_counter() - started
-
-                def fetch() -> tuple[bytes, float]:
-                    return fetched_blob, fetch_time
-            else:
-                blocking_read = reader
-
-                def fetch() -> tuple[bytes, float]:
-                    started = time.perf_counter()
-                    blob = blocking_read()  # in the render thread: no extra thread hop
-                    return blob, time.perf_counter() - started
+                reader = lambda: fetched_blob  # noqa: E731
+            waited = time.perf_counter() - started
 
             def work(deadline: float) -> tuple[Rendered, float]:
-                blob, seconds = fetch()
-                return render(blob, params, accept, self.settings, deadline=deadline), seconds
+                began = time.perf_counter()
+                blob = reader()  # local files: read here, in the render thread
+                fetched = waited + time.perf_counter() - began
+                return render(blob, params, accept, self.settings, deadline=deadline), fetched
 
             deadline_s = self.config.server.request_deadline_s
             rendered, fetched = await self.pool.run_admitted(ticket, work, deadline_s)
@@ -122,11 +120,8 @@ class ImageService:
     async def handle(self, request: Request) -> Response:
         started = time.perf_counter()
         path = request.path_params["path"]
-        raw_path = request.scope.get("raw_path") or request.url.path.encode()
-        signed = verify(
-            self.config.signing.keys,
-            raw_path.decode("latin-1"),
-            request.scope["query_string"].decode("latin-1"),
+        signed = verify_request(
+            self.config.signing.keys, raw_request_path(request), request.scope["query_string"]
         )
         default_crop = self.config.images.default_crop
         params = parse_params(request.url.query, default_crop=default_crop)

@@ -14,22 +14,15 @@ from proxy.config import Config
 from proxy.cropping.evidence import candidates_for
 from proxy.errors import BadParameter
 from proxy.geometry import Size, plan_layout
-from proxy.params import MAX_DIMENSION, split_query
+from proxy.params import dimension, split_query
 from proxy.processing.plan import SourceInfo
 from proxy.processing.validate import ValidationRules, validate
+from proxy.server.images import raw_request_path
 from proxy.server.pool import ProcessingPool
-from proxy.signing import verify
+from proxy.signing import verify_request
 from proxy.sources.base import Source
 
 META_PARAMS = frozenset({"w", "h", "s", "expires"})
-
-
-def _dimension(name: str, raw: str | None) -> int | None:
-    if raw is None:
-        return None
-    if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= MAX_DIMENSION:
-        raise BadParameter(f"{name} must be an integer 1-{MAX_DIMENSION}, got {raw!r}")
-    return int(raw)
 
 
 def describe(info: SourceInfo, etag: str, analysis: Analysis) -> dict[str, Any]:
@@ -101,15 +94,14 @@ class MetaService:
 
     async def handle(self, request: Request) -> Response:
         path = request.path_params["path"]
-        raw_path = request.scope.get("raw_path") or request.url.path.encode()
-        query = request.scope["query_string"].decode("latin-1")
-        verify(self.config.signing.keys, raw_path.decode("latin-1"), query)
-        raw = split_query(query)
+        query = request.scope["query_string"]
+        verify_request(self.config.signing.keys, raw_request_path(request), query)
+        raw = split_query(query.decode("latin-1"))
         unknown = set(raw) - META_PARAMS
         if unknown:
             raise BadParameter(f"/meta takes w and h only; got {', '.join(sorted(unknown))}")
-        width = _dimension("w", raw.get("w"))
-        height = _dimension("h", raw.get("h"))
+        width = dimension("w", raw["w"]) if "w" in raw else None
+        height = dimension("h", raw["h"]) if "h" in raw else None
         ref = await self.source.locate(path)
         blob = await self.source.read(ref, self.config.limits.max_source_bytes)
 
