@@ -62,10 +62,16 @@ def _entropy_offset(proxy: pyvips.Image, chosen: pyvips.Image) -> tuple[int, int
     return x, y
 
 
+def analysis_usable(plan: RenderPlan) -> bool:
+    """smart/faces can be placed from the analysis, without looking at pixels."""
+    analysis = plan.analysis
+    return analysis is not None and not {"faces", "saliency"} <= set(analysis.unavailable)
+
+
 def _from_analysis(plan: RenderPlan) -> RenderPlan | None:
     """smart/faces: the chosen candidate, or None when there is no usable analysis."""
     analysis = plan.analysis
-    if analysis is None or {"faces", "saliency"} <= set(analysis.unavailable):
+    if analysis is None or not analysis_usable(plan):
         return None
     window = plan.layout.window
     candidates = candidates_for(analysis, plan.layout.region, Size(window.w, window.h))
