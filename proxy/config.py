@@ -175,6 +175,73 @@ class ImagesConfig(_Section):
         return value
 
 
+class StoreConfig(_Section):
+    url: str | None = Field(
+        None,
+        description="sqlite:///path or postgresql://...; unset = sqlite in data_dir/loupe.db",
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, value: str | None) -> str | None:
+        if value is not None and urlsplit(value).scheme not in (
+            "sqlite",
+            "postgresql",
+            "postgres",
+        ):
+            raise ValueError(f"store URL must be sqlite:///... or postgresql://..., got {value!r}")
+        return value
+
+
+class AdminConfig(_Section):
+    token: str | None = Field(None, description="bearer token for /admin/*; unset = admin closed")
+
+
+class VlmConfig(_Section):
+    url: str | None = Field(
+        None, description="OpenAI-compatible base URL (…/v1); unset = alt text off"
+    )
+    model: str = "llava"
+    api_key: str | None = None
+    timeout_s: float = Field(30.0, gt=0)
+    max_tokens: int = Field(200, ge=16, le=4096)
+    confidence_threshold: float = Field(
+        0.7, ge=0, le=1, description="below: kept as a draft and sent to review"
+    )
+    max_image_side: int = Field(768, ge=64, le=4096, description="the image sent is this small")
+
+
+class LaneConfig(_Section):
+    workers: int = Field(1, ge=0, le=64, description="in-process background workers (0 = none)")
+    max_attempts: int = Field(5, ge=1, description="failures before a job is dead-lettered")
+    backoff_s: float = Field(2.0, gt=0, description="first retry delay; doubles per attempt")
+    lease_s: float = Field(120.0, gt=0, description="a claimed job returns to the queue after")
+    poll_s: float = Field(0.5, gt=0, description="idle workers look for jobs this often")
+
+
+class QAConfig(_Section):
+    sample_rate: float = Field(
+        0.01, ge=0, le=1, description="share of new sources sent to human review"
+    )
+    max_bytes_per_pixel: float = Field(
+        4.0, gt=0, description="a lossy output larger than this per pixel is suspect"
+    )
+    min_bytes: int = Field(64, ge=0, description="smaller outputs (beyond 64x64 px) are suspect")
+    duplicate_distance: int = Field(
+        6, ge=0, le=16, description="phash Hamming distance counted as a near-duplicate"
+    )
+
+
+class ModerationConfig(_Section):
+    enabled: bool = Field(False, description="scan every source; unscanned is never served")
+    unsafe_threshold: float = Field(
+        0.8, ge=0, le=1, description="NSFW score at or above: held (451) until approved"
+    )
+    review_threshold: float = Field(
+        0.4, ge=0, le=1, description="NSFW score at or above: served, but a human looks"
+    )
+
+
 class Config(_Section):
     server: ServerConfig = ServerConfig()
     sources: SourcesConfig = SourcesConfig()
@@ -184,12 +251,24 @@ class Config(_Section):
     limits: LimitsConfig = LimitsConfig()
     cache: CacheConfig = CacheConfig()
     images: ImagesConfig = ImagesConfig()
+    store: StoreConfig = StoreConfig()
+    admin: AdminConfig = AdminConfig()
+    vlm: VlmConfig = VlmConfig()
+    lane: LaneConfig = LaneConfig()
+    qa: QAConfig = QAConfig()
+    moderation: ModerationConfig = ModerationConfig()
 
     @model_validator(mode="after")
     def _memory_item_fits(self) -> Config:
         if self.cache.memory_max_item_bytes > self.cache.memory_bytes > 0:
             raise ValueError("cache.memory_max_item_bytes exceeds cache.memory_bytes")
+        if self.moderation.review_threshold > self.moderation.unsafe_threshold:
+            raise ValueError("moderation.review_threshold exceeds moderation.unsafe_threshold")
         return self
+
+    def store_url(self) -> str:
+        """The configured store, or the embedded SQLite file in the data folder."""
+        return self.store.url or f"sqlite:///{(self.storage.data_dir / 'loupe.db').resolve()}"
 
 
 SECTIONS = tuple(Config.model_fields)
