@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+import uuid
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -27,6 +30,49 @@ def shared_data() -> Path:
     if not data.is_dir():
         pytest.skip(f"shared images not found at {data} (set LOUPE_SHARED_DIR)")
     return data
+
+
+POSTGRES_URL = os.environ.get("LOUPE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@contextlib.contextmanager
+def postgres_schema() -> Iterator[str]:
+    """A store URL on a fresh, private schema of the test PostgreSQL, dropped afterwards."""
+    import psycopg
+
+    name = f"loupe_test_{uuid.uuid4().hex[:12]}"
+    try:
+        admin = psycopg.connect(POSTGRES_URL, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        pytest.fail(f"PostgreSQL not reachable at {POSTGRES_URL} (.ci/run starts one): {exc}")
+    with admin:
+        admin.execute(f"CREATE SCHEMA {name}")
+        sep = "&" if "?" in POSTGRES_URL else "?"
+        try:
+            yield f"{POSTGRES_URL}{sep}options=-csearch_path%3D{name}"
+        finally:
+            admin.execute(f"DROP SCHEMA {name} CASCADE")
+
+
+def wait_for(
+    check: Callable[[], Any], timeout: float = 20.0, interval: float = 0.1, what: str = ""
+) -> Any:
+    """Poll ``check`` until it returns something truthy (background work landing)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = check()
+        if found:
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what or check}")
+        time.sleep(interval)
+
+
+FAST_LANE = {
+    "LOUPE_LANE_POLL_S": "0.05",
+    "LOUPE_LANE_BACKOFF_S": "0.2",
+    "LOUPE_LANE_MAX_ATTEMPTS": "2",
+}
 
 
 def free_port() -> int:

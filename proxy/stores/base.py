@@ -1,0 +1,143 @@
+"""Records the store keeps, and the errors it raises. Plain frozen dataclasses: the server,
+the lane and the admin API share them without knowing which database is underneath."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from proxy.errors import LoupeError
+
+AltStatus = Literal["empty", "draft", "machine", "reviewed", "user"]
+Component = Literal["alt", "crop", "qa", "moderation", "sample"]
+COMPONENTS: tuple[Component, ...] = ("alt", "crop", "qa", "moderation", "sample")
+ReviewStatus = Literal["pending", "accepted", "rejected", "edited"]
+JobStatus = Literal["queued", "running", "done", "dead"]
+ModerationStatus = Literal["unscanned", "clear", "review", "held", "approved", "rejected"]
+
+
+class StoreError(LoupeError):
+    """The store could not be reached or refused a write: a 503, never a silent loss."""
+
+    status = 503
+    slug = "store-unavailable"
+    title = "Store unavailable"
+
+
+class ReviewNotFound(LoupeError):
+    status = 404
+    slug = "review-not-found"
+    title = "No such review item"
+
+
+class ReviewConflict(LoupeError):
+    status = 409
+    slug = "review-already-decided"
+    title = "Review item already decided"
+
+
+@dataclass(frozen=True)
+class SourceRecord:
+    path: str
+    phash: str | None = None
+    width: int | None = None
+    height: int | None = None
+    format: str | None = None
+    bytes: int | None = None
+    content_class: str | None = None
+    content_confidence: float | None = None
+    moderation_status: ModerationStatus = "unscanned"
+    moderation_score: float | None = None
+    first_seen: float = 0.0
+    last_seen: float = 0.0
+
+
+@dataclass(frozen=True)
+class Override:
+    """A human crop: ``by="user"`` through the admin API, ``"human"`` picked in review.
+    ``ctx=""`` applies in every context."""
+
+    path: str
+    aspect: str
+    rect: tuple[int, int, int, int]
+    ctx: str = ""
+    by: Literal["user", "human"] = "user"
+    reviewer: str = ""
+    reason: str = ""
+    created: float = 0.0
+
+
+@dataclass(frozen=True)
+class AltText:
+    path: str
+    text: str
+    status: AltStatus
+    phash: str | None = None
+    confidence: float | None = None
+    model: str | None = None
+    context: dict[str, Any] = field(default_factory=dict)
+    reused_from: str | None = None
+    updated: float = 0.0
+
+    @property
+    def machine_generated(self) -> bool:
+        """True until a human has reviewed or written the text."""
+        return self.status in ("draft", "machine")
+
+    @property
+    def published(self) -> str:
+        """What may be shown to visitors: drafts and empty texts publish nothing."""
+        return self.text if self.status in ("machine", "reviewed", "user") else ""
+
+
+@dataclass(frozen=True)
+class ReviewItem:
+    id: int
+    path: str
+    component: Component
+    subject: str
+    status: ReviewStatus
+    payload: dict[str, Any]
+    created: float
+    decided: float | None = None
+    decision: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Feedback:
+    """A human decision kept beside the AI output it judged."""
+
+    review_id: int | None
+    path: str
+    component: str
+    action: str
+    ai_output: dict[str, Any]
+    correction: dict[str, Any] | None
+    reason: str
+    reviewer: str
+    seconds: float | None
+    context: dict[str, Any]
+    created: float = 0.0
+    id: int = 0
+
+
+@dataclass(frozen=True)
+class QAResult:
+    path: str
+    variant: str
+    passed: bool
+    report: dict[str, Any]
+    created: float = 0.0
+
+
+@dataclass(frozen=True)
+class Job:
+    id: int
+    kind: str
+    subject: str
+    payload: dict[str, Any]
+    status: JobStatus
+    attempts: int
+    run_after: float
+    last_error: str | None = None
+    worker: str | None = None

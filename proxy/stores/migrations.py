@@ -1,0 +1,151 @@
+"""Versioned schema migrations, applied in order at start-up and recorded in
+``schema_migrations``. Never edit a released migration: add the next one.
+
+The SQL is shared by SQLite and PostgreSQL; ``{pk}`` is the one spelling that differs.
+Booleans are INTEGER 0/1 and JSON is TEXT on both, so rows read back identically.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "sources, overrides, alt text, review, feedback, QA, jobs",
+        """
+        CREATE TABLE sources (
+            path TEXT PRIMARY KEY,
+            phash TEXT,
+            width INTEGER,
+            height INTEGER,
+            format TEXT,
+            bytes BIGINT,
+            content_class TEXT,
+            content_confidence DOUBLE PRECISION,
+            moderation_status TEXT NOT NULL DEFAULT 'unscanned',
+            moderation_score DOUBLE PRECISION,
+            first_seen DOUBLE PRECISION NOT NULL,
+            last_seen DOUBLE PRECISION NOT NULL
+        );
+        CREATE INDEX sources_phash ON sources (phash);
+        CREATE TABLE phash_chunks (
+            chunk INTEGER NOT NULL,
+            value BIGINT NOT NULL,
+            path TEXT NOT NULL REFERENCES sources (path) ON DELETE CASCADE,
+            PRIMARY KEY (chunk, value, path)
+        );
+        CREATE INDEX phash_chunks_path ON phash_chunks (path);
+        CREATE TABLE overrides (
+            path TEXT NOT NULL,
+            aspect TEXT NOT NULL,
+            ctx TEXT NOT NULL DEFAULT '',
+            x INTEGER NOT NULL,
+            y INTEGER NOT NULL,
+            w INTEGER NOT NULL,
+            h INTEGER NOT NULL,
+            made_by TEXT NOT NULL,
+            reviewer TEXT NOT NULL DEFAULT '',
+            reason TEXT NOT NULL DEFAULT '',
+            created DOUBLE PRECISION NOT NULL,
+            PRIMARY KEY (path, aspect, ctx)
+        );
+        CREATE TABLE alt_texts (
+            path TEXT PRIMARY KEY,
+            phash TEXT,
+            text TEXT NOT NULL,
+            status TEXT NOT NULL,
+            confidence DOUBLE PRECISION,
+            model TEXT,
+            context TEXT NOT NULL DEFAULT '{{}}',
+            reused_from TEXT,
+            updated DOUBLE PRECISION NOT NULL
+        );
+        CREATE INDEX alt_texts_phash ON alt_texts (phash);
+        CREATE TABLE review_items (
+            id {pk},
+            path TEXT NOT NULL,
+            component TEXT NOT NULL,
+            subject TEXT NOT NULL,
+            status TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            created DOUBLE PRECISION NOT NULL,
+            decided DOUBLE PRECISION,
+            decision TEXT
+        );
+        CREATE UNIQUE INDEX review_items_one_pending
+            ON review_items (component, subject) WHERE status = 'pending';
+        CREATE INDEX review_items_queue ON review_items (status, component, id);
+        CREATE TABLE feedback (
+            id {pk},
+            review_id BIGINT,
+            path TEXT NOT NULL,
+            component TEXT NOT NULL,
+            action TEXT NOT NULL,
+            ai_output TEXT NOT NULL,
+            correction TEXT,
+            reason TEXT NOT NULL,
+            reviewer TEXT NOT NULL,
+            seconds DOUBLE PRECISION,
+            context TEXT NOT NULL,
+            created DOUBLE PRECISION NOT NULL
+        );
+        CREATE INDEX feedback_created ON feedback (created);
+        CREATE TABLE qa_results (
+            path TEXT NOT NULL,
+            variant TEXT NOT NULL,
+            passed INTEGER NOT NULL,
+            report TEXT NOT NULL,
+            created DOUBLE PRECISION NOT NULL,
+            PRIMARY KEY (path, variant)
+        );
+        CREATE TABLE jobs (
+            id {pk},
+            kind TEXT NOT NULL,
+            subject TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            status TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            run_after DOUBLE PRECISION NOT NULL,
+            lease_until DOUBLE PRECISION,
+            worker TEXT,
+            last_error TEXT,
+            created DOUBLE PRECISION NOT NULL,
+            updated DOUBLE PRECISION NOT NULL,
+            UNIQUE (kind, subject)
+        );
+        CREATE INDEX jobs_ready ON jobs (status, run_after);
+        CREATE TABLE sample_strata (
+            stratum TEXT PRIMARY KEY,
+            seen BIGINT NOT NULL,
+            sampled BIGINT NOT NULL
+        );
+        """,
+    ),
+    Migration(
+        2,
+        "tallies of what the AI decided alone and what it sent to a human",
+        """
+        CREATE TABLE ai_outcomes (
+            component TEXT NOT NULL,
+            outcome TEXT NOT NULL,
+            n BIGINT NOT NULL,
+            PRIMARY KEY (component, outcome)
+        );
+        """,
+    ),
+)
+
+
+def statements(sql: str, *, pk: str) -> list[str]:
+    """Split a migration into statements (no semicolons inside literals in our SQL)."""
+    text = sql.format(pk=pk)
+    return [part.strip() for part in text.split(";") if part.strip()]

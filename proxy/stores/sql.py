@@ -1,0 +1,724 @@
+"""The store's logic, written once in the SQL that SQLite and PostgreSQL share. Backends
+provide connections and transactions (``sqlite.py``, ``postgres.py``); this class owns
+every query, so both behave the same and one test suite covers both."""
+
+from __future__ import annotations
+
+import json
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from typing import Any, Protocol
+
+from proxy.duplicates.index import chunks, hamming, parse_phash
+from proxy.stores.base import (
+    AltText,
+    Feedback,
+    Job,
+    Override,
+    QAResult,
+    ReviewConflict,
+    ReviewItem,
+    ReviewNotFound,
+    SourceRecord,
+)
+from proxy.stores.migrations import MIGRATIONS, statements
+
+Row = tuple[Any, ...]
+DUPLICATE_CHUNKS = 8  # 8 x 8 bits: exact-chunk lookups find every hash within distance 7
+ALT_RANK = {"user": 4, "reviewed": 3, "machine": 2, "draft": 1, "empty": 0}
+
+
+class Tx(Protocol):
+    """One transaction: ``?`` placeholders in, rows out."""
+
+    def run(self, sql: str, params: Sequence[Any] = ()) -> list[Row]: ...
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), sort_keys=True)
+
+
+def _loads(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+def _signed64(value: int) -> int:
+    """Chunks are stored as BIGINT; keep them in the signed range both databases accept."""
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
+class SqlStore(ABC):
+    pk: str  # the primary-key column spelling for migrations
+
+    @abstractmethod
+    def transaction(self, *, write: bool = True) -> AbstractContextManager[Tx]:
+        """A transaction; ``write`` takes the write lock up front where the backend has one."""
+
+    @abstractmethod
+    def _claim_sql(self) -> str:
+        """Selects the id of one ready job, locking it where the backend can."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    @property
+    @abstractmethod
+    def url(self) -> str: ...
+
+    # -- schema ---------------------------------------------------------------------------
+
+    def migrate(self) -> list[int]:
+        """Apply every migration not yet recorded; returns the versions applied."""
+        applied: list[int] = []
+        with self.transaction() as tx:
+            tx.run(
+                "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                "version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+                "applied_at DOUBLE PRECISION NOT NULL)"
+            )
+            self._lock_migrations(tx)
+            done = {row[0] for row in tx.run("SELECT version FROM schema_migrations")}
+            for migration in MIGRATIONS:
+                if migration.version in done:
+                    continue
+                for statement in statements(migration.sql, pk=self.pk):
+                    tx.run(statement)
+                tx.run(
+                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                    (migration.version, migration.name, time.time()),
+                )
+                applied.append(migration.version)
+        return applied
+
+    def _lock_migrations(self, tx: Tx) -> None:  # noqa: B027 - optional hook
+        """Serialise concurrent migrators (several nodes starting at once)."""
+
+    def schema_version(self) -> int:
+        with self.transaction(write=False) as tx:
+            rows = tx.run("SELECT MAX(version) FROM schema_migrations")
+        return int(rows[0][0] or 0)
+
+    # -- sources --------------------------------------------------------------------------
+
+    _SOURCE_COLUMNS = (
+        "path, phash, width, height, format, bytes, content_class, content_confidence, "
+        "moderation_status, moderation_score, first_seen, last_seen"
+    )
+
+    def record_source(self, record: SourceRecord) -> tuple[SourceRecord, bool]:
+        """Insert or refresh a source's facts; returns the stored row and whether it is new.
+        Moderation is never reset here: only a new scan or a human changes it."""
+        now = time.time()
+        with self.transaction() as tx:
+            before = tx.run("SELECT phash FROM sources WHERE path = ?", (record.path,))
+            tx.run(
+                "INSERT INTO sources (path, phash, width, height, format, bytes, content_class, "
+                "content_confidence, first_seen, last_seen) VALUES (?,?,?,?,?,?,?,?,?,?) "
+                "ON CONFLICT (path) DO UPDATE SET "
+                "phash = COALESCE(excluded.phash, sources.phash), "
+                "width = COALESCE(excluded.width, sources.width), "
+                "height = COALESCE(excluded.height, sources.height), "
+                "format = COALESCE(excluded.format, sources.format), "
+                "bytes = COALESCE(excluded.bytes, sources.bytes), "
+                "content_class = COALESCE(excluded.content_class, sources.content_class), "
+                "content_confidence = COALESCE(excluded.content_confidence, "
+                "sources.content_confidence), last_seen = excluded.last_seen",
+                (
+                    record.path,
+                    record.phash,
+                    record.width,
+                    record.height,
+                    record.format,
+                    record.bytes,
+                    record.content_class,
+                    record.content_confidence,
+                    now,
+                    now,
+                ),
+            )
+            if record.phash and (not before or before[0][0] != record.phash):
+                self._index_phash(tx, record.path, record.phash)
+            row = tx.run(
+                f"SELECT {self._SOURCE_COLUMNS} FROM sources WHERE path = ?", (record.path,)
+            )
+        return self._source(row[0]), not before
+
+    def _index_phash(self, tx: Tx, path: str, phash: str) -> None:
+        tx.run("DELETE FROM phash_chunks WHERE path = ?", (path,))
+        for number, value in enumerate(chunks(parse_phash(phash), DUPLICATE_CHUNKS)):
+            tx.run(
+                "INSERT INTO phash_chunks (chunk, value, path) VALUES (?, ?, ?)",
+                (number, _signed64(value), path),
+            )
+
+    def source(self, path: str) -> SourceRecord | None:
+        with self.transaction(write=False) as tx:
+            rows = tx.run(f"SELECT {self._SOURCE_COLUMNS} FROM sources WHERE path = ?", (path,))
+        return self._source(rows[0]) if rows else None
+
+    @staticmethod
+    def _source(row: Row) -> SourceRecord:
+        return SourceRecord(
+            path=row[0],
+            phash=row[1],
+            width=row[2],
+            height=row[3],
+            format=row[4],
+            bytes=row[5],
+            content_class=row[6],
+            content_confidence=row[7],
+            moderation_status=row[8],
+            moderation_score=row[9],
+            first_seen=row[10],
+            last_seen=row[11],
+        )
+
+    def set_moderation(self, path: str, status: str, score: float | None) -> None:
+        with self.transaction() as tx:
+            tx.run(
+                "UPDATE sources SET moderation_status = ?, moderation_score = ? WHERE path = ?",
+                (status, score, path),
+            )
+
+    def near_duplicates(
+        self, phash: str, max_distance: int, *, exclude: str | None = None
+    ) -> list[tuple[str, int]]:
+        """Sources within ``max_distance`` bits: exact matches on any of the 8 chunks find
+        every candidate (pigeonhole, up to distance 7), then the full distance filters."""
+        if max_distance >= DUPLICATE_CHUNKS:
+            raise ValueError(f"max_distance must be below {DUPLICATE_CHUNKS}")
+        wanted = parse_phash(phash)
+        parts = chunks(wanted, DUPLICATE_CHUNKS)
+        where = " OR ".join("(c.chunk = ? AND c.value = ?)" for _ in parts)
+        params: list[Any] = []
+        for number, value in enumerate(parts):
+            params += [number, _signed64(value)]
+        with self.transaction(write=False) as tx:
+            rows = tx.run(
+                "SELECT DISTINCT s.path, s.phash FROM phash_chunks c "
+                f"JOIN sources s ON s.path = c.path WHERE {where}",
+                params,
+            )
+        found = [
+            (path, hamming(wanted, parse_phash(other)))
+            for path, other in rows
+            if path != exclude and other
+        ]
+        return sorted((hit for hit in found if hit[1] <= max_distance), key=lambda h: (h[1], h[0]))
+
+    # -- overrides ------------------------------------------------------------------------
+
+    def put_override(self, override: Override) -> Override:
+        stamped = Override(**{**override.__dict__, "created": time.time()})
+        x, y, w, h = stamped.rect
+        with self.transaction() as tx:
+            tx.run(
+                "INSERT INTO overrides (path, aspect, ctx, x, y, w, h, made_by, reviewer, reason, "
+                "created) VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (path, aspect, ctx) DO "
+                "UPDATE SET x = excluded.x, y = excluded.y, w = excluded.w, h = excluded.h, "
+                "made_by = excluded.made_by, reviewer = excluded.reviewer, "
+                "reason = excluded.reason, created = excluded.created",
+                (
+                    stamped.path,
+                    stamped.aspect,
+                    stamped.ctx,
+                    x,
+                    y,
+                    w,
+                    h,
+                    stamped.by,
+                    stamped.reviewer,
+                    stamped.reason,
+                    stamped.created,
+                ),
+            )
+        return stamped
+
+    def overrides(self, path: str) -> list[Override]:
+        with self.transaction(write=False) as tx:
+            rows = tx.run(
+                "SELECT path, aspect, ctx, x, y, w, h, made_by, reviewer, reason, created "
+                "FROM overrides WHERE path = ? ORDER BY aspect, ctx",
+                (path,),
+            )
+        return [
+            Override(
+                path=r[0],
+                aspect=r[1],
+                ctx=r[2],
+                rect=(r[3], r[4], r[5], r[6]),
+                by=r[7],
+                reviewer=r[8],
+                reason=r[9],
+                created=r[10],
+            )
+            for r in rows
+        ]
+
+    def delete_overrides(self, path: str, aspect: str | None = None) -> int:
+        with self.transaction() as tx:
+            if aspect is None:
+                rows = tx.run("DELETE FROM overrides WHERE path = ? RETURNING aspect", (path,))
+            else:
+                rows = tx.run(
+                    "DELETE FROM overrides WHERE path = ? AND aspect = ? RETURNING aspect",
+                    (path, aspect),
+                )
+        return len(rows)
+
+    # -- alt text -------------------------------------------------------------------------
+
+    _ALT_COLUMNS = "path, phash, text, status, confidence, model, context, reused_from, updated"
+
+    def put_alt(self, alt: AltText) -> AltText:
+        stamped = AltText(**{**alt.__dict__, "updated": time.time()})
+        with self.transaction() as tx:
+            self._put_alt(tx, stamped)
+        return stamped
+
+    def _put_alt(self, tx: Tx, alt: AltText) -> None:
+        tx.run(
+            f"INSERT INTO alt_texts ({self._ALT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?) "
+            "ON CONFLICT (path) DO UPDATE SET phash = excluded.phash, text = excluded.text, "
+            "status = excluded.status, confidence = excluded.confidence, "
+            "model = excluded.model, context = excluded.context, "
+            "reused_from = excluded.reused_from, updated = excluded.updated",
+            (
+                alt.path,
+                alt.phash,
+                alt.text,
+                alt.status,
+                alt.confidence,
+                alt.model,
+                _json(alt.context),
+                alt.reused_from,
+                alt.updated,
+            ),
+        )
+
+    def put_machine_alt(self, alt: AltText) -> bool:
+        """Store a model's text unless a human already wrote or reviewed one (their word
+        stands); returns whether it was stored."""
+        stamped = AltText(**{**alt.__dict__, "updated": time.time()})
+        with self.transaction() as tx:
+            rows = tx.run("SELECT status FROM alt_texts WHERE path = ?", (alt.path,))
+            if rows and rows[0][0] in ("reviewed", "user"):
+                return False
+            self._put_alt(tx, stamped)
+        return True
+
+    def alt(self, path: str) -> AltText | None:
+        with self.transaction(write=False) as tx:
+            rows = tx.run(f"SELECT {self._ALT_COLUMNS} FROM alt_texts WHERE path = ?", (path,))
+        return self._alt(rows[0]) if rows else None
+
+    def alt_by_phash(self, phash: str, *, exclude: str | None = None) -> AltText | None:
+        """The best text already written for the same picture under another path."""
+        with self.transaction(write=False) as tx:
+            rows = tx.run(
+                f"SELECT {self._ALT_COLUMNS} FROM alt_texts WHERE phash = ? AND path <> ?",
+                (phash, exclude or ""),
+            )
+        usable = [self._alt(row) for row in rows if row[3] in ("machine", "reviewed", "user")]
+        usable.sort(key=lambda alt: (ALT_RANK[alt.status], alt.updated), reverse=True)
+        return usable[0] if usable else None
+
+    @staticmethod
+    def _alt(row: Row) -> AltText:
+        return AltText(
+            path=row[0],
+            phash=row[1],
+            text=row[2],
+            status=row[3],
+            confidence=row[4],
+            model=row[5],
+            context=_loads(row[6]) or {},
+            reused_from=row[7],
+            updated=row[8],
+        )
+
+    # -- review queue ---------------------------------------------------------------------
+
+    _REVIEW_COLUMNS = "id, path, component, subject, status, payload, created, decided, decision"
+
+    def open_review(
+        self, path: str, component: str, subject: str, payload: dict[str, Any]
+    ) -> ReviewItem | None:
+        """Queue an item unless one is already pending for the same subject."""
+        with self.transaction() as tx:
+            pending = tx.run(
+                "SELECT id FROM review_items WHERE component = ? AND subject = ? "
+                "AND status = 'pending'",
+                (component, subject),
+            )
+            if pending:
+                return None
+            rows = tx.run(
+                "INSERT INTO review_items (path, component, subject, status, payload, created) "
+                f"VALUES (?, ?, ?, 'pending', ?, ?) RETURNING {self._REVIEW_COLUMNS}",
+                (path, component, subject, _json(payload), time.time()),
+            )
+        return self._review(rows[0])
+
+    def review(self, item_id: int) -> ReviewItem:
+        with self.transaction(write=False) as tx:
+            rows = tx.run(
+                f"SELECT {self._REVIEW_COLUMNS} FROM review_items WHERE id = ?", (item_id,)
+            )
+        if not rows:
+            raise ReviewNotFound(f"no review item {item_id}")
+        return self._review(rows[0])
+
+    def reviews(
+        self,
+        *,
+        status: str | None = "pending",
+        component: str | None = None,
+        path: str | None = None,
+        limit: int = 50,
+        after_id: int = 0,
+    ) -> list[ReviewItem]:
+        where: list[str] = ["id > ?"]
+        params: list[Any] = [after_id]
+        for column, value in (("status", status), ("component", component), ("path", path)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        with self.transaction(write=False) as tx:
+            rows = tx.run(
+                f"SELECT {self._REVIEW_COLUMNS} FROM review_items WHERE {' AND '.join(where)} "
+                "ORDER BY id LIMIT ?",
+                [*params, limit],
+            )
+        return [self._review(row) for row in rows]
+
+    def review_counts(self) -> dict[str, dict[str, int]]:
+        """{status: {component: n}}."""
+        with self.transaction(write=False) as tx:
+            rows = tx.run(
+                "SELECT status, component, COUNT(*) FROM review_items GROUP BY status, component"
+            )
+        counts: dict[str, dict[str, int]] = {}
+        for status, component, n in rows:
+            counts.setdefault(status, {})[component] = int(n)
+        return counts
+
+    def decide_review(
+        self,
+        item_id: int,
+        status: str,
+        decision: dict[str, Any],
+        feedback: Feedback,
+        *,
+        apply: Callable[[Tx], None] | None = None,
+    ) -> ReviewItem:
+        """Close a pending item, keep the feedback beside it, and apply its effect (an
+        override, an alt text, a moderation verdict) in the same transaction."""
+        with self.transaction() as tx:
+            rows = tx.run("SELECT status FROM review_items WHERE id = ?", (item_id,))
+            if not rows:
+                raise ReviewNotFound(f"no review item {item_id}")
+            if rows[0][0] != "pending":
+                raise ReviewConflict(f"review item {item_id} is already {rows[0][0]}")
+            updated = tx.run(
+                "UPDATE review_items SET status = ?, decided = ?, decision = ? WHERE id = ? "
+                f"RETURNING {self._REVIEW_COLUMNS}",
+                (status, time.time(), _json(decision), item_id),
+            )
+            self._add_feedback(tx, feedback)
+            if apply is not None:
+                apply(tx)
+        return self._review(updated[0])
+
+    @staticmethod
+    def _review(row: Row) -> ReviewItem:
+        return ReviewItem(
+            id=int(row[0]),
+            path=row[1],
+            component=row[2],
+            subject=row[3],
+            status=row[4],
+            payload=_loads(row[5]) or {},
+            created=row[6],
+            decided=row[7],
+            decision=_loads(row[8]),
+        )
+
+    # Effects usable inside decide_review(apply=...), so a decision and its effect commit
+    # together or not at all.
+
+    def apply_override(self, tx: Tx, override: Override) -> None:
+        x, y, w, h = override.rect
+        tx.run(
+            "INSERT INTO overrides (path, aspect, ctx, x, y, w, h, made_by, reviewer, reason, "
+            "created) VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (path, aspect, ctx) DO UPDATE "
+            "SET x = excluded.x, y = excluded.y, w = excluded.w, h = excluded.h, "
+            "made_by = excluded.made_by, reviewer = excluded.reviewer, reason = excluded.reason, "
+            "created = excluded.created",
+            (
+                override.path,
+                override.aspect,
+                override.ctx,
+                x,
+                y,
+                w,
+                h,
+                override.by,
+                override.reviewer,
+                override.reason,
+                time.time(),
+            ),
+        )
+
+    def apply_alt(self, tx: Tx, alt: AltText) -> None:
+        self._put_alt(tx, AltText(**{**alt.__dict__, "updated": time.time()}))
+
+    def apply_moderation(self, tx: Tx, path: str, status: str) -> None:
+        tx.run("UPDATE sources SET moderation_status = ? WHERE path = ?", (status, path))
+
+    # -- feedback -------------------------------------------------------------------------
+
+    def add_feedback(self, feedback: Feedback) -> None:
+        with self.transaction() as tx:
+            self._add_feedback(tx, feedback)
+
+    def _add_feedback(self, tx: Tx, feedback: Feedback) -> None:
+        tx.run(
+            "INSERT INTO feedback (review_id, path, component, action, ai_output, correction, "
+            "reason, reviewer, seconds, context, created) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                feedback.review_id,
+                feedback.path,
+                feedback.component,
+                feedback.action,
+                _json(feedback.ai_output),
+                None if feedback.correction is None else _json(feedback.correction),
+                feedback.reason,
+                feedback.reviewer,
+                feedback.seconds,
+                _json(feedback.context),
+                feedback.created or time.time(),
+            ),
+        )
+
+    def feedback(self, *, since: float = 0.0, limit: int = 10_000) -> Iterator[Feedback]:
+        """Feedback in order, paged so an export never holds the whole table."""
+        last_id = 0
+        while True:
+            with self.transaction(write=False) as tx:
+                rows = tx.run(
+                    "SELECT id, review_id, path, component, action, ai_output, correction, "
+                    "reason, reviewer, seconds, context, created FROM feedback "
+                    "WHERE id > ? AND created >= ? ORDER BY id LIMIT ?",
+                    (last_id, since, limit),
+                )
+            for r in rows:
+                yield Feedback(
+                    id=int(r[0]),
+                    review_id=r[1],
+                    path=r[2],
+                    component=r[3],
+                    action=r[4],
+                    ai_output=_loads(r[5]) or {},
+                    correction=_loads(r[6]),
+                    reason=r[7],
+                    reviewer=r[8],
+                    seconds=r[9],
+                    context=_loads(r[10]) or {},
+                    created=r[11],
+                )
+            if len(rows) < limit:
+                return
+            last_id = int(rows[-1][0])
+
+    # -- QA -------------------------------------------------------------------------------
+
+    def put_qa(self, result: QAResult) -> None:
+        with self.transaction() as tx:
+            tx.run(
+                "INSERT INTO qa_results (path, variant, passed, report, created) "
+                "VALUES (?,?,?,?,?) ON CONFLICT (path, variant) DO UPDATE SET "
+                "passed = excluded.passed, report = excluded.report, created = excluded.created",
+                (
+                    result.path,
+                    result.variant,
+                    int(result.passed),
+                    _json(result.report),
+                    result.created or time.time(),
+                ),
+            )
+
+    def qa_results(self, path: str, limit: int = 20) -> list[QAResult]:
+        with self.transaction(write=False) as tx:
+            rows = tx.run(
+                "SELECT path, variant, passed, report, created FROM qa_results WHERE path = ? "
+                "ORDER BY created DESC LIMIT ?",
+                (path, limit),
+            )
+        return [
+            QAResult(path=r[0], variant=r[1], passed=bool(r[2]), report=_loads(r[3]), created=r[4])
+            for r in rows
+        ]
+
+    # -- sampling -------------------------------------------------------------------------
+
+    def count_in_stratum(self, stratum: str, decide: Callable[[int, int], bool]) -> bool:
+        """Count one more item in ``stratum`` and record whether ``decide(seen, sampled)``
+        sampled it, atomically, so concurrent nodes keep one tally."""
+        with self.transaction() as tx:
+            tx.run(
+                "INSERT INTO sample_strata (stratum, seen, sampled) VALUES (?, 0, 0) "
+                "ON CONFLICT (stratum) DO NOTHING",
+                (stratum,),
+            )
+            seen, sampled = tx.run(
+                f"SELECT seen, sampled FROM sample_strata WHERE stratum = ?{self._row_lock()}",
+                (stratum,),
+            )[0]
+            chosen = decide(int(seen), int(sampled))
+            tx.run(
+                "UPDATE sample_strata SET seen = seen + 1, sampled = sampled + ? WHERE stratum = ?",
+                (int(chosen), stratum),
+            )
+        return chosen
+
+    def _row_lock(self) -> str:
+        return ""
+
+    # -- jobs -----------------------------------------------------------------------------
+
+    _JOB_COLUMNS = "id, kind, subject, payload, status, attempts, run_after, last_error, worker"
+
+    def enqueue(
+        self,
+        kind: str,
+        subject: str,
+        payload: dict[str, Any] | None = None,
+        *,
+        delay_s: float = 0.0,
+        again: bool = False,
+    ) -> bool:
+        """Queue a job once per (kind, subject): idempotent. ``again`` requeues a finished
+        or dead job (a re-upload, a purge); a queued or running one is left alone."""
+        now = time.time()
+        with self.transaction() as tx:
+            inserted = tx.run(
+                "INSERT INTO jobs (kind, subject, payload, status, attempts, run_after, created, "
+                "updated) VALUES (?, ?, ?, 'queued', 0, ?, ?, ?) "
+                "ON CONFLICT (kind, subject) DO NOTHING RETURNING id",
+                (kind, subject, _json(payload or {}), now + delay_s, now, now),
+            )
+            if inserted or not again:
+                return bool(inserted)
+            requeued = tx.run(
+                "UPDATE jobs SET status = 'queued', attempts = 0, run_after = ?, payload = ?, "
+                "last_error = NULL, lease_until = NULL, worker = NULL, updated = ? "
+                "WHERE kind = ? AND subject = ? AND status IN ('done', 'dead') RETURNING id",
+                (now + delay_s, _json(payload or {}), now, kind, subject),
+            )
+        return bool(requeued)
+
+    def claim(self, worker: str, lease_s: float) -> Job | None:
+        """Lease the next ready job: queued and due, or running past an expired lease (its
+        worker died). Attempts count claims, so a job that kills its worker dead-letters."""
+        now = time.time()
+        with self.transaction() as tx:
+            ids = tx.run(self._claim_sql(), (now, now))
+            if not ids:
+                return None
+            rows = tx.run(
+                "UPDATE jobs SET status = 'running', attempts = attempts + 1, lease_until = ?, "
+                f"worker = ?, updated = ? WHERE id = ? RETURNING {self._JOB_COLUMNS}",
+                (now + lease_s, worker, now, ids[0][0]),
+            )
+        return self._job(rows[0])
+
+    def finish(self, job: Job, worker: str) -> bool:
+        """Mark done, only if this worker still holds the lease."""
+        with self.transaction() as tx:
+            rows = tx.run(
+                "UPDATE jobs SET status = 'done', lease_until = NULL, last_error = NULL, "
+                "updated = ? WHERE id = ? AND worker = ? AND status = 'running' RETURNING id",
+                (time.time(), job.id, worker),
+            )
+        return bool(rows)
+
+    def fail(self, job: Job, worker: str, error: str, *, retry_in_s: float | None) -> str:
+        """Back to the queue after ``retry_in_s``, or dead-lettered when it is None."""
+        status = "dead" if retry_in_s is None else "queued"
+        now = time.time()
+        with self.transaction() as tx:
+            tx.run(
+                "UPDATE jobs SET status = ?, run_after = ?, lease_until = NULL, last_error = ?, "
+                "updated = ? WHERE id = ? AND worker = ? AND status = 'running'",
+                (status, now + (retry_in_s or 0.0), error[:2000], now, job.id, worker),
+            )
+        return status
+
+    def job(self, kind: str, subject: str) -> Job | None:
+        with self.transaction(write=False) as tx:
+            rows = tx.run(
+                f"SELECT {self._JOB_COLUMNS} FROM jobs WHERE kind = ? AND subject = ?",
+                (kind, subject),
+            )
+        return self._job(rows[0]) if rows else None
+
+    def job_counts(self) -> dict[str, int]:
+        with self.transaction(write=False) as tx:
+            rows = tx.run("SELECT status, COUNT(*) FROM jobs GROUP BY status")
+        return {status: int(n) for status, n in rows}
+
+    @staticmethod
+    def _job(row: Row) -> Job:
+        return Job(
+            id=int(row[0]),
+            kind=row[1],
+            subject=row[2],
+            payload=_loads(row[3]) or {},
+            status=row[4],
+            attempts=int(row[5]),
+            run_after=row[6],
+            last_error=row[7],
+            worker=row[8],
+        )
+
+    # -- collaboration metrics --------------------------------------------------------------
+
+    def count_outcome(self, component: str, outcome: str, n: int = 1) -> None:
+        """Tally an AI decision: ``auto`` (published alone) or ``review`` (sent to a human)."""
+        with self.transaction() as tx:
+            tx.run(
+                "INSERT INTO ai_outcomes (component, outcome, n) VALUES (?, ?, ?) "
+                "ON CONFLICT (component, outcome) DO UPDATE SET n = ai_outcomes.n + excluded.n",
+                (component, outcome, n),
+            )
+
+    def outcomes(self) -> dict[str, dict[str, int]]:
+        with self.transaction(write=False) as tx:
+            rows = tx.run("SELECT component, outcome, n FROM ai_outcomes")
+        found: dict[str, dict[str, int]] = {}
+        for component, outcome, n in rows:
+            found.setdefault(component, {})[outcome] = int(n)
+        return found
+
+    def feedback_rows(self) -> list[tuple[str, str, float | None, float, bool, bool]]:
+        """(component, action, seconds, created, from_review, after_publication) of every
+        human decision, oldest first."""
+        with self.transaction(write=False) as tx:
+            rows = tx.run(
+                "SELECT component, action, seconds, created, review_id, context FROM feedback "
+                "ORDER BY id"
+            )
+        return [
+            (
+                r[0],
+                r[1],
+                r[2],
+                r[3],
+                r[4] is not None,
+                bool((_loads(r[5]) or {}).get("published")),
+            )
+            for r in rows
+        ]
