@@ -1,0 +1,1 @@
+"""Near-duplicate sources: 64-bit perceptual hashes within a small Hamming distance."""
