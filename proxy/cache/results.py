@@ -35,6 +35,29 @@ def _size(item: CachedImage) -> int:
     return len(item.body) + 512
 
 
+class _TaggedLRU(LRUCache[str, CachedImage]):
+    """An LRU that knows which keys belong to which source, so a purge finds them."""
+
+    def __init__(self, maxsize: int) -> None:
+        super().__init__(maxsize=maxsize, getsizeof=_size)
+        self.tags: dict[str, set[str]] = {}
+        self.tag_of: dict[str, str] = {}
+
+    def tag(self, key: str, tag: str) -> None:
+        self.tag_of[key] = tag
+        self.tags.setdefault(tag, set()).add(key)
+
+    def __delitem__(self, key: str) -> None:  # eviction and explicit deletes both pass here
+        super().__delitem__(key)
+        tag = self.tag_of.pop(key, None)
+        if tag is not None:
+            keys = self.tags.get(tag)
+            if keys is not None:
+                keys.discard(key)
+                if not keys:
+                    del self.tags[tag]
+
+
 class ResultCache:
     def __init__(
         self,
@@ -45,9 +68,7 @@ class ResultCache:
         disk_bytes: int,
         io: Executor,
     ) -> None:
-        self._memory: LRUCache[str, CachedImage] | None = (
-            LRUCache(maxsize=memory_bytes, getsizeof=_size) if memory_bytes > 0 else None
-        )
+        self._memory: _TaggedLRU | None = _TaggedLRU(memory_bytes) if memory_bytes > 0 else None
         self._memory_lock = threading.Lock()
         self._max_item = memory_max_item_bytes
         self._disk = (
@@ -56,6 +77,7 @@ class ResultCache:
                 size_limit=disk_bytes,
                 eviction_policy="least-recently-used",
                 statistics=False,
+                tag_index=True,  # purge finds a source's variants without a scan
             )
             if directory is not None and disk_bytes > 0
             else None
@@ -64,10 +86,12 @@ class ResultCache:
         self._pending: set[Future[None]] = set()
         self._writing: dict[str, CachedImage] = {}
 
-    def _remember(self, key: str, item: CachedImage) -> None:
+    def _remember(self, key: str, item: CachedImage, tag: str | None = None) -> None:
         if self._memory is not None and _size(item) <= self._max_item:
             with self._memory_lock:
                 self._memory[key] = item
+                if tag is not None:
+                    self._memory.tag(key, tag)
 
     def get_memory(self, key: str) -> CachedImage | None:
         if self._memory is None:
@@ -88,27 +112,33 @@ class ResultCache:
         if self._disk is None:
             return None, ""
         loop = asyncio.get_running_loop()
-        found = await loop.run_in_executor(self._io, self._disk.get, key)
+        found, tag = await loop.run_in_executor(self._io, self._read_disk, key)
         if isinstance(found, CachedImage):
-            self._remember(key, found)
+            self._remember(key, found, tag)
             return found, "disk"
         return None, ""
 
-    async def put(self, key: str, item: CachedImage) -> None:
+    def _read_disk(self, key: str) -> tuple[object, str | None]:
+        assert self._disk is not None
+        found, tag = self._disk.get(key, tag=True)
+        return found, tag
+
+    async def put(self, key: str, item: CachedImage, *, tag: str | None = None) -> None:
         """Memory now; disk in the background (the response need not wait for it). Until
-        the write lands, the item is served from ``_writing`` even if memory evicted it."""
-        self._remember(key, item)
+        the write lands, the item is served from ``_writing`` even if memory evicted it.
+        ``tag`` (the source path) lets :meth:`purge` find every variant of a source."""
+        self._remember(key, item, tag)
         if self._disk is None:
             return
         with self._memory_lock:
             self._writing[key] = item
-        self._pending.add(self._io.submit(self._write, key, item))
+        self._pending.add(self._io.submit(self._write, key, item, tag))
         self._pending = {write for write in self._pending if not write.done()}
 
-    def _write(self, key: str, item: CachedImage) -> None:
+    def _write(self, key: str, item: CachedImage, tag: str | None = None) -> None:
         try:
             assert self._disk is not None
-            self._disk.set(key, item)
+            self._disk.set(key, item, tag=tag)
         finally:
             with self._memory_lock:
                 if self._writing.get(key) is item:
@@ -119,6 +149,20 @@ class ResultCache:
         for write in list(self._pending):
             write.result()
         self._pending.clear()
+
+    def purge(self, tag: str) -> int:
+        """Drop every cached variant of one source, in memory and on disk; returns how many
+        were found (blocking: call it off the event loop)."""
+        self.flush()  # a write in flight must not land after the purge
+        dropped = 0
+        if self._memory is not None:
+            with self._memory_lock:
+                for key in list(self._memory.tags.get(tag, ())):
+                    self._memory.pop(key, None)
+                    dropped += 1
+        if self._disk is not None:
+            dropped += int(self._disk.evict(tag))
+        return dropped
 
     def clear(self) -> None:
         self.flush()

@@ -4,11 +4,13 @@ used only when the region is the whole source (it covers the whole source)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from proxy.analysis.result import Analysis, FoundBox
 from proxy.cropping.candidates import Box, Candidate, Evidence, pick, rank
-from proxy.geometry import Size
+from proxy.geometry import Size, plan_layout
 from proxy.params import Rect
 
 
@@ -60,3 +62,28 @@ def choose(candidates: list[Candidate], requested: str) -> Candidate | None:
     if requested == "faces":
         return pick(candidates, "faces") or candidates[0]
     return candidates[0]
+
+
+def ranked_crops(
+    source: Size | Any, analysis: Analysis, width: int, height: int
+) -> list[dict[str, Any]]:
+    """Three ranked candidates for a ``fit=crop`` of ``width`` x ``height`` of the whole
+    source (anything with ``width`` and ``height``), as JSON-ready dicts."""
+    layout = plan_layout(
+        Size(source.width, source.height), width=width, height=height, fit="crop", upscale=False
+    )
+    if layout is None:
+        return []
+    window = Size(layout.window.w, layout.window.h)
+    return [
+        {
+            "x": c.rect.x,
+            "y": c.rect.y,
+            "width": c.rect.w,
+            "height": c.rect.h,
+            "score": round(c.score, 4),
+            "strategy": c.strategy,
+            "reasons": list(c.reasons),
+        }
+        for c in candidates_for(analysis, layout.region, window)
+    ]

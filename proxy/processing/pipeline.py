@@ -19,6 +19,7 @@ import pyvips
 
 from proxy.analysis.analyzer import Analyzer
 from proxy.config import LimitsConfig
+from proxy.cropping.overrides import StoredCrop
 from proxy.errors import DamagedImage, DeadlineExceeded
 from proxy.fingerprint import PhashMemo
 from proxy.negotiate import AcceptClass
@@ -87,8 +88,10 @@ def render(
     settings: RenderSettings,
     *,
     deadline: float,
+    override: StoredCrop | None = None,
 ) -> Rendered:
-    """Run the whole pipeline for one source and one request (in a worker thread)."""
+    """Run the whole pipeline for one source and one request (in a worker thread).
+    ``override`` is the human crop that applies to this request's aspect and context."""
     timings: list[tuple[str, float]] = []
     clock = time.perf_counter()
 
@@ -105,7 +108,7 @@ def render(
     )
     lap("validate")
     options = PrepareOptions(settings.limits, settings.default_policy)
-    plan = make_plan(info, params, accept, settings.policies, options)
+    plan = make_plan(info, params, accept, settings.policies, options, override)
     if plan.quality_auto and settings.quality is not None:
         # A damaged source: load reports it as such; q=auto just cannot remember.
         with contextlib.suppress(pyvips.Error):

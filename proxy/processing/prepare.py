@@ -6,10 +6,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from proxy.config import LimitsConfig
+from proxy.cropping.overrides import StoredCrop, fits_source
 from proxy.errors import BadParameter, SourceTooLarge
 from proxy.geometry import Size, plan_layout, shrink_on_load
 from proxy.negotiate import AcceptClass, choose_format
-from proxy.params import TransformParams
+from proxy.params import Rect, TransformParams
 from proxy.policies import Policy
 from proxy.processing.plan import CropDecision, RenderPlan, SourceInfo
 
@@ -31,20 +32,36 @@ def _crop_decision(params: TransformParams, needs_window: bool) -> tuple[str, st
     return params.crop, params.crop
 
 
+def human_region(
+    params: TransformParams, info: SourceInfo, override: StoredCrop | None
+) -> Rect | None:
+    """The override's region when it governs this request: a ``fit=crop`` of a w x h box
+    (its aspect already matched) with no ``rect`` of the URL's own, inside the source."""
+    if override is None or params.fit != "crop" or params.rect is not None:
+        return None
+    if params.width is None or params.height is None:
+        return None
+    if not fits_source(override.rect, info.width, info.height):
+        return None  # stored for an older, larger version of the source: ignore it
+    return Rect(*override.rect)
+
+
 def make_plan(
     info: SourceInfo,
     params: TransformParams,
     accept: AcceptClass,
     policies: Mapping[str, Policy],
     options: PrepareOptions,
+    override: StoredCrop | None = None,
 ) -> RenderPlan:
+    region = human_region(params, info, override)
     layout = plan_layout(
         Size(info.width, info.height),
         width=params.width,
         height=params.height,
         fit=params.fit,
         upscale=params.upscale,
-        rect=params.rect,
+        rect=region or params.rect,
         focal=(params.focal_x, params.focal_y) if params.crop == "focalpoint" else (0.5, 0.5),
     )
     if layout is None:
@@ -81,12 +98,17 @@ def make_plan(
     strategy, requested = _crop_decision(params, layout.needs_window)
     # Who chose the region: a strategy that looks at the pixels, or the URL's own geometry.
     by = "ai" if strategy in PIXEL_STRATEGIES else "user"
+    decision = CropDecision(strategy, layout.window, by, requested)  # type: ignore[arg-type]
+    if region is not None and override is not None:
+        # A human's crop: the region is theirs; a sliver of aspect mismatch is trimmed evenly.
+        strategy = "center"
+        decision = CropDecision("override", layout.window, override.by)
     notes = (choice.note,) if choice.note else ()
     window = Size(layout.window.w, layout.window.h)
     return RenderPlan(
         source=info,
         layout=layout,
-        crop=CropDecision(strategy, layout.window, by, requested),  # type: ignore[arg-type]
+        crop=decision,
         crop_strategy=strategy,
         format=choice.format,
         quality=quality,

@@ -176,3 +176,37 @@ def test_disk_is_size_bounded(io: ThreadPoolExecutor, tmp_path: Path) -> None:
         cache.close()
 
     asyncio.run(scenario())
+
+
+def test_purge_drops_every_variant_of_one_source(io: ThreadPoolExecutor, tmp_path: Path) -> None:
+    cache = make(io, tmp_path / "results", memory=64 * KIB)
+
+    async def fill() -> None:
+        for n in range(3):
+            await cache.put(f"a{n}", image(100, b"a"), tag="shop/a.jpg")
+        await cache.put("b0", image(100, b"b"), tag="shop/b.jpg")
+
+    asyncio.run(fill())
+    cache.flush()
+    assert cache.purge("shop/a.jpg") >= 3
+    assert all(asyncio.run(cache.get(f"a{n}"))[0] is None for n in range(3))
+    assert asyncio.run(cache.get("b0"))[0] is not None
+    cache.close()
+    # the disk tier forgot them too: a fresh process finds nothing
+    reopened = make(io, tmp_path / "results", memory=64 * KIB)
+    assert asyncio.run(reopened.get("a0"))[0] is None
+    assert asyncio.run(reopened.get("b0"))[0] is not None
+    reopened.close()
+
+
+def test_evicted_keys_leave_the_tag_index(io: ThreadPoolExecutor) -> None:
+    cache = make(io, None, memory=2 * KIB, item=2 * KIB)
+
+    async def fill() -> None:
+        for n in range(20):
+            await cache.put(f"k{n}", image(600), tag="many.jpg")
+
+    asyncio.run(fill())
+    memory = cache._memory
+    assert memory is not None
+    assert memory.tags["many.jpg"] == set(memory.keys())  # evicted keys left the index

@@ -1,0 +1,80 @@
+"""Which human crop applies to a request: pure functions over the stored overrides.
+
+A crop is stored per aspect ("16:9", or "any") and optionally per context (ctx=hero...).
+For one request the most specific one wins, and a user's own override (``by="user"``, the
+admin API) always beats a reviewer's pick (``by="human"``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+ASPECT_TOLERANCE = 0.02  # 600x338 is a 16:9 request: rounding must not miss the override
+
+
+@dataclass(frozen=True)
+class StoredCrop:
+    aspect: str  # "W:H" reduced, or "any"
+    ctx: str  # "" applies in every context
+    rect: tuple[int, int, int, int]
+    by: Literal["user", "human"]
+
+
+def parse_aspect(text: str) -> str:
+    """``"16:9"``, ``"32:18"``, ``"1.5"`` or ``"any"`` -> a canonical "W:H" or "any"."""
+    value = text.strip().lower()
+    if value == "any":
+        return "any"
+    left, sep, right = value.partition(":")
+    try:
+        if sep:
+            w, h = int(left), int(right)
+        else:
+            ratio = float(value)
+            if not math.isfinite(ratio):
+                raise ValueError(value)
+            w, h = round(ratio * 1000), 1000
+    except ValueError:
+        raise ValueError(f"aspect must be W:H (e.g. 16:9) or 'any', got {text!r}") from None
+    if w <= 0 or h <= 0 or w > 100_000 or h > 100_000:
+        raise ValueError(f"aspect must be W:H with positive sides, got {text!r}")
+    g = math.gcd(w, h)
+    return f"{w // g}:{h // g}"
+
+
+def aspect_of(width: int, height: int) -> str:
+    g = math.gcd(width, height)
+    return f"{width // g}:{height // g}"
+
+
+def _ratio(aspect: str) -> float:
+    w, _, h = aspect.partition(":")
+    return int(w) / int(h)
+
+
+def matches(aspect: str, width: int, height: int) -> bool:
+    if aspect == "any":
+        return True
+    wanted = _ratio(aspect)
+    return abs(width / height - wanted) <= ASPECT_TOLERANCE * wanted
+
+
+def applicable(crops: Sequence[StoredCrop], width: int, height: int, ctx: str) -> StoredCrop | None:
+    """The override for a ``width`` x ``height`` crop in ``ctx``, or None."""
+    fitting = [
+        crop for crop in crops if crop.ctx in ("", ctx) and matches(crop.aspect, width, height)
+    ]
+    if not fitting:
+        return None
+    return min(
+        fitting,
+        key=lambda crop: (crop.by != "user", crop.ctx != ctx, crop.aspect == "any", crop.aspect),
+    )
+
+
+def fits_source(rect: tuple[int, int, int, int], width: int, height: int) -> bool:
+    x, y, w, h = rect
+    return x >= 0 and y >= 0 and w > 0 and h > 0 and x + w <= width and y + h <= height

@@ -1,0 +1,75 @@
+"""Which override applies: properties over any set of stored crops."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from proxy.cropping.overrides import (
+    StoredCrop,
+    applicable,
+    aspect_of,
+    matches,
+    parse_aspect,
+)
+
+ASPECTS = ["any", "16:9", "1:1", "4:5", "9:16", "3:2"]
+crops = st.builds(
+    StoredCrop,
+    aspect=st.sampled_from(ASPECTS),
+    ctx=st.sampled_from(["", "hero", "social"]),
+    rect=st.just((0, 0, 10, 10)),
+    by=st.sampled_from(["user", "human"]),
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "canonical"),
+    [("16:9", "16:9"), ("32:18", "16:9"), (" ANY ", "any"), ("1.5", "3:2"), ("4:5", "4:5")],
+)
+def test_parse_aspect(text: str, canonical: str) -> None:
+    assert parse_aspect(text) == canonical
+
+
+@pytest.mark.parametrize("bad", ["", "0:9", "16:", "a:b", "-1:2", "nan", "inf"])
+def test_parse_aspect_rejects(bad: str) -> None:
+    with pytest.raises(ValueError):
+        parse_aspect(bad)
+
+
+def test_rounded_sizes_still_match_their_aspect() -> None:
+    assert matches("16:9", 600, 338) and matches("16:9", 1920, 1080)
+    assert not matches("16:9", 400, 300) and not matches("1:1", 101, 120)
+
+
+@given(st.lists(crops, max_size=8), st.integers(1, 4000), st.integers(1, 4000))
+def test_the_chosen_override_applies_and_is_the_most_specific(
+    stored: list[StoredCrop], width: int, height: int
+) -> None:
+    chosen = applicable(stored, width, height, "hero")
+    fitting = [c for c in stored if c.ctx in ("", "hero") and matches(c.aspect, width, height)]
+    if not fitting:
+        assert chosen is None
+        return
+    assert chosen in fitting
+    if any(c.by == "user" for c in fitting):
+        assert chosen.by == "user"  # a user's override always wins
+    rivals = [c for c in fitting if c.by == chosen.by]
+    if any(c.ctx == "hero" for c in rivals):
+        assert chosen.ctx == "hero"
+
+
+@given(st.lists(crops, max_size=8), st.integers(1, 4000), st.integers(1, 4000))
+def test_a_context_crop_never_leaks_into_another_context(
+    stored: list[StoredCrop], width: int, height: int
+) -> None:
+    chosen = applicable(stored, width, height, "gallery")
+    assert chosen is None or chosen.ctx == ""
+
+
+@given(st.integers(1, 5000), st.integers(1, 5000), st.integers(1, 20))
+def test_every_size_of_an_aspect_matches_it(width: int, height: int, scale: int) -> None:
+    aspect = aspect_of(width, height)
+    assert matches(aspect, width * scale, height * scale)
+    assert parse_aspect(aspect) == aspect
