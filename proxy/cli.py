@@ -24,38 +24,76 @@ def _serve_overrides(args: argparse.Namespace) -> dict[str, Any]:
         if value is not None:
             flags.setdefault(section, {})[key] = value
 
-    put("sources", "root", args.root)
-    put("server", "host", args.host)
-    put("server", "port", args.port)
+    put("sources", "root", getattr(args, "root", None))
+    put("server", "host", getattr(args, "host", None))
+    put("server", "port", getattr(args, "port", None))
     put("storage", "data_dir", args.data_dir)
-    put("storage", "models_dir", args.models_dir)
-    if args.origin:
+    put("storage", "models_dir", getattr(args, "models_dir", None))
+    put("store", "url", getattr(args, "store", None))
+    put("vlm", "url", getattr(args, "vlm_url", None))
+    put("vlm", "model", getattr(args, "vlm_model", None))
+    put("admin", "token", getattr(args, "admin_token", None))
+    if getattr(args, "origin", None):
         put("sources", "origins", list(args.origin))
-    if args.signing_key:
+    if getattr(args, "signing_key", None):
         put("signing", "keys", list(args.signing_key))
     return flags
+
+
+def _shared_flags() -> argparse.ArgumentParser:
+    """Flags every long-running command shares (serve, worker, ingest)."""
+    shared = argparse.ArgumentParser(add_help=False)
+    shared.add_argument("--config", type=Path, help="TOML config file (also LOUPE_CONFIG)")
+    shared.add_argument("--root", type=Path, help="local source folder")
+    shared.add_argument("--data-dir", type=Path, help="caches and the embedded store")
+    shared.add_argument("--models-dir", type=Path, help="folder holding the model files")
+    shared.add_argument("--store", help="sqlite:///path or postgresql://... (default: SQLite)")
+    shared.add_argument("--vlm-url", help="OpenAI-compatible endpoint for alt text (.../v1)")
+    shared.add_argument("--vlm-model", help="model name at the VLM endpoint")
+    shared.add_argument(
+        "--origin", action="append", metavar="NAME=URL", help="map /img/NAME/... to an HTTP origin"
+    )
+    shared.add_argument(
+        "--log-level", default="info", choices=["debug", "info", "warning", "error"]
+    )
+    return shared
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="loupe", description="Loupe image proxy")
     commands = parser.add_subparsers(dest="command", required=True)
-    serve = commands.add_parser("serve", help="run the HTTP server (hypercorn)")
-    serve.add_argument("--config", type=Path, help="TOML config file (also LOUPE_CONFIG)")
-    serve.add_argument("--root", type=Path, help="local source folder")
+    shared = _shared_flags()
+    serve = commands.add_parser("serve", parents=[shared], help="run the HTTP server (hypercorn)")
     serve.add_argument("--host", help="address to bind")
     serve.add_argument("--port", type=int, help="port to bind (0 picks a free one)")
-    serve.add_argument("--data-dir", type=Path, help="caches and the embedded store")
-    serve.add_argument("--models-dir", type=Path, help="folder holding the model files")
-    serve.add_argument(
-        "--origin", action="append", metavar="NAME=URL", help="map /img/NAME/... to an HTTP origin"
-    )
+    serve.add_argument("--admin-token", help="bearer token that opens /admin (else it is closed)")
     serve.add_argument(
         "--signing-key",
         action="append",
         metavar="KEY",
         help="require signed URLs; repeat for rotation (the first signs, all verify)",
     )
-    serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    worker = commands.add_parser(
+        "worker", parents=[shared], help="run background-lane workers on the shared store"
+    )
+    worker.add_argument("--concurrency", type=int, default=2, help="jobs run at once")
+    ingest = commands.add_parser(
+        "ingest", parents=[shared], help="queue every image under DIR for the background lane"
+    )
+    ingest.add_argument("directory", type=Path, help="a folder inside the source root")
+    ingest.add_argument("--caption", help="a caption given to the alt-text model for all")
+    ingest.add_argument("--again", action="store_true", help="requeue finished jobs too")
+    ingest.add_argument(
+        "--no-process", action="store_true", help="only queue; leave the jobs to workers"
+    )
+    feedback = commands.add_parser("feedback", help="human decisions kept beside the AI output")
+    feedback_commands = feedback.add_subparsers(dest="feedback_command", required=True)
+    export = feedback_commands.add_parser("export", help="write the feedback as JSONL")
+    export.add_argument("--config", type=Path)
+    export.add_argument("--data-dir", type=Path)
+    export.add_argument("--store", help="sqlite:///path or postgresql://...")
+    export.add_argument("--out", type=Path, help="file to write (default: stdout)")
+    export.add_argument("--since", type=float, default=0.0, help="unix time of the oldest")
     sign = commands.add_parser("sign", help="sign an image URL (path and query)")
     sign.add_argument("url", help="e.g. /img/shop/shoe.jpg?w=600 or a full http(s) URL")
     sign.add_argument("--key", help="signing key (default: the config's first key)")
@@ -81,7 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "models" and args.models_dir is not None:
         return _models_check(args.models_dir)  # no configuration needed
     try:
-        if args.command == "serve":
+        if args.command in ("serve", "worker", "ingest", "feedback"):
             config = load_config(file=args.config, overrides=_serve_overrides(args))
         else:
             config = load_config(file=args.config)
@@ -95,16 +133,57 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _sign(config, args.url, args.key, args.expires_in)
     if args.command == "models":
         return _models_check(config.storage.models_dir)
+    if args.command in ("worker", "ingest"):
+        from proxy.lane import commands as lane_commands
+
+        _logging(args.log_level)
+        if args.command == "worker":
+            return lane_commands.worker(config, args.concurrency)
+        return lane_commands.ingest(
+            config,
+            args.directory,
+            caption=args.caption,
+            again=args.again,
+            process=not args.no_process,
+        )
+    if args.command == "feedback":
+        return _feedback_export(config, args.out, args.since)
     return _serve(config, args.log_level)
+
+
+def _logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("pyvips").setLevel(logging.WARNING)  # libvips chatters at INFO per render
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+def _feedback_export(config: Config, out: Path | None, since: float) -> int:
+    from proxy.feedback.export import write_jsonl
+    from proxy.stores import StoreError, open_store
+
+    try:
+        store = open_store(config.store_url())
+    except StoreError as exc:
+        print(f"loupe: {exc.detail}", file=sys.stderr)
+        return 1
+    try:
+        if out is None:
+            count = write_jsonl(store.feedback(since=since), sys.stdout)
+        else:
+            with out.open("w", encoding="utf-8") as handle:
+                count = write_jsonl(store.feedback(since=since), handle)
+    finally:
+        store.close()
+    print(f"loupe: exported {count} decisions", file=sys.stderr)
+    return 0
 
 
 def _serve(config: Config, log_level: str) -> int:
     from proxy.server.run import run  # heavy imports only when serving
 
-    logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    logging.getLogger("pyvips").setLevel(logging.WARNING)  # libvips chatters at INFO per render
+    _logging(log_level)
     root = config.sources.root
     if not root.exists():
         root.mkdir(parents=True)

@@ -3,6 +3,7 @@ in explicitly, so tests can run several independent apps in one process."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import threading
@@ -24,6 +25,7 @@ from proxy.cache.results import ResultCache
 from proxy.config import Config
 from proxy.errors import LoupeError
 from proxy.fingerprint import PhashMemo
+from proxy.lane.lane import assemble
 from proxy.model_files import find_model
 from proxy.policies import load_policies
 from proxy.processing.avif_effort import AvifEffort
@@ -31,19 +33,26 @@ from proxy.processing.compress import QualityTools
 from proxy.processing.finalize import EncoderSettings
 from proxy.processing.pipeline import RenderSettings
 from proxy.processing.validate import ValidationRules
+from proxy.qa.checks import QALimits
+from proxy.qa.gate import QualityGate
 from proxy.quality import ssimulacra2
 from proxy.quality.decisions import QualityDecisions
 from proxy.quality.predictor import QualityPredictor
 from proxy.scanners.clamd import ClamdScanner
 from proxy.server import problems
+from proxy.server.admin import AdminApi
+from proxy.server.auth import AdminAuth
+from proxy.server.decisions import Decisions
 from proxy.server.images import ImageService
 from proxy.server.meta import MetaService
+from proxy.server.meta_decisions import StoredFacts
 from proxy.server.ops import Operations
 from proxy.server.pool import ProcessingPool
 from proxy.server.telemetry import Telemetry
 from proxy.sources.http import HttpSource, OriginPolicy
 from proxy.sources.local import LocalSource
 from proxy.sources.router import SourceRouter
+from proxy.stores import open_store
 
 log = logging.getLogger(__name__)
 PREDICTOR_FILE = "quality/quality_predictor.onnx"
@@ -149,7 +158,7 @@ def create_app(config: Config) -> Starlette:
         webp_smart_subsample=images_config.webp_smart_subsample,
         jpeg_progressive=images_config.jpeg_progressive,
     )
-    decisions = QualityDecisions(data_dir / "ai" / "quality")
+    decisions_cache = QualityDecisions(data_dir / "ai" / "quality")
     fingerprint = PhashMemo()
     analyzer = Analyzer(config.storage.models_dir, data_dir / "ai" / "analysis", fingerprint)
     settings = RenderSettings(
@@ -164,30 +173,52 @@ def create_app(config: Config) -> Starlette:
         quality=QualityTools(
             metric=ssimulacra2.score,
             predictor=QualityPredictor(find_model(PREDICTOR_FILE, config.storage.models_dir)),
-            decisions=decisions,
+            decisions=decisions_cache,
             policies=policies,
             encoder=encoder,
         ),
     )
     source = build_sources(config)
-    images = ImageService(config, source, cache, pool, telemetry, settings)
+    store = open_store(config.store_url())
+    lane, moderator, vlm = assemble(config, store, source, analyzer, fingerprint)
+    decisions = Decisions(store, lane, moderator, io)
+    qa = QualityGate(
+        QALimits(config.qa.max_bytes_per_pixel, config.qa.min_bytes),
+        policies,
+        telemetry,
+        store,
+        io,
+    )
+    images = ImageService(config, source, cache, pool, telemetry, settings, decisions, qa)
     rules = ValidationRules(config.limits, images_config.allow_svg, settings.scan)
-    meta = MetaService(config, source, analyzer, pool, rules)
+    facts = StoredFacts(store, config.qa.duplicate_distance)
+    meta = MetaService(config, source, analyzer, pool, rules, facts)
     ops = Operations(telemetry, pool, config.sources.root, data_dir)
+
+    async def purge(path: str) -> int:
+        """Drop a source's cached variants and memoised decisions on this node."""
+        decisions.forget(path)
+        return await asyncio.to_thread(cache.purge, path)
+
+    admin = AdminApi(AdminAuth(config.admin.token), store, meta, purge)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         # Calibrate AVIF off the request path, so no visitor pays for it.
         threading.Thread(target=avif.get, name="loupe-avif-calibration", daemon=True).start()
+        lane.start()
         try:
             yield
         finally:
+            await lane.stop()
+            await vlm.aclose()
             pool.shutdown()
             await source.aclose()
             io.shutdown(wait=True)
             cache.close()
-            decisions.close()
+            decisions_cache.close()
             analyzer.close()
+            store.close()
 
     async def on_loupe_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, LoupeError)
@@ -207,6 +238,7 @@ def create_app(config: Config) -> Starlette:
             Route("/healthz", ops.healthz, methods=["GET", "HEAD"]),
             Route("/readyz", ops.readyz, methods=["GET", "HEAD"]),
             Route("/metrics", ops.metrics, methods=["GET"]),
+            *admin.routes(),
         ],
         exception_handlers={
             LoupeError: on_loupe_error,
@@ -217,5 +249,6 @@ def create_app(config: Config) -> Starlette:
     )
     app.add_middleware(RequestMetrics, telemetry=telemetry)
     app.state.images = images
+    app.state.store = store
     app.state.telemetry = telemetry
     return app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, replace
 
@@ -15,6 +16,8 @@ from proxy.negotiate import AcceptClass, parse_accept
 from proxy.params import TransformParams, parse_params
 from proxy.policies import policy_for_path
 from proxy.processing.pipeline import Rendered, RenderSettings, render
+from proxy.qa.gate import QualityGate
+from proxy.server.decisions import Decisions
 from proxy.server.pool import ProcessingPool
 from proxy.server.telemetry import Telemetry
 from proxy.signing import verify_request
@@ -74,19 +77,31 @@ class ImageService:
         pool: ProcessingPool,
         telemetry: Telemetry,
         settings: RenderSettings,
+        decisions: Decisions | None = None,
+        qa: QualityGate | None = None,
     ) -> None:
+        self.decisions = decisions
+        self.qa = qa
         self.config = config
         self.source = source
         self.cache = cache
         self.pool = pool
         self.telemetry = telemetry
         self.settings = settings
+        # QA's second try: the policy's fixed quality, no models.
+        self.safe_settings = replace(settings, quality=None, analyzer=None)
         self.flights: SingleFlight[Outcome] = SingleFlight()
 
     async def _compute(
         self, ref: SourceRef, params: TransformParams, accept: AcceptClass, key: str
     ) -> Outcome:
         max_bytes = self.config.limits.max_source_bytes
+        decisions = self.decisions
+        override = await decisions.override_for(ref.path, params) if decisions else None
+        qa = self.qa
+        variant_name = params.canonical_query(self.config.images.default_crop) + (
+            f"|{accept.key}" if params.fm == "auto" else ""
+        )
         with self.pool.admit() as ticket:
             started = time.perf_counter()
             reader = self.source.blocking_reader(ref, max_bytes)
@@ -99,7 +114,17 @@ class ImageService:
                 began = time.perf_counter()
                 blob = reader()  # local files: read here, in the render thread
                 fetched = waited + time.perf_counter() - began
-                return render(blob, params, accept, self.settings, deadline=deadline), fetched
+
+                def attempt(asked: TransformParams, safe: bool) -> Rendered:
+                    settings = self.safe_settings if safe else self.settings
+                    return render(
+                        blob, asked, accept, settings, deadline=deadline, override=override
+                    )
+
+                if qa is None:
+                    return attempt(params, False), fetched
+                rendered = qa.checked(ref.path, variant_name, params, attempt)
+                return rendered, fetched
 
             deadline_s = self.config.server.request_deadline_s
             rendered, fetched = await self.pool.run_admitted(ticket, work, deadline_s)
@@ -113,7 +138,9 @@ class ImageService:
             headers=describe(rendered),
         )
         stored = time.perf_counter()
-        await self.cache.put(key, item)
+        await self.cache.put(key, item, tag=ref.path)
+        if decisions is not None:
+            decisions.rendered(ref.path, params, rendered)
         timings = (("fetch", fetched), *rendered.timings, ("store", time.perf_counter() - stored))
         return Outcome(item, timings)
 
@@ -131,6 +158,8 @@ class ImageService:
                 params = replace(params, policy=configured)  # type: ignore[arg-type]
         accept = parse_accept(request.headers.get("accept"))
         ref = await self.source.locate(path)
+        if self.decisions is not None and self.decisions.moderator.enabled:
+            await self._moderate(ref)
         variant = accept.key if params.fm == "auto" else ""
         key = cache_key(path, params.canonical_query(default_crop), variant, ref.identity)
         item, _tier = await self.cache.get(key)
@@ -145,6 +174,20 @@ class ImageService:
             state = "coalesced" if joined else "miss"
         self.telemetry.cache.labels(state).inc()
         return self._respond(request, item, state, params, timings, signed=signed)
+
+    async def _moderate(self, ref: SourceRef) -> None:
+        """Fail closed: a source is scanned before its first byte is served, and a held
+        one answers 451 until a human approves it."""
+        assert self.decisions is not None
+        moderator = self.decisions.moderator
+        status = await asyncio.to_thread(moderator.known_status, ref.path)
+        if status is None:
+            blob = await self.source.read(ref, self.config.limits.max_source_bytes)
+            status = await self.pool.run(
+                lambda _deadline: moderator.scan(ref.path, blob),
+                self.config.server.request_deadline_s,
+            )
+        moderator.check(ref.path, status)
 
     def _respond(
         self,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
@@ -11,16 +13,15 @@ from starlette.responses import JSONResponse, Response
 from proxy.analysis.analyzer import Analyzer
 from proxy.analysis.result import Analysis
 from proxy.config import Config
-from proxy.cropping.evidence import candidates_for
+from proxy.cropping.evidence import ranked_crops as crops
 from proxy.errors import BadParameter
-from proxy.geometry import Size, plan_layout
 from proxy.params import dimension, split_query
 from proxy.processing.plan import SourceInfo
 from proxy.processing.validate import ValidationRules, validate
 from proxy.server.images import raw_request_path
 from proxy.server.pool import ProcessingPool
 from proxy.signing import verify_request
-from proxy.sources.base import Source
+from proxy.sources.base import Source, SourceRef
 
 META_PARAMS = frozenset({"w", "h", "s", "expires"})
 
@@ -51,28 +52,6 @@ def describe(info: SourceInfo, etag: str, analysis: Analysis) -> dict[str, Any]:
     }
 
 
-def crops(info: SourceInfo, analysis: Analysis, width: int, height: int) -> list[dict[str, Any]]:
-    """Three ranked candidates for a ``fit=crop`` of ``width`` x ``height``."""
-    layout = plan_layout(
-        Size(info.width, info.height), width=width, height=height, fit="crop", upscale=False
-    )
-    if layout is None:
-        return []
-    window = Size(layout.window.w, layout.window.h)
-    return [
-        {
-            "x": c.rect.x,
-            "y": c.rect.y,
-            "width": c.rect.w,
-            "height": c.rect.h,
-            "score": round(c.score, 4),
-            "strategy": c.strategy,
-            "reasons": list(c.reasons),
-        }
-        for c in candidates_for(analysis, layout.region, window)
-    ]
-
-
 def _box(box: Any) -> dict[str, float]:
     return {key: round(value, 2) for key, value in asdict(box).items()}
 
@@ -85,7 +64,9 @@ class MetaService:
         analyzer: Analyzer,
         pool: ProcessingPool,
         rules: ValidationRules,
+        decisions: Callable[[str, str], dict[str, Any]] | None = None,
     ) -> None:
+        self.decisions = decisions  # alt, moderation, qa, duplicates from the store
         self.config = config
         self.source = source
         self.analyzer = analyzer
@@ -102,6 +83,17 @@ class MetaService:
             raise BadParameter(f"/meta takes w and h only; got {', '.join(sorted(unknown))}")
         width = dimension("w", raw["w"]) if "w" in raw else None
         height = dimension("h", raw["h"]) if "h" in raw else None
+        ref, info, analysis = await self.inspect(path)
+        body = describe(info, f'"{ref.identity}"', analysis)
+        if width is not None and height is not None:
+            body["crops"] = crops(info, analysis, width, height)
+        if self.decisions is not None:
+            body.update(await asyncio.to_thread(self.decisions, path, analysis.phash))
+        # Decisions change when humans act: a CDN may keep this only briefly.
+        return JSONResponse(body, headers={"Cache-Control": "public, max-age=10"})
+
+    async def inspect(self, path: str) -> tuple[SourceRef, SourceInfo, Analysis]:
+        """Locate, validate and analyse a source (the analysis is cached by phash)."""
         ref = await self.source.locate(path)
         blob = await self.source.read(ref, self.config.limits.max_source_bytes)
 
@@ -110,7 +102,4 @@ class MetaService:
             return info, self.analyzer.analyse(blob)
 
         info, analysis = await self.pool.run(work, self.config.server.request_deadline_s)
-        body = describe(info, f'"{ref.identity}"', analysis)
-        if width is not None and height is not None:
-            body["crops"] = crops(info, analysis, width, height)
-        return JSONResponse(body, headers={"Cache-Control": "public, max-age=60"})
+        return ref, info, analysis

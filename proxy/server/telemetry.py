@@ -45,5 +45,18 @@ class Telemetry:
             "loupe_renders_in_flight", "renders admitted to the pool", registry=self.registry
         )
 
+        self.qa = Counter(
+            "loupe_qa_outputs",
+            "outputs checked by QA: passed, quarantined (first failure), failed (twice)",
+            ["result"],
+            registry=self.registry,
+        )
+        self.qa_checks = Counter(
+            "loupe_qa_check_failures",
+            "QA check failures by check",
+            ["check"],
+            registry=self.registry,
+        )
+
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -1,0 +1,1 @@
+"""Human decisions as data: collaboration metrics and the exportable feedback set."""

@@ -1,0 +1,134 @@
+"""``loupe worker`` and ``loupe ingest``: the lane outside the server, on the same store."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from tqdm import tqdm
+
+from proxy.analysis.analyzer import Analyzer
+from proxy.config import Config
+from proxy.fingerprint import PhashMemo
+from proxy.lane.lane import Lane, assemble
+from proxy.lane.worker import Worker
+from proxy.server.app import build_sources, configure_libvips
+from proxy.stores import Store, StoreError, open_store
+
+log = logging.getLogger(__name__)
+IMAGE_SUFFIXES = frozenset(
+    {".jpg", ".jpeg", ".png", ".webp", ".gif", ".avif", ".heic", ".heif", ".tif", ".tiff"}
+)
+
+
+class _Runtime(contextlib.AbstractAsyncContextManager["_Runtime"]):
+    """Store, sources, analyzer and lane for a command; closed in reverse on exit."""
+
+    def __init__(self, config: Config) -> None:
+        configure_libvips(allow_svg=config.images.allow_svg)
+        self.config = config
+        self.store: Store = open_store(config.store_url())
+        self.source = build_sources(config)
+        data = config.storage.data_dir
+        self.fingerprint = PhashMemo()
+        self.analyzer = Analyzer(
+            config.storage.models_dir, data / "ai" / "analysis", self.fingerprint
+        )
+        self.lane: Lane
+        self.lane, _moderator, self.vlm = assemble(
+            config, self.store, self.source, self.analyzer, self.fingerprint
+        )
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.vlm.aclose()
+        await self.source.aclose()
+        self.analyzer.close()
+        self.store.close()
+
+
+def worker(config: Config, concurrency: int) -> int:
+    """Run workers until SIGINT/SIGTERM; several processes may share one store."""
+
+    async def main() -> None:
+        async with _Runtime(config) as runtime:
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)
+            workers = [
+                Worker(runtime.store, runtime.lane.handlers, config.lane)
+                for _ in range(max(1, concurrency))
+            ]
+            log.info("%d workers on %s", len(workers), runtime.store.url)
+            await asyncio.gather(*(w.run(stop) for w in workers))
+
+    try:
+        asyncio.run(main())
+    except StoreError as exc:
+        print(f"loupe: {exc.detail}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def images_under(directory: Path) -> list[Path]:
+    return sorted(
+        path
+        for path in directory.rglob("*")
+        if path.is_file()
+        and path.suffix.lower() in IMAGE_SUFFIXES
+        and not path.name.startswith(".")
+    )
+
+
+def ingest(
+    config: Config, directory: Path, *, caption: str | None, again: bool, process: bool
+) -> int:
+    root = config.sources.root.resolve()
+    folder = directory.resolve()
+    if folder != root and root not in folder.parents:
+        print(f"loupe: {directory} is not inside the source root {root} (--root)", file=sys.stderr)
+        return 2
+    if not folder.is_dir():
+        print(f"loupe: {directory} is not a folder", file=sys.stderr)
+        return 2
+    found = images_under(folder)
+
+    async def main() -> tuple[int, dict[str, int]]:
+        async with _Runtime(config) as runtime:
+            payload = {"caption": caption} if caption else {}
+            queued = 0
+            for path in tqdm(found, desc="queueing", unit="image", disable=None):
+                relative = path.relative_to(root).as_posix()
+                queued += await asyncio.to_thread(
+                    runtime.lane.enqueue_source, relative, payload, again=again
+                )
+            if process:
+                await _drain(runtime)
+            return queued, await asyncio.to_thread(runtime.store.job_counts)
+
+    try:
+        queued, counts = asyncio.run(main())
+    except StoreError as exc:
+        print(f"loupe: {exc.detail}", file=sys.stderr)
+        return 1
+    summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+    print(f"loupe: {len(found)} images, {queued} jobs queued; jobs now: {summary}")
+    return 0
+
+
+async def _drain(runtime: _Runtime) -> None:
+    """Run the queue here until nothing is ready, with a progress bar over the jobs."""
+    counts = await asyncio.to_thread(runtime.store.job_counts)
+    total = counts.get("queued", 0) + counts.get("running", 0)
+    workers = [Worker(runtime.store, runtime.lane.handlers, runtime.config.lane) for _ in range(2)]
+    with tqdm(total=total, desc="processing", unit="job", disable=None) as bar:
+
+        async def run(worker: Worker) -> None:
+            while await worker.run_once():
+                bar.update(1)
+
+        await asyncio.gather(*(run(w) for w in workers))

@@ -1,0 +1,119 @@
+"""The lane as the server and the CLI see it: which jobs a new source gets, the handlers for
+them, and the in-process workers that run them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from cachetools import LRUCache
+
+from proxy.alt.client import VlmClient
+from proxy.analysis.analyzer import Analyzer
+from proxy.config import Config
+from proxy.detectors.nsfw import NsfwDetector
+from proxy.lane.reading import SourceBytes
+from proxy.lane.tasks import describe, fingerprint, moderate, sample
+from proxy.lane.worker import Handler, Worker
+from proxy.moderation import Moderator
+from proxy.sources.base import Source
+from proxy.stores import Store
+
+log = logging.getLogger(__name__)
+
+
+def build_handlers(
+    config: Config,
+    store: Store,
+    sources: SourceBytes,
+    analyzer: Analyzer,
+    vlm: VlmClient,
+    moderator: Moderator,
+    fingerprint_of: Callable[[bytes], str],
+) -> dict[str, Handler]:
+    return {
+        fingerprint.KIND: fingerprint.FingerprintTask(store, sources, analyzer),
+        describe.KIND: describe.DescribeTask(
+            store,
+            vlm,
+            sources,
+            fingerprint_of,
+            config.vlm.confidence_threshold,
+            config.lane.max_attempts,
+        ),
+        sample.KIND: sample.SampleTask(store, config.qa.sample_rate),
+        moderate.KIND: moderate.ModerateTask(moderator, sources),
+    }
+
+
+def assemble(
+    config: Config,
+    store: Store,
+    source: Source,
+    analyzer: Analyzer,
+    fingerprint_of: Callable[[bytes], str],
+) -> tuple[Lane, Moderator, VlmClient]:
+    """The lane with every collaborator, as ``loupe serve``, ``worker`` and ``ingest`` use it."""
+    moderator = Moderator(
+        store,
+        NsfwDetector(config.storage.models_dir) if config.moderation.enabled else None,
+        config.moderation,
+    )
+    vlm = VlmClient(config.vlm)
+    sources = SourceBytes(source, config.limits.max_source_bytes, config.sources.root)
+    handlers = build_handlers(config, store, sources, analyzer, vlm, moderator, fingerprint_of)
+    return Lane(config, store, handlers), moderator, vlm
+
+
+class Lane:
+    """Queues a new source's jobs once, and runs in-process workers when configured."""
+
+    def __init__(self, config: Config, store: Store, handlers: Mapping[str, Handler]) -> None:
+        self.config = config
+        self.store = store
+        self.handlers = handlers
+        self._queued: LRUCache[str, bool] = LRUCache(maxsize=65_536)
+        self._lock = threading.Lock()
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def kinds_for_new_source(self) -> list[str]:
+        kinds = [fingerprint.KIND, describe.KIND, sample.KIND]
+        if self.config.moderation.enabled:
+            kinds.append(moderate.KIND)
+        return kinds
+
+    def enqueue_source(
+        self, path: str, payload: Mapping[str, Any] | None = None, *, again: bool = False
+    ) -> int:
+        """Queue every job a source gets (idempotent in the store). Blocking."""
+        queued = 0
+        for kind in self.kinds_for_new_source():
+            queued += self.store.enqueue(kind, path, dict(payload or {}), again=again)
+        return queued
+
+    def seen(self, path: str) -> bool:
+        """Note a served source; True the first time this process sees it, when its jobs
+        should be queued (the store dedupes across processes and restarts)."""
+        with self._lock:
+            if path in self._queued:
+                return False
+            self._queued[path] = True
+        return True
+
+    def start(self, workers: int | None = None) -> None:
+        for n in range(self.config.lane.workers if workers is None else workers):
+            worker = Worker(self.store, self.handlers, self.config.lane)
+            self._tasks.append(asyncio.create_task(worker.run(self._stop), name=f"lane-{n}"))
+
+    async def stop(self) -> None:
+        self._stop.set()
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()

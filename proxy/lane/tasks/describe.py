@@ -1,0 +1,114 @@
+"""Alt text for a source: reuse what the same picture already has, else ask the VLM.
+
+Empty is better than wrong: only a confident answer is published (``status=machine``); a
+doubtful one is kept as a draft for review, and any failure leaves the text empty and opens
+a review item. A human's text is never overwritten.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import replace
+
+from proxy.alt.client import (
+    AltTextError,
+    VlmClient,
+    VlmRateLimited,
+    VlmTimeout,
+    VlmUnavailable,
+)
+from proxy.alt.context import AltContext, context_for
+from proxy.lane.reading import SourceBytes
+from proxy.lane.worker import JobFailed
+from proxy.stores import Store
+from proxy.stores.base import AltText, Job
+
+log = logging.getLogger(__name__)
+KIND = "alt"
+TRANSIENT = (VlmTimeout, VlmRateLimited, VlmUnavailable)
+
+
+class DescribeTask:
+    def __init__(
+        self,
+        store: Store,
+        client: VlmClient,
+        sources: SourceBytes,
+        fingerprint: Callable[[bytes], str],
+        threshold: float,
+        max_attempts: int,
+    ) -> None:
+        self.store = store
+        self.client = client
+        self.sources = sources
+        self.fingerprint = fingerprint
+        self.threshold = threshold
+        self.max_attempts = max_attempts
+
+    async def __call__(self, job: Job) -> None:
+        path = job.subject
+        current = await asyncio.to_thread(self.store.alt, path)
+        if current is not None and current.status in ("reviewed", "user"):
+            return  # a human has spoken
+        blob = await self.sources.read(path)
+        phash = await asyncio.to_thread(self.fingerprint, blob)
+        known = await asyncio.to_thread(self.store.alt_by_phash, phash, exclude=path)
+        if known is not None:  # the same picture under another path: no model call
+            reused = replace(known, path=path, phash=phash, reused_from=known.path)
+            await asyncio.to_thread(self.store.put_machine_alt, reused)
+            return
+        context = self._context(path, blob, job)
+        try:
+            draft = await self.client.describe(blob, context)
+        except AltTextError as exc:
+            await self._leave_empty(path, phash, context, exc)
+            if isinstance(exc, TRANSIENT) and job.attempts < self.max_attempts:
+                retry = exc.retry_after_s if isinstance(exc, VlmRateLimited) else None
+                raise JobFailed(f"alt text: {exc.reason}", retry_in_s=retry) from exc
+            return
+        confident = draft.confidence >= self.threshold
+        alt = AltText(
+            path=path,
+            text=draft.text,
+            status="machine" if confident else "draft",
+            phash=phash,
+            confidence=round(draft.confidence, 4),
+            model=draft.model,
+            context={**context.to_json(), "confidence_source": draft.confidence_source},
+        )
+        stored = await asyncio.to_thread(self.store.put_machine_alt, alt)
+        if stored:
+            outcome = "auto" if confident else "review"
+            await asyncio.to_thread(self.store.count_outcome, KIND, outcome)
+        if stored and not confident:
+            payload = {
+                "reason": "low-confidence",
+                "draft": draft.text,
+                "confidence": alt.confidence,
+                "model": draft.model,
+                "threshold": self.threshold,
+            }
+            await asyncio.to_thread(self.store.open_review, path, KIND, path, payload)
+
+    def _context(self, path: str, blob: bytes, job: Job) -> AltContext:
+        base = context_for(path, blob, self.sources.sidecar(path))
+        given = job.payload  # ingest may pass a caption or title
+        return replace(
+            base,
+            caption=given.get("caption") or base.caption,
+            title=given.get("title") or base.title,
+        )
+
+    async def _leave_empty(
+        self, path: str, phash: str, context: AltContext, exc: AltTextError
+    ) -> None:
+        log.warning("alt text for %s: %s (%s)", path, exc.reason, exc)
+        empty = AltText(path=path, text="", status="empty", phash=phash, context=context.to_json())
+        stored = await asyncio.to_thread(self.store.put_machine_alt, empty)
+        if stored:
+            payload = {"reason": exc.reason, "detail": str(exc)[:300], "draft": ""}
+            opened = await asyncio.to_thread(self.store.open_review, path, KIND, path, payload)
+            if opened is not None:
+                await asyncio.to_thread(self.store.count_outcome, KIND, "review")

@@ -1,0 +1,46 @@
+"""Record a source's facts (perceptual hash, size, content class) in the store, which also
+indexes the hash for near-duplicate lookups."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pyvips
+
+from proxy.analysis.analyzer import Analyzer
+from proxy.lane.reading import SourceBytes
+from proxy.lane.worker import JobFailed
+from proxy.stores import Store
+from proxy.stores.base import Job, SourceRecord
+
+KIND = "fingerprint"
+
+
+class FingerprintTask:
+    def __init__(self, store: Store, sources: SourceBytes, analyzer: Analyzer) -> None:
+        self.store = store
+        self.sources = sources
+        self.analyzer = analyzer
+
+    async def __call__(self, job: Job) -> None:
+        blob = await self.sources.read(job.subject)
+        try:
+            record = await asyncio.to_thread(self._describe, job.subject, blob)
+        except pyvips.Error as exc:
+            raise JobFailed(f"undecodable source: {exc}", permanent=True) from exc
+        await asyncio.to_thread(self.store.record_source, record)
+
+    def _describe(self, path: str, blob: bytes) -> SourceRecord:
+        header = pyvips.Image.new_from_buffer(blob, "")
+        analysis = self.analyzer.analyse(blob)  # cached by phash: shared with smart crops
+        loader = str(header.get("vips-loader")) if "vips-loader" in header.get_fields() else ""
+        return SourceRecord(
+            path=path,
+            phash=analysis.phash,
+            width=analysis.width,
+            height=analysis.height,
+            format=loader.removesuffix("load_buffer").removesuffix("load") or None,
+            bytes=len(blob),
+            content_class=analysis.content[0] if analysis.content else None,
+            content_confidence=round(analysis.content[1], 4) if analysis.content else None,
+        )

@@ -1,0 +1,136 @@
+"""QA on every produced output, before it is cached or served.
+
+A failing output is quarantined (never cached, never served) and rendered once more with
+safe settings: the policy's fixed quality instead of the perceptual search, and a centre
+crop instead of the models. A second failure is an alert and a problem+json 500: the
+pipeline produced something broken twice, which is a bug to look at, not bad input.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import Executor
+from dataclasses import replace
+
+from proxy.errors import LoupeError
+from proxy.params import TransformParams
+from proxy.policies import Policy
+from proxy.processing.pipeline import Rendered
+from proxy.qa.checks import Expectation, QALimits, QAReport, check_output
+from proxy.server.telemetry import Telemetry
+from proxy.stores import Store
+from proxy.stores.base import QAResult
+
+log = logging.getLogger(__name__)
+LOSSY = frozenset({"jpeg", "webp", "avif"})
+
+
+class OutputFailedQA(LoupeError):
+    status = 500
+    slug = "output-failed-qa"
+    title = "Output failed quality checks"
+
+
+def expectation(
+    result: Rendered, policies: Mapping[str, Policy], floor_margin: float
+) -> Expectation:
+    plan = result.plan
+    policy = policies.get(plan.policy)
+    floor = None
+    if plan.score is not None and policy is not None and policy.target is not None:
+        floor = policy.target - floor_margin  # the search aims at target; QA catches misses
+    return Expectation(
+        width=plan.layout.canvas.width,
+        height=plan.layout.canvas.height,
+        mime=plan.mime,
+        lossy=plan.format in LOSSY and not plan.lossless,
+        floor=floor,
+        score=plan.score,
+        frames=plan.source.pages if plan.animated else 1,
+    )
+
+
+Attempt = Callable[[TransformParams, bool], Rendered]
+
+
+class QualityGate:
+    def __init__(
+        self,
+        limits: QALimits,
+        policies: Mapping[str, Policy],
+        telemetry: Telemetry,
+        store: Store | None,
+        io: Executor,
+        *,
+        floor_margin: float = 15.0,
+        check: Callable[[bytes, Expectation, QALimits], QAReport] | None = None,
+    ) -> None:
+        self.limits = limits
+        self.policies = policies
+        self.telemetry = telemetry
+        self.store = store
+        self.io = io
+        self.floor_margin = floor_margin
+        self._check = check or (lambda body, expected, limits: check_output(body, expected, limits))
+
+    def checked(
+        self, path: str, variant: str, params: TransformParams, attempt: Attempt
+    ) -> Rendered:
+        """Render, check, and on failure render once more safely (runs in a render thread)."""
+        first = attempt(params, False)
+        report, first = self._inspect(first)
+        if report.passed:
+            self._record(path, variant, report, "passed")
+            return first
+        log.warning("QA quarantined %s (%s): %s", path, variant, _summary(report))
+        self._record(path, variant, report, "quarantined")
+        safe_params = (
+            replace(params, crop="center") if params.crop in ("smart", "faces") else params
+        )
+        second = attempt(safe_params, True)
+        retry, second = self._inspect(second)
+        if retry.passed:
+            self._record(path, variant, retry, "passed", note="reprocessed with safe settings")
+            return replace(
+                second, plan=replace(second.plan, notes=(*second.plan.notes, "qa-reprocessed"))
+            )
+        log.error("ALERT: QA failed twice for %s (%s): %s", path, variant, _summary(retry))
+        self._record(path, variant, retry, "failed")
+        raise OutputFailedQA(f"the output failed QA twice: {_summary(retry)}")
+
+    def _inspect(self, result: Rendered) -> tuple[QAReport, Rendered]:
+        started = time.perf_counter()
+        expected = expectation(result, self.policies, self.floor_margin)
+        report = self._check(result.body, expected, self.limits)
+        for failure in report.failures:
+            self.telemetry.qa_checks.labels(failure.name).inc()
+        timed = replace(result, timings=(*result.timings, ("qa", time.perf_counter() - started)))
+        return report, timed
+
+    def _record(
+        self, path: str, variant: str, report: QAReport, result: str, note: str | None = None
+    ) -> None:
+        self.telemetry.qa.labels(result).inc()
+        if self.store is None:
+            return
+        body = {**report.to_json(), "result": result}
+        if note:
+            body["note"] = note
+        self.io.submit(self._store, QAResult(path, variant, report.passed, body))
+
+    def _store(self, result: QAResult) -> None:
+        try:
+            assert self.store is not None
+            self.store.put_qa(result)
+            if result.report.get("result") != "passed":
+                self.store.open_review(
+                    result.path, "qa", f"{result.path}|{result.variant}", result.report
+                )
+        except Exception:
+            log.exception("storing the QA result of %s failed", result.path)
+
+
+def _summary(report: QAReport) -> str:
+    return "; ".join(f"{c.name}: {c.detail}" for c in report.failures)

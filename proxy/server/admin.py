@@ -1,0 +1,261 @@
+"""``/admin/api/*``: crops, overrides, alt text, the review queue, purge and the
+collaboration metrics. Every route needs the admin token (or a reviewer's session)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from proxy.cropping.evidence import ranked_crops as crops
+from proxy.cropping.overrides import fits_source, parse_aspect
+from proxy.errors import BadParameter, SourceNotFound
+from proxy.feedback.metrics import collaboration
+from proxy.params import dimension, split_query
+from proxy.server.auth import AdminAuth
+from proxy.server.meta import MetaService
+from proxy.server.review import decide, parse_decision
+from proxy.stores import Store
+from proxy.stores.base import COMPONENTS, AltText, Feedback, Override, ReviewItem
+
+MAX_BODY = 64 * 1024
+Purge = Callable[[str], Awaitable[int]]
+
+
+async def json_body(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    if len(raw) > MAX_BODY:
+        raise BadParameter(f"the body exceeds {MAX_BODY} bytes")
+    try:
+        body = json.loads(raw or b"{}")
+    except (ValueError, UnicodeDecodeError):
+        raise BadParameter("the body must be JSON") from None
+    if not isinstance(body, dict):
+        raise BadParameter("the body must be a JSON object")
+    return body
+
+
+def _override_json(override: Override) -> dict[str, Any]:
+    return {
+        "aspect": override.aspect,
+        "ctx": override.ctx or None,
+        "rect": list(override.rect),
+        "by": override.by,
+        "reviewer": override.reviewer,
+        "reason": override.reason,
+        "created": override.created,
+    }
+
+
+def alt_json(alt: AltText | None) -> dict[str, Any]:
+    """API.md's ``alt`` object; drafts are shown to admins but never published."""
+    if alt is None:
+        return {
+            "text": "",
+            "status": "empty",
+            "confidence": None,
+            "machine_generated": False,
+            "model": None,
+        }
+    return {
+        "text": alt.published,
+        "status": "empty" if alt.status == "draft" else alt.status,
+        "draft": alt.text if alt.status == "draft" else None,
+        "confidence": alt.confidence,
+        "machine_generated": alt.machine_generated,
+        "model": alt.model,
+        "reused_from": alt.reused_from,
+    }
+
+
+def review_json(item: ReviewItem) -> dict[str, Any]:
+    return asdict(item)
+
+
+class AdminApi:
+    def __init__(self, auth: AdminAuth, store: Store, meta: MetaService, purge: Purge) -> None:
+        self.auth = auth
+        self.store = store
+        self.meta = meta
+        self.purge = purge
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/admin/api/crops/{path:path}", self.crops, methods=["GET"]),
+            Route(
+                "/admin/api/overrides/{path:path}",
+                self.overrides,
+                methods=["GET", "PUT", "DELETE"],
+            ),
+            Route("/admin/api/alt/{path:path}", self.alt, methods=["GET", "PUT"]),
+            Route("/admin/api/review", self.review_list, methods=["GET"]),
+            Route("/admin/api/review/{item_id:int}", self.review_item, methods=["GET", "POST"]),
+            Route("/admin/api/purge/{path:path}", self.purge_source, methods=["POST"]),
+            Route("/admin/api/metrics", self.metrics, methods=["GET"]),
+        ]
+
+    async def _store(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        return await asyncio.to_thread(fn, *args, **kwargs)
+
+    async def crops(self, request: Request) -> Response:
+        self.auth.require(request)
+        path = request.path_params["path"]
+        raw = split_query(request.url.query)
+        if "w" not in raw or "h" not in raw:
+            raise BadParameter("crops need w and h")
+        width, height = dimension("w", raw["w"]), dimension("h", raw["h"])
+        _ref, info, analysis = await self.meta.inspect(path)
+        overrides = await self._store(self.store.overrides, path)
+        return JSONResponse(
+            {
+                "path": path,
+                "width": width,
+                "height": height,
+                "candidates": crops(info, analysis, width, height),
+                "overrides": [_override_json(o) for o in overrides],
+            }
+        )
+
+    async def overrides(self, request: Request) -> Response:
+        reviewer = self.auth.require(request)
+        path = request.path_params["path"]
+        if request.method == "GET":
+            found = await self._store(self.store.overrides, path)
+            return JSONResponse({"path": path, "overrides": [_override_json(o) for o in found]})
+        if request.method == "DELETE":
+            aspect = request.query_params.get("aspect")
+            dropped = await self._store(
+                self.store.delete_overrides, path, parse_aspect(aspect) if aspect else None
+            )
+            if not dropped:
+                raise SourceNotFound(f"no override for {path}")
+            await self.purge(path)
+            return Response(status_code=204)
+        body = await json_body(request)
+        try:
+            aspect = parse_aspect(str(body.get("aspect", "any")))
+        except ValueError as exc:
+            raise BadParameter(str(exc)) from None
+        rect = body.get("rect")
+        if (
+            not isinstance(rect, list)
+            or len(rect) != 4
+            or not all(isinstance(v, int) and not isinstance(v, bool) for v in rect)
+        ):
+            raise BadParameter("rect must be [x, y, w, h] in source pixels")
+        ctx = body.get("ctx") or ""
+        if ctx not in ("", "gallery", "search", "feed", "featured", "social", "hero"):
+            raise BadParameter("ctx must be one of gallery, search, feed, featured, social, hero")
+        _ref, info, _analysis = await self.meta.inspect(path)  # the source must exist
+        if not fits_source((rect[0], rect[1], rect[2], rect[3]), info.width, info.height):
+            raise BadParameter(f"rect must lie inside the {info.width}x{info.height} source")
+        reason = str(body.get("reason") or "")[:2000]
+        override = Override(
+            path=path,
+            aspect=aspect,
+            ctx=ctx,
+            rect=(rect[0], rect[1], rect[2], rect[3]),
+            by="user",
+            reviewer=reviewer,
+            reason=reason,
+        )
+        stored = await self._store(self.store.put_override, override)
+        feedback = Feedback(
+            review_id=None,
+            path=path,
+            component="crop",
+            action="override",
+            ai_output={},
+            correction={"aspect": aspect, "ctx": ctx, "rect": rect},
+            reason=reason,
+            reviewer=reviewer,
+            seconds=None,
+            context={"published": True},
+        )
+        await self._store(self.store.add_feedback, feedback)
+        await self.purge(path)
+        return JSONResponse({"path": path, **_override_json(stored)})
+
+    async def alt(self, request: Request) -> Response:
+        reviewer = self.auth.require(request)
+        path = request.path_params["path"]
+        if request.method == "GET":
+            return JSONResponse({"path": path, **alt_json(await self._store(self.store.alt, path))})
+        body = await json_body(request)
+        text = body.get("text")
+        if not isinstance(text, str) or len(text) > 1000:
+            raise BadParameter("text must be a string of at most 1000 characters")
+        await self.meta.inspect(path)  # the source must exist
+        before = await self._store(self.store.alt, path)
+        alt = AltText(
+            path=path, text=text.strip(), status="user", phash=before.phash if before else None
+        )
+        stored = await self._store(self.store.put_alt, alt)
+        feedback = Feedback(
+            review_id=None,
+            path=path,
+            component="alt",
+            action="set",
+            ai_output=alt_json(before),
+            correction={"text": stored.text},
+            reason=str(body.get("reason") or "")[:2000],
+            reviewer=reviewer,
+            seconds=None,
+            context={"published": before is not None and before.status == "machine"},
+        )
+        await self._store(self.store.add_feedback, feedback)
+        return JSONResponse({"path": path, **alt_json(stored)})
+
+    async def review_list(self, request: Request) -> Response:
+        self.auth.require(request)
+        params = request.query_params
+        status = params.get("status", "pending")
+        component = params.get("component")
+        if status not in ("pending", "accepted", "rejected", "edited", "all"):
+            raise BadParameter("status must be pending, accepted, rejected, edited or all")
+        if component is not None and component not in COMPONENTS:
+            raise BadParameter(f"component must be one of {', '.join(COMPONENTS)}")
+        try:
+            limit = min(200, max(1, int(params.get("limit", "50"))))
+            after = max(0, int(params.get("after", "0")))
+        except ValueError:
+            raise BadParameter("limit and after must be integers") from None
+        items = await self._store(
+            self.store.reviews,
+            status=None if status == "all" else status,
+            component=component,
+            limit=limit,
+            after_id=after,
+        )
+        return JSONResponse({"items": [review_json(item) for item in items]})
+
+    async def review_item(self, request: Request) -> Response:
+        reviewer = self.auth.require(request)
+        item = await self._store(self.store.review, request.path_params["item_id"])
+        if request.method == "GET":
+            return JSONResponse(review_json(item))
+        decision = parse_decision(await json_body(request), reviewer)
+        decided = await self._store(decide, self.store, item, decision)
+        if item.component in ("crop", "moderation"):
+            await self.purge(item.path)  # what is served changes now
+        return JSONResponse(review_json(decided))
+
+    async def purge_source(self, request: Request) -> Response:
+        self.auth.require(request)
+        path = request.path_params["path"]
+        return JSONResponse({"path": path, "purged": await self.purge(path)})
+
+    async def metrics(self, request: Request) -> Response:
+        self.auth.require(request)
+        outcomes = await self._store(self.store.outcomes)
+        feedback = await self._store(self.store.feedback_rows)
+        counts = await self._store(self.store.review_counts)
+        body = collaboration(outcomes, feedback, counts.get("pending", {}))
+        body["jobs"] = await self._store(self.store.job_counts)
+        return JSONResponse(body)

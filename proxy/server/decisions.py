@@ -1,0 +1,108 @@
+"""Where the request path meets the store: human crops to apply, moderation to enforce, and
+what a served render leaves behind (jobs for the lane, a crop review for high stakes, the
+tallies of AI decisions). Writes happen off the response path; reads are memoised briefly."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from concurrent.futures import Executor
+from typing import Any
+
+from cachetools import LRUCache, TTLCache
+
+from proxy.cropping.evidence import ranked_crops as crops
+from proxy.cropping.overrides import StoredCrop, applicable, aspect_of
+from proxy.lane.lane import Lane
+from proxy.moderation import Moderator
+from proxy.params import TransformParams
+from proxy.processing.pipeline import Rendered
+from proxy.stores import Store
+
+log = logging.getLogger(__name__)
+HIGH_STAKES = frozenset({"featured", "social", "hero"})
+OVERRIDE_MEMO_S = 2.0
+
+
+class Decisions:
+    def __init__(self, store: Store, lane: Lane, moderator: Moderator, io: Executor) -> None:
+        self.store = store
+        self.lane = lane
+        self.moderator = moderator
+        self.io = io
+        self._overrides: TTLCache[str, tuple[StoredCrop, ...]] = TTLCache(
+            maxsize=16_384, ttl=OVERRIDE_MEMO_S
+        )
+        self._counted: LRUCache[str, bool] = LRUCache(maxsize=65_536)
+        self._lock = threading.Lock()
+
+    # -- before rendering ---------------------------------------------------------------
+
+    async def override_for(self, path: str, params: TransformParams) -> StoredCrop | None:
+        if params.fit != "crop" or params.width is None or params.height is None:
+            return None
+        with self._lock:
+            known = self._overrides.get(path)
+        if known is None:
+            stored = await asyncio.to_thread(self.store.overrides, path)
+            known = tuple(StoredCrop(o.aspect, o.ctx, o.rect, o.by) for o in stored)
+            with self._lock:
+                self._overrides[path] = known
+        return applicable(known, params.width, params.height, params.ctx)
+
+    def forget(self, path: str) -> None:
+        """A human changed this source's decisions: stop using memoised ones."""
+        with self._lock:
+            self._overrides.pop(path, None)
+        self.moderator.forget(path)
+
+    # -- after rendering (in the background) -------------------------------------------
+
+    def rendered(self, path: str, params: TransformParams, result: Rendered) -> None:
+        """Queue what a fresh render implies; never raises into the response."""
+        self.io.submit(self._after, path, params, result)
+
+    def _after(self, path: str, params: TransformParams, result: Rendered) -> None:
+        try:
+            plan = result.plan
+            if self.lane.seen(path):
+                processing = f"{plan.format}/{'q=auto' if plan.quality_auto else 'fixed'}"
+                self.lane.enqueue_source(path, {"processing": processing, "policy": plan.policy})
+            if (
+                plan.crop.by == "ai"
+                and plan.analysis is not None
+                and params.width
+                and params.height
+            ):
+                self._crop_outcome(path, params, result)
+        except Exception:  # the lane is best effort from here; the response went out
+            log.exception("recording the render of %s failed", path)
+
+    def _crop_outcome(self, path: str, params: TransformParams, result: Rendered) -> None:
+        assert params.width is not None and params.height is not None
+        aspect = aspect_of(params.width, params.height)
+        ctx = params.ctx if params.ctx in HIGH_STAKES else ""
+        subject = f"{path}|{aspect}|{ctx}"
+        with self._lock:
+            if subject in self._counted:
+                return
+            self._counted[subject] = True
+        plan = result.plan
+        if params.ctx not in HIGH_STAKES:
+            self.store.count_outcome("crop", "auto")
+            return
+        assert plan.analysis is not None
+        payload: dict[str, Any] = {
+            "aspect": aspect,
+            "ctx": params.ctx,
+            "w": params.width,
+            "h": params.height,
+            "served": list(
+                (plan.crop.rect.x, plan.crop.rect.y, plan.crop.rect.w, plan.crop.rect.h)
+            ),
+            "candidates": crops(plan.source, plan.analysis, params.width, params.height),
+            "source": {"width": plan.source.width, "height": plan.source.height},
+        }
+        if self.store.open_review(path, "crop", subject, payload) is not None:
+            self.store.count_outcome("crop", "review")

@@ -1,0 +1,34 @@
+"""The part of ``/meta`` that lives in the store: alt text, moderation, QA, duplicates."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from proxy.server.admin import alt_json
+from proxy.stores import Store
+
+
+class StoredFacts:
+    def __init__(self, store: Store, duplicate_distance: int) -> None:
+        self.store = store
+        self.duplicate_distance = duplicate_distance
+
+    def __call__(self, path: str, phash: str) -> dict[str, Any]:
+        """Blocking; run it in a thread."""
+        record = self.store.source(path)
+        qa = self.store.qa_results(path)
+        near = self.store.near_duplicates(phash, self.duplicate_distance, exclude=path)
+        return {
+            "alt": alt_json(self.store.alt(path)),
+            "moderation": {
+                "status": record.moderation_status if record else "unscanned",
+                "score": record.moderation_score if record else None,
+            },
+            "qa": {
+                "outputs": len(qa),
+                "passed": sum(result.passed for result in qa),
+                "recent": [{"variant": r.variant, "passed": r.passed, **r.report} for r in qa[:5]],
+            },
+            "duplicates": [other for other, _distance in near],  # API.md: paths
+            "duplicate_distances": {other: distance for other, distance in near},
+        }
