@@ -86,6 +86,9 @@ def _parser() -> argparse.ArgumentParser:
     ingest.add_argument(
         "--no-process", action="store_true", help="only queue; leave the jobs to workers"
     )
+    ingest.add_argument(
+        "--progress", action="store_true", help="progress bars even when not on a terminal"
+    )
     feedback = commands.add_parser("feedback", help="human decisions kept beside the AI output")
     feedback_commands = feedback.add_subparsers(dest="feedback_command", required=True)
     export = feedback_commands.add_parser("export", help="write the feedback as JSONL")
@@ -145,6 +148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             caption=args.caption,
             again=args.again,
             process=not args.no_process,
+            progress=True if args.progress else None,
         )
     if args.command == "feedback":
         return _feedback_export(config, args.out, args.since)

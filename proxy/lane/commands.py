@@ -85,8 +85,16 @@ def images_under(directory: Path) -> list[Path]:
 
 
 def ingest(
-    config: Config, directory: Path, *, caption: str | None, again: bool, process: bool
+    config: Config,
+    directory: Path,
+    *,
+    caption: str | None,
+    again: bool,
+    process: bool,
+    progress: bool | None = None,
 ) -> int:
+    """``progress``: None shows bars on a terminal only; True forces them (logs, CI)."""
+    bars = None if progress is None else not progress
     root = config.sources.root.resolve()
     folder = directory.resolve()
     if folder != root and root not in folder.parents:
@@ -101,13 +109,13 @@ def ingest(
         async with _Runtime(config) as runtime:
             payload = {"caption": caption} if caption else {}
             queued = 0
-            for path in tqdm(found, desc="queueing", unit="image", disable=None):
+            for path in tqdm(found, desc="queueing", unit="image", disable=bars):
                 relative = path.relative_to(root).as_posix()
                 queued += await asyncio.to_thread(
                     runtime.lane.enqueue_source, relative, payload, again=again
                 )
             if process:
-                await _drain(runtime)
+                await _drain(runtime, bars)
             return queued, await asyncio.to_thread(runtime.store.job_counts)
 
     try:
@@ -120,12 +128,12 @@ def ingest(
     return 0
 
 
-async def _drain(runtime: _Runtime) -> None:
+async def _drain(runtime: _Runtime, bars: bool | None) -> None:
     """Run the queue here until nothing is ready, with a progress bar over the jobs."""
     counts = await asyncio.to_thread(runtime.store.job_counts)
     total = counts.get("queued", 0) + counts.get("running", 0)
     workers = [Worker(runtime.store, runtime.lane.handlers, runtime.config.lane) for _ in range(2)]
-    with tqdm(total=total, desc="processing", unit="job", disable=None) as bar:
+    with tqdm(total=total, desc="processing", unit="job", disable=bars) as bar:
 
         async def run(worker: Worker) -> None:
             while await worker.run_once():

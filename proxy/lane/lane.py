@@ -44,6 +44,7 @@ def build_handlers(
             fingerprint_of,
             config.vlm.confidence_threshold,
             config.lane.max_attempts,
+            claim_s=config.vlm.timeout_s + 5.0,
         ),
         sample.KIND: sample.SampleTask(store, config.qa.sample_rate),
         moderate.KIND: moderate.ModerateTask(moderator, sources),

@@ -142,6 +142,17 @@ MIGRATIONS: tuple[Migration, ...] = (
         );
         """,
     ),
+    Migration(
+        3,
+        "one model call per picture: describers claim a perceptual hash",
+        """
+        CREATE TABLE phash_claims (
+            phash TEXT PRIMARY KEY,
+            path TEXT NOT NULL,
+            until DOUBLE PRECISION NOT NULL
+        );
+        """,
+    ),
 )
 
 

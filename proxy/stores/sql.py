@@ -325,6 +325,19 @@ class SqlStore(ABC):
         usable.sort(key=lambda alt: (ALT_RANK[alt.status], alt.updated), reverse=True)
         return usable[0] if usable else None
 
+    def claim_phash(self, phash: str, path: str, ttl_s: float) -> bool:
+        """Claim the right to describe a picture for ``ttl_s``, so two copies of it are not
+        sent to the model at once; the holder may renew, others wait for its text."""
+        now = time.time()
+        with self.transaction() as tx:
+            rows = tx.run(
+                "INSERT INTO phash_claims (phash, path, until) VALUES (?, ?, ?) "
+                "ON CONFLICT (phash) DO UPDATE SET path = excluded.path, until = excluded.until "
+                "WHERE phash_claims.until < ? OR phash_claims.path = excluded.path RETURNING path",
+                (phash, path, now + ttl_s, now),
+            )
+        return bool(rows)
+
     @staticmethod
     def _alt(row: Row) -> AltText:
         return AltText(

@@ -215,3 +215,12 @@ def test_concurrent_claimers_never_share_a_job(store: Store) -> None:
     for thread in threads:
         thread.join()
     assert sorted(claimed) == sorted(set(claimed)) and len(claimed) == 30
+
+
+def test_one_describer_per_picture(store: Store) -> None:
+    assert store.claim_phash("abcd", "a.jpg", ttl_s=60)
+    assert not store.claim_phash("abcd", "b.jpg", ttl_s=60)  # a copy waits
+    assert store.claim_phash("abcd", "a.jpg", ttl_s=60)  # the holder renews
+    assert store.claim_phash("ef01", "b.jpg", ttl_s=60)  # another picture is free
+    assert store.claim_phash("9999", "c.jpg", ttl_s=-1)  # expired at once
+    assert store.claim_phash("9999", "d.jpg", ttl_s=60)  # so another may take it

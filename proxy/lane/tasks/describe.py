@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -27,6 +28,7 @@ from proxy.stores.base import AltText, Job
 
 log = logging.getLogger(__name__)
 KIND = "alt"
+CLAIM_POLL_S = 0.25
 TRANSIENT = (VlmTimeout, VlmRateLimited, VlmUnavailable)
 
 
@@ -39,7 +41,9 @@ class DescribeTask:
         fingerprint: Callable[[bytes], str],
         threshold: float,
         max_attempts: int,
+        claim_s: float = 60.0,
     ) -> None:
+        self.claim_s = claim_s  # how long one describer holds a picture (the VLM timeout+)
         self.store = store
         self.client = client
         self.sources = sources
@@ -54,10 +58,7 @@ class DescribeTask:
             return  # a human has spoken
         blob = await self.sources.read(path)
         phash = await asyncio.to_thread(self.fingerprint, blob)
-        known = await asyncio.to_thread(self.store.alt_by_phash, phash, exclude=path)
-        if known is not None:  # the same picture under another path: no model call
-            reused = replace(known, path=path, phash=phash, reused_from=known.path)
-            await asyncio.to_thread(self.store.put_machine_alt, reused)
+        if await self._reuse(path, phash):
             return
         context = self._context(path, blob, job)
         try:
@@ -91,6 +92,21 @@ class DescribeTask:
                 "threshold": self.threshold,
             }
             await asyncio.to_thread(self.store.open_review, path, KIND, path, payload)
+
+    async def _reuse(self, path: str, phash: str) -> bool:
+        """Take the text the same picture has under another path; while another worker is
+        describing it, wait for that text rather than paying for a second model call."""
+        deadline = time.monotonic() + self.claim_s
+        while True:
+            known = await asyncio.to_thread(self.store.alt_by_phash, phash, exclude=path)
+            if known is not None:  # the same picture under another path: no model call
+                reused = replace(known, path=path, phash=phash, reused_from=known.path)
+                await asyncio.to_thread(self.store.put_machine_alt, reused)
+                return True
+            claimed = await asyncio.to_thread(self.store.claim_phash, phash, path, self.claim_s)
+            if claimed or time.monotonic() > deadline:
+                return False
+            await asyncio.sleep(CLAIM_POLL_S)
 
     def _context(self, path: str, blob: bytes, job: Job) -> AltContext:
         base = context_for(path, blob, self.sources.sidecar(path))
