@@ -94,7 +94,7 @@ def test_ingest_then_separate_workers_finish_everything(
                     cwd=REPO,
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.DEVNULL,
-                )  # fmt: skip
+                )
                 for _ in range(2)
             ]
             try:
