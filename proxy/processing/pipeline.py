@@ -81,6 +81,31 @@ class Rendered:
     timings: tuple[tuple[str, float], ...]  # (stage, seconds)
 
 
+CLASS_POLICIES = {"screenshot": "screenshot", "diagram": "screenshot", "art": "art"}
+CLASS_CONFIDENCE = 0.6
+
+
+def _policy_from_class(
+    blob: bytes, params: TransformParams, settings: RenderSettings
+) -> tuple[TransformParams, str | None]:
+    """With no policy from the URL or the source's config, ``q=auto`` takes the policy of the
+    content class, when the analysis of this picture is already known (the lane classifies
+    every new source; classifying inline would cost ~20 ms per first render)."""
+    if params.policy is not None or params.quality is not None or settings.analyzer is None:
+        return params, None
+    try:
+        known = settings.analyzer.cached(settings.fingerprint(blob))
+    except pyvips.Error:
+        return params, None
+    if known is None or known.content is None:
+        return params, None
+    label, confidence = known.content
+    policy = CLASS_POLICIES.get(label)
+    if policy is None or confidence < CLASS_CONFIDENCE or policy not in settings.policies:
+        return params, None
+    return replace(params, policy=policy), label  # type: ignore[arg-type]
+
+
 def render(
     blob: bytes,
     params: TransformParams,
@@ -107,8 +132,11 @@ def render(
         blob, ValidationRules(settings.limits, settings.allow_svg, settings.scan)
     )
     lap("validate")
+    params, classed = _policy_from_class(blob, params, settings)
     options = PrepareOptions(settings.limits, settings.default_policy)
     plan = make_plan(info, params, accept, settings.policies, options, override)
+    if classed:
+        plan = replace(plan, notes=(*plan.notes, f"policy-from-class:{classed}"))
     if plan.quality_auto and settings.quality is not None:
         # A damaged source: load reports it as such; q=auto just cannot remember.
         with contextlib.suppress(pyvips.Error):
