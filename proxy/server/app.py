@@ -48,6 +48,7 @@ from proxy.server.meta import MetaService
 from proxy.server.meta_decisions import StoredFacts
 from proxy.server.ops import Operations
 from proxy.server.pool import ProcessingPool
+from proxy.server.reviewer import reviewer_routes
 from proxy.server.telemetry import Telemetry
 from proxy.sources.http import HttpSource, OriginPolicy
 from proxy.sources.local import LocalSource
@@ -239,6 +240,7 @@ def create_app(config: Config) -> Starlette:
             Route("/readyz", ops.readyz, methods=["GET", "HEAD"]),
             Route("/metrics", ops.metrics, methods=["GET"]),
             *admin.routes(),
+            *reviewer_routes(admin.auth),
         ],
         exception_handlers={
             LoupeError: on_loupe_error,

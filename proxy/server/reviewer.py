@@ -1,0 +1,276 @@
+"""``/admin/``: the reviewers' page. A server-rendered shell (login form, queue, metrics) whose
+one script drives the JSON API at ``/admin/api/*`` with the session cookie and CSRF header.
+
+Everything the script needs travels in ``data-*`` attributes and meta tags, so the strict
+Content-Security-Policy can forbid every inline script and style; no CDN, no build step.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import re
+import unicodedata
+from dataclasses import dataclass
+from importlib import resources
+from urllib.parse import parse_qs, urlencode
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from proxy.server.auth import SESSION_COOKIE, SESSION_SECONDS, AdminAuth
+from proxy.stores.base import COMPONENTS
+
+CSP = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+    "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+PAGE_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+CLOSED = "The admin is closed: start the server with --admin-token."
+WRONG = "Wrong admin token."
+FILTERS: tuple[str, ...] = ("all", *COMPONENTS)
+MAX_FORM = 8 * 1024
+ASSETS = {
+    "reviewer.js": "text/javascript; charset=utf-8",
+    "reviewer.css": "text/css; charset=utf-8",
+}
+KEYS = (
+    ("a", "accept (crop: candidate 1)"),
+    ("r", "reject"),
+    ("e", "edit the alt text"),
+    ("Ctrl+Enter", "save the edit / send"),
+    ("1 2 3", "pick a crop candidate"),
+    ("n", "skip"),
+    ("Esc", "leave a field"),
+)
+# What a session cookie can carry unquoted and unescaped; "|" separates the session's fields.
+_NOT_IN_NAME = re.compile(r"[^A-Za-z0-9 ._@-]+")
+
+
+@dataclass(frozen=True)
+class Asset:
+    body: bytes
+    media_type: str
+    version: str
+
+
+def load_assets() -> dict[str, Asset]:
+    """The script and stylesheet from package data, versioned by content for long caching."""
+    folder = resources.files("proxy.server").joinpath("reviewer_assets")
+    found: dict[str, Asset] = {}
+    for name, media_type in ASSETS.items():
+        body = folder.joinpath(name).read_bytes()
+        found[name] = Asset(body, media_type, hashlib.sha256(body).hexdigest()[:12])
+    return found
+
+
+def reviewer_name(raw: str) -> str:
+    """A display name safe inside the session cookie (ASCII, no separators), or "reviewer"."""
+    ascii_only = unicodedata.normalize("NFKD", raw).encode("ascii", "ignore").decode()
+    name = " ".join(_NOT_IN_NAME.sub(" ", ascii_only).split())[:64]
+    return name or "reviewer"
+
+
+def _e(value: object) -> str:
+    return html.escape(str(value), quote=True)
+
+
+class ReviewerPage:
+    def __init__(self, auth: AdminAuth) -> None:
+        self.auth = auth
+        self.assets = load_assets()
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/admin/", self.page, methods=["GET"]),
+            Route("/admin/login", self.login, methods=["POST"]),
+            Route("/admin/logout", self.logout, methods=["POST"]),
+            Route("/admin/assets/{name}", self.asset, methods=["GET"]),
+        ]
+
+    # -- routes -------------------------------------------------------------------------
+
+    async def page(self, request: Request) -> Response:
+        session = request.cookies.get(SESSION_COOKIE)
+        reviewer = self.auth.session_reviewer(session)
+        if reviewer is None or session is None:
+            return self._login_page(None, 403 if self.auth.token is None else 200)
+        component = request.query_params.get("component", "all")
+        if component not in FILTERS:
+            component = "all"
+        view = "metrics" if request.query_params.get("view") == "metrics" else "queue"
+        body = self._shell(reviewer, self.auth.csrf_for(session), component, view)
+        return HTMLResponse(body, headers=PAGE_HEADERS)
+
+    async def login(self, request: Request) -> Response:
+        raw = b""
+        async for chunk in request.stream():  # a sign-in form is small: read no more
+            raw += chunk
+            if len(raw) > MAX_FORM:
+                return self._login_page("The form is too large.", 413)
+        form = parse_qs(raw.decode("utf-8", "replace"), max_num_fields=10)
+        token = (form.get("token") or [""])[0]
+        if not self.auth.check_token(token):
+            return self._login_page(CLOSED if self.auth.token is None else WRONG, 403)
+        session = self.auth.new_session(reviewer_name((form.get("reviewer") or [""])[0]))
+        response = RedirectResponse("/admin/", status_code=303, headers=PAGE_HEADERS)
+        response.set_cookie(
+            SESSION_COOKIE,
+            session,
+            max_age=SESSION_SECONDS,
+            path="/admin",
+            httponly=True,
+            samesite="strict",
+            secure=request.url.scheme == "https",
+        )
+        return response
+
+    async def logout(self, request: Request) -> Response:
+        response = RedirectResponse("/admin/", status_code=303, headers=PAGE_HEADERS)
+        response.delete_cookie(
+            SESSION_COOKIE,
+            path="/admin",
+            httponly=True,
+            samesite="strict",
+            secure=request.url.scheme == "https",
+        )
+        return response
+
+    async def asset(self, request: Request) -> Response:
+        found = self.assets.get(request.path_params["name"])
+        if found is None:
+            return Response("not found", status_code=404, media_type="text/plain")
+        # the page links each asset with its content hash, so a versioned URL never changes
+        versioned = request.query_params.get("v") == found.version
+        cache = "private, max-age=31536000, immutable" if versioned else "no-cache"
+        return Response(
+            found.body,
+            media_type=found.media_type,
+            headers={"Cache-Control": cache, "X-Content-Type-Options": "nosniff"},
+        )
+
+    # -- rendering ----------------------------------------------------------------------
+
+    def _head(self, title: str, csrf: str | None = None) -> str:
+        css, js = self.assets["reviewer.css"], self.assets["reviewer.js"]
+        meta = f'<meta name="loupe-csrf" content="{_e(csrf)}">' if csrf else ""
+        script = (
+            f'<script src="/admin/assets/reviewer.js?v={js.version}" defer></script>'
+            if csrf
+            else ""
+        )
+        return (
+            '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+            '<meta name="viewport" content="width=device-width, initial-scale=1">'
+            '<meta name="referrer" content="no-referrer"><link rel="icon" href="data:,">'
+            f"{meta}<title>{_e(title)}</title>"
+            f'<link rel="stylesheet" href="/admin/assets/reviewer.css?v={css.version}">'
+            f"{script}</head>"
+        )
+
+    def _login_page(self, error: str | None, status: int) -> HTMLResponse:
+        message = error or (CLOSED if self.auth.token is None else "")
+        alert = f'<p class="error" role="alert">{_e(message)}</p>' if message else ""
+        body = (
+            self._head("Loupe review: sign in")
+            + '<body class="login"><main class="login-box"><h1>Loupe review</h1>'
+            + alert
+            + '<form method="post" action="/admin/login" id="login">'
+            '<label for="reviewer">Your name</label>'
+            '<input id="reviewer" name="reviewer" autocomplete="username" maxlength="64" '
+            'placeholder="shown beside your decisions">'
+            '<label for="token">Admin token</label>'
+            '<input id="token" name="token" type="password" autocomplete="current-password" '
+            "required>"
+            '<button type="submit">Sign in</button></form></main></body></html>'
+        )
+        return HTMLResponse(body, status_code=status, headers=PAGE_HEADERS)
+
+    def _shell(self, reviewer: str, csrf: str, component: str, view: str) -> str:
+        def tab(label: str, href: str, current: bool) -> str:
+            aria = ' aria-current="page"' if current else ""
+            return f'<a href="{_e(href)}"{aria}>{_e(label)}</a>'
+
+        queue_href = "/admin/" + (
+            f"?{urlencode({'component': component})}" if component != "all" else ""
+        )
+        header = (
+            '<header class="bar"><h1>Loupe review</h1><nav class="tabs" aria-label="Views">'
+            + tab("Queue", queue_href, view == "queue")
+            + tab("Metrics", "/admin/?view=metrics", view == "metrics")
+            + '</nav><form method="post" action="/admin/logout" class="who">'
+            f'<span>Signed in as <strong id="reviewer-name">{_e(reviewer)}</strong></span>'
+            '<button type="submit" class="quiet">Sign out</button></form></header>'
+        )
+        main = self._metrics() if view == "metrics" else self._queue(component)
+        return self._head("Loupe review", csrf) + f"<body>{header}{main}</body></html>"
+
+    def _queue(self, component: str) -> str:
+        filters = "".join(self._filter_link(name, name == component) for name in FILTERS)
+        legend = "".join(f"<li><kbd>{_e(k)}</kbd> {_e(v)}</li>" for k, v in KEYS)
+        return (
+            f'<main id="queue" class="queue" data-component="{_e(component)}">'
+            f'<nav class="filters" aria-label="Component">{filters}</nav>'
+            '<div class="status-line"><p id="counter" class="counter" aria-live="polite">'
+            'Loading…</p><p id="message" class="message" role="status"></p></div>'
+            '<article id="item" class="item" hidden>'
+            '<div class="stage-wrap"><div class="stage" id="stage">'
+            '<img id="picture" alt="The image under review"></div>'
+            '<p id="picture-note" class="note" hidden></p></div>'
+            '<section class="details" aria-label="Decision">'
+            '<h2 id="item-title"></h2><dl id="ai" class="ai"></dl>'
+            '<ol id="candidates" class="candidates" hidden></ol>'
+            '<ul id="checks" class="checks" hidden></ul>'
+            '<div id="draft-box" class="field" hidden><label for="draft">Alt text draft '
+            "(<kbd>e</kbd> to edit, <kbd>Ctrl+Enter</kbd> to save)</label>"
+            '<textarea id="draft" rows="4" maxlength="1000"></textarea></div>'
+            '<div class="field"><label for="reason">Reason <span class="hint">(required when '
+            "you override the AI: reject, edit, candidate 2 or 3)</span></label>"
+            '<input id="reason" maxlength="2000" autocomplete="off"></div>'
+            '<div class="actions" id="actions">'
+            '<button type="button" data-action="accept"><kbd>a</kbd> Accept</button>'
+            '<button type="button" data-action="reject"><kbd>r</kbd> Reject</button>'
+            '<button type="button" data-action="edit"><kbd>e</kbd> Edit</button>'
+            '<button type="button" data-action="skip" class="quiet"><kbd>n</kbd> Skip</button>'
+            "</div></section></article>"
+            '<div id="empty" class="empty" hidden><p id="empty-text">Nothing pending here.</p>'
+            '<button type="button" id="restart" class="quiet" hidden>Show skipped items'
+            "</button></div>"
+            f'<aside class="legend" aria-label="Keyboard"><h2>Keys</h2><ul>{legend}</ul></aside>'
+            "</main>"
+        )
+
+    @staticmethod
+    def _filter_link(name: str, current: bool) -> str:
+        href = "/admin/" + ("" if name == "all" else "?" + urlencode({"component": name}))
+        aria = ' aria-current="true"' if current else ""
+        return f'<a href="{_e(href)}"{aria} data-filter="{_e(name)}">{_e(name)}</a>'
+
+    def _metrics(self) -> str:
+        return (
+            '<main id="metrics" class="metrics">'
+            '<p id="metrics-status" class="message" role="status">Loading…</p>'
+            '<section class="tiles" id="tiles" aria-label="Totals"></section>'
+            '<section class="chart"><h2>Per component</h2>'
+            '<p class="hint">Auto-accept rate (the AI decided alone) and override rate (humans '
+            "changed the AI's output), of each component.</p>"
+            '<div id="bars"></div><div class="legend-row"><span class="swatch auto"></span>'
+            'auto-accept <span class="swatch override"></span>override</div>'
+            '<div class="table-wrap"><table id="component-table"><thead><tr><th>component</th>'
+            "<th>auto</th><th>sent to review</th><th>reviewed</th><th>pending</th></tr></thead>"
+            "<tbody></tbody></table></div></section>"
+            '<section class="chart"><h2>Seconds per review</h2>'
+            '<p class="hint" id="trend-hint"></p><div id="trend"></div></section>'
+            "</main>"
+        )
+
+
+def reviewer_routes(auth: AdminAuth) -> list[Route]:
+    """The page's routes; ``auth`` is the admin API's, so one token and one session scheme."""
+    return ReviewerPage(auth).routes()

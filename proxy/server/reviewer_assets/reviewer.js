@@ -1,0 +1,593 @@
+// Loupe reviewer page: one pending item at a time from /admin/api/review, decisions posted
+// with the session cookie and the X-Loupe-CSRF header, and the metrics drawn as inline SVG.
+// Every value from the API reaches the page through textContent or attributes, never HTML.
+"use strict";
+
+(() => {
+  const csrfMeta = document.querySelector('meta[name="loupe-csrf"]');
+  const CSRF = csrfMeta ? csrfMeta.getAttribute("content") : "";
+  const SVG = "http://www.w3.org/2000/svg";
+  const LIST_LIMIT = 200;
+  const IMAGE_WIDTH = 1200;
+
+  const $ = (id) => document.getElementById(id);
+
+  function el(tag, attrs, ...children) {
+    const node = document.createElement(tag);
+    for (const [key, value] of Object.entries(attrs || {})) {
+      if (key === "className") node.className = value;
+      else node.setAttribute(key, value);
+    }
+    for (const child of children) {
+      if (child === null || child === undefined) continue;
+      node.append(typeof child === "string" ? document.createTextNode(child) : child);
+    }
+    return node;
+  }
+
+  function svg(tag, attrs, text) {
+    const node = document.createElementNS(SVG, tag);
+    for (const [key, value] of Object.entries(attrs || {})) node.setAttribute(key, String(value));
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+
+  function imagePath(path) {
+    return path.split("/").map(encodeURIComponent).join("/");
+  }
+
+  function percent(value) {
+    return value === null || value === undefined ? "n/a" : `${Math.round(value * 1000) / 10}%`;
+  }
+
+  class ApiError extends Error {
+    constructor(status, detail) {
+      super(detail);
+      this.status = status;
+    }
+  }
+
+  async function api(url, body) {
+    const options = { credentials: "same-origin", headers: { Accept: "application/json" } };
+    if (body !== undefined) {
+      options.method = "POST";
+      options.headers["Content-Type"] = "application/json";
+      options.headers["X-Loupe-CSRF"] = CSRF;
+      options.body = JSON.stringify(body);
+    }
+    const response = await fetch(url, options);
+    if (response.status === 401) {
+      window.location.reload(); // the session ended: show the sign-in form
+      throw new ApiError(401, "signed out");
+    }
+    let data = null;
+    try {
+      data = await response.json();
+    } catch (_ignored) {
+      data = null;
+    }
+    if (!response.ok) {
+      const detail = (data && (data.detail || data.title)) || `HTTP ${response.status}`;
+      throw new ApiError(response.status, detail);
+    }
+    return data;
+  }
+
+  // -- the queue ----------------------------------------------------------------------------
+
+  function Queue(root) {
+    const filter = root.dataset.component || "all";
+    const skipped = new Set();
+    const ui = {
+      counter: $("counter"),
+      message: $("message"),
+      item: $("item"),
+      stage: $("stage"),
+      picture: $("picture"),
+      pictureNote: $("picture-note"),
+      title: $("item-title"),
+      ai: $("ai"),
+      candidates: $("candidates"),
+      checks: $("checks"),
+      draftBox: $("draft-box"),
+      draft: $("draft"),
+      reason: $("reason"),
+      actions: $("actions"),
+      empty: $("empty"),
+      emptyText: $("empty-text"),
+      restart: $("restart"),
+    };
+    let current = null;
+    let shownAt = 0;
+    let waiting = null; // a decision held back until the reviewer gives a reason
+    let busy = false;
+
+    function say(text, tone) {
+      ui.message.textContent = text;
+      ui.message.className = `message${tone ? " " + tone : ""}`;
+    }
+
+    function showCount(pending) {
+      const more = pending >= LIST_LIMIT ? "+" : "";
+      ui.counter.textContent = pending === 0 ? "Nothing left" : `${pending}${more} left`;
+      ui.counter.dataset.left = String(pending);
+    }
+
+    async function loadNext() {
+      const query = new URLSearchParams({ status: "pending", limit: String(LIST_LIMIT) });
+      if (filter !== "all") query.set("component", filter);
+      let items;
+      try {
+        items = (await api(`/admin/api/review?${query}`)).items;
+      } catch (error) {
+        say(`Could not load the queue: ${error.message}`, "bad");
+        return;
+      }
+      showCount(items.length);
+      const next = items.find((item) => !skipped.has(item.id));
+      if (next) {
+        show(next);
+        return;
+      }
+      current = null;
+      ui.item.hidden = true;
+      ui.empty.hidden = false;
+      ui.restart.hidden = items.length === 0;
+      ui.emptyText.textContent =
+        items.length === 0
+          ? `Nothing pending${filter === "all" ? "" : ` in ${filter}`}.`
+          : `You skipped the ${items.length} remaining.`;
+      root.dataset.itemId = "";
+    }
+
+    function fact(label, value) {
+      ui.ai.append(el("dt", {}, label), el("dd", {}, value === null ? "n/a" : String(value)));
+    }
+
+    function showImage(item) {
+      ui.stage.querySelectorAll(".box").forEach((box) => box.remove());
+      ui.pictureNote.hidden = false;
+      ui.pictureNote.textContent = "Loading the image…";
+      ui.picture.hidden = false;
+      ui.picture.src = `/img/${imagePath(item.path)}?w=${IMAGE_WIDTH}`;
+      ui.picture.alt = `The image under review: ${item.path}`;
+    }
+
+    function sameRect(candidate, served) {
+      return (
+        Array.isArray(served) &&
+        [candidate.x, candidate.y, candidate.width, candidate.height].every(
+          (value, i) => value === served[i],
+        )
+      );
+    }
+
+    function drawCandidates(item) {
+      const payload = item.payload;
+      const source = payload.source || {};
+      const candidates = payload.candidates || [];
+      ui.candidates.replaceChildren();
+      ui.candidates.hidden = candidates.length === 0;
+      if (!source.width || !source.height) return;
+      candidates.slice(0, 3).forEach((candidate, index) => {
+        const number = index + 1;
+        const box = el("div", { className: `box c${number}`, "data-candidate": String(number) });
+        // CSSOM, not a style attribute: allowed by the page's style-src 'self'
+        box.style.left = `${(candidate.x / source.width) * 100}%`;
+        box.style.top = `${(candidate.y / source.height) * 100}%`;
+        box.style.width = `${(candidate.width / source.width) * 100}%`;
+        box.style.height = `${(candidate.height / source.height) * 100}%`;
+        box.append(el("span", {}, String(number)));
+        ui.stage.append(box);
+        const rect = `${candidate.x},${candidate.y} ${candidate.width}×${candidate.height}`;
+        const why = (candidate.reasons || []).join(", ");
+        const label = number === 1 ? "Accept" : "Use";
+        const button = el(
+          "button",
+          { type: "button", "data-candidate": String(number) },
+          el("kbd", {}, String(number)),
+          ` ${label}`,
+        );
+        ui.candidates.append(
+          el(
+            "li",
+            { className: `c${number}` },
+            button,
+            el(
+              "span",
+              {},
+              `${number === 1 ? "AI's pick" : `Candidate ${number}`}` +
+                `${sameRect(candidate, payload.served) ? " (served)" : ""}: ` +
+                `${candidate.strategy}, score ${candidate.score}, rect ${rect}` +
+                (why ? ` (${why})` : ""),
+            ),
+          ),
+        );
+      });
+    }
+
+    function show(item) {
+      current = item;
+      waiting = null;
+      const payload = item.payload || {};
+      root.dataset.itemId = String(item.id);
+      root.dataset.itemComponent = item.component;
+      ui.empty.hidden = true;
+      ui.item.hidden = false;
+      ui.title.textContent = `#${item.id} · ${item.component} · ${item.path}`;
+      ui.ai.replaceChildren();
+      ui.checks.replaceChildren();
+      ui.checks.hidden = true;
+      ui.candidates.replaceChildren();
+      ui.candidates.hidden = true;
+      ui.draftBox.hidden = true;
+      ui.reason.value = "";
+      showImage(item);
+
+      if (item.component === "alt") {
+        ui.draftBox.hidden = false;
+        ui.draft.value = payload.draft || "";
+        fact("AI decided", payload.draft ? "a draft, held for review" : "no text (it failed)");
+        fact("Confidence", payload.confidence === undefined ? null : percent(payload.confidence));
+        fact("Why here", payload.reason || null);
+        fact("Model", payload.model || null);
+      } else if (item.component === "crop") {
+        const top = (payload.candidates || [])[0];
+        fact("AI decided", top ? `candidate 1 (${top.strategy})` : "no candidates");
+        fact("Confidence", top ? `score ${top.score}` : null);
+        fact("Where", `${payload.ctx || "any"} · ${payload.aspect} · ${payload.w}×${payload.h}`);
+        if (payload.served) fact("Served rect", payload.served.join(", "));
+        drawCandidates(item);
+      } else if (item.component === "moderation") {
+        fact("AI decided", payload.verdict || null);
+        fact("NSFW score", payload.score === undefined ? null : payload.score);
+        fact("Why here", payload.reason || null);
+      } else if (item.component === "qa") {
+        fact("AI decided", payload.result || (payload.passed ? "passed" : "failed"));
+        fact("Variant", item.subject.split("|").slice(1).join("|") || null);
+        if (payload.note) fact("Note", payload.note);
+        for (const check of payload.checks || []) {
+          ui.checks.append(
+            el("li", { className: check.ok ? "ok" : "fail" }, `${check.name}: ${check.detail}`),
+          );
+        }
+        ui.checks.hidden = ui.checks.childElementCount === 0;
+      } else {
+        fact("AI decided", "published without review (sampled for audit)");
+        fact("Stratum", payload.stratum || null);
+        fact("Processing", payload.processing || null);
+        if (payload.policy) fact("Policy", payload.policy);
+      }
+
+      for (const button of ui.actions.querySelectorAll("button[data-action]")) {
+        const action = button.dataset.action;
+        button.hidden = action === "edit" && item.component !== "alt";
+        button.disabled = action === "accept" && item.component === "alt" && !payload.draft;
+      }
+      if (document.activeElement && document.activeElement !== document.body) {
+        document.activeElement.blur();
+      }
+      shownAt = performance.now();
+    }
+
+    function needReason(action, value) {
+      waiting = { action, value };
+      say("A reason is required when you override the AI: type it, then Enter.", "bad");
+      ui.reason.focus();
+    }
+
+    async function send(action, value, overrides) {
+      if (!current || busy) return;
+      const reason = ui.reason.value.trim();
+      if (overrides && !reason) {
+        needReason(action, value);
+        return;
+      }
+      const seconds = Math.round((performance.now() - shownAt) / 10) / 100;
+      const body = { action, reason, seconds };
+      if (value !== undefined) body.value = value;
+      const item = current;
+      busy = true;
+      try {
+        await api(`/admin/api/review/${item.id}`, body);
+        waiting = null;
+        const done = { accept: "accepted", reject: "rejected", edit: "edited" }[action];
+        say(`#${item.id} ${done} (${seconds}s).`, "good");
+        root.dataset.lastSeconds = String(seconds);
+        root.dataset.decisions = String(Number(root.dataset.decisions || "0") + 1);
+        await loadNext();
+      } catch (error) {
+        if (error.status === 409 || error.status === 404) {
+          say(`#${item.id} was already decided elsewhere.`, "bad");
+          await loadNext();
+        } else if (error.status === 400 && /reason/i.test(error.message)) {
+          needReason(action, value);
+        } else {
+          say(`Not saved: ${error.message}`, "bad");
+        }
+      } finally {
+        busy = false;
+      }
+    }
+
+    function accept() {
+      if (!current) return;
+      if (current.component === "alt") {
+        const draft = ((current.payload || {}).draft || "").trim();
+        if (ui.draft.value.trim() !== draft) {
+          saveEdit(); // what the reviewer sees is what gets published
+          return;
+        }
+        if (!draft) {
+          say("There is no draft to accept: press e and write one.", "bad");
+          return;
+        }
+      }
+      send("accept", undefined, false);
+    }
+
+    function reject() {
+      if (current) send("reject", undefined, true);
+    }
+
+    function startEdit() {
+      if (!current) return;
+      if (current.component === "alt") {
+        ui.draft.focus();
+        ui.draft.select();
+        say("Editing: Ctrl+Enter saves.", "");
+      } else if (current.component === "crop") {
+        say("Pick a crop with 1, 2 or 3.", "");
+      } else {
+        say(`A ${current.component} item is accepted (a) or rejected (r).`, "");
+      }
+    }
+
+    function saveEdit() {
+      if (!current || current.component !== "alt") return;
+      const text = ui.draft.value.trim();
+      if (!text) {
+        say("The alt text is empty: write one, or reject with r.", "bad");
+        ui.draft.focus();
+        return;
+      }
+      if (text === ((current.payload || {}).draft || "").trim()) {
+        send("accept", undefined, false); // unchanged: the AI's draft stands
+        return;
+      }
+      send("edit", { text }, true);
+    }
+
+    function pick(number) {
+      if (!current || current.component !== "crop") return;
+      const count = ((current.payload || {}).candidates || []).length;
+      if (number > count) {
+        say(`There is no candidate ${number}.`, "bad");
+        return;
+      }
+      ui.stage.querySelectorAll(".box").forEach((box) => {
+        box.classList.toggle("picked", box.dataset.candidate === String(number));
+      });
+      if (number === 1) send("accept", undefined, false);
+      else send("edit", { candidate: number }, true);
+    }
+
+    function skip() {
+      if (!current) return;
+      skipped.add(current.id);
+      say(`Skipped #${current.id}.`, "");
+      loadNext();
+    }
+
+    function retryWaiting() {
+      if (!waiting) return false;
+      const { action, value } = waiting;
+      send(action, value, action !== "accept");
+      return true;
+    }
+
+    function typingIn(target) {
+      return (
+        target instanceof HTMLElement &&
+        (target.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(target.tagName))
+      );
+    }
+
+    document.addEventListener("keydown", (event) => {
+      const target = event.target;
+      if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
+        event.preventDefault();
+        if (retryWaiting()) return;
+        if (target === ui.draft || (current && current.component === "alt")) saveEdit();
+        return;
+      }
+      if (typingIn(target)) {
+        if (event.key === "Escape") target.blur();
+        else if (event.key === "Enter" && target === ui.reason) {
+          event.preventDefault();
+          retryWaiting();
+        }
+        return;
+      }
+      if (event.ctrlKey || event.metaKey || event.altKey || event.repeat) return;
+      const handlers = {
+        a: () => (current && current.component === "crop" ? pick(1) : accept()),
+        r: reject,
+        e: startEdit,
+        n: skip,
+        1: () => pick(1),
+        2: () => pick(2),
+        3: () => pick(3),
+      };
+      const handler = handlers[event.key.toLowerCase()];
+      if (handler) {
+        event.preventDefault();
+        handler();
+      }
+    });
+
+    ui.actions.addEventListener("click", (event) => {
+      const button = event.target.closest("button[data-action]");
+      if (!button) return;
+      const action = button.dataset.action;
+      if (action === "accept") {
+        if (current && current.component === "crop") pick(1);
+        else accept();
+      } else if (action === "reject") reject();
+      else if (action === "edit") {
+        if (document.activeElement === ui.draft) saveEdit();
+        else startEdit();
+      } else if (action === "skip") skip();
+    });
+
+    ui.candidates.addEventListener("click", (event) => {
+      const button = event.target.closest("button[data-candidate]");
+      if (button) pick(Number(button.dataset.candidate));
+    });
+
+    ui.restart.addEventListener("click", () => {
+      skipped.clear();
+      loadNext();
+    });
+
+    ui.picture.addEventListener("load", () => {
+      ui.pictureNote.hidden = true;
+    });
+
+    ui.picture.addEventListener("error", () => {
+      ui.picture.hidden = true;
+      ui.pictureNote.hidden = false;
+      ui.pictureNote.textContent =
+        current && current.component === "moderation"
+          ? "The image is held by moderation and not served."
+          : "The image could not be loaded.";
+    });
+
+    loadNext();
+  }
+
+  // -- the metrics ------------------------------------------------------------------------
+
+  function tile(value, label) {
+    return el("div", { className: "tile" }, el("strong", {}, value), el("span", {}, label));
+  }
+
+  function bars(components) {
+    const names = Object.keys(components);
+    const group = 100;
+    const width = names.length * group + 40;
+    const height = 170;
+    const base = 140;
+    const top = 20;
+    const chart = svg("svg", {
+      viewBox: `0 0 ${width} ${height}`,
+      role: "img",
+      "aria-label": "Auto-accept and override rate per component",
+    });
+    for (const level of [0, 0.5, 1]) {
+      const y = base - level * (base - top);
+      chart.append(svg("line", { x1: 30, x2: width, y1: y, y2: y, class: "axis" }));
+      chart.append(svg("text", { x: 0, y: y + 4 }, `${level * 100}%`));
+    }
+    names.forEach((name, index) => {
+      const x = 40 + index * group;
+      const values = [
+        ["auto", components[name].auto_accept_rate],
+        ["override", components[name].override_rate],
+      ];
+      values.forEach(([kind, value], k) => {
+        const barX = x + k * 36;
+        if (value === null || value === undefined) {
+          chart.append(svg("text", { x: barX + 4, y: base - 4 }, "n/a"));
+          return;
+        }
+        const h = Math.max(1, value * (base - top));
+        const bar = svg("rect", {
+          x: barX,
+          y: base - h,
+          width: 30,
+          height: h,
+          class: `bar-${kind}`,
+        });
+        bar.append(svg("title", {}, `${name} ${kind}: ${percent(value)}`));
+        chart.append(bar, svg("text", { x: barX, y: base - h - 4 }, percent(value)));
+      });
+      chart.append(svg("text", { x, y: base + 18 }, name));
+    });
+    return chart;
+  }
+
+  function sparkline(trend) {
+    const width = 300;
+    const height = 70;
+    const pad = 8;
+    const chart = svg("svg", {
+      viewBox: `0 0 ${width} ${height}`,
+      class: "sparkline",
+      role: "img",
+      "aria-label": "Median seconds per review over time",
+    });
+    const max = Math.max(...trend) || 1;
+    const step = trend.length > 1 ? (width - 2 * pad) / (trend.length - 1) : 0;
+    const points = trend.map((value, i) => [
+      pad + i * step,
+      height - pad - (value / max) * (height - 2 * pad - 12),
+    ]);
+    if (points.length > 1) {
+      const line = points.map((p) => p.join(",")).join(" ");
+      chart.append(svg("polyline", { points: line, class: "spark" }));
+    }
+    const [lastX, lastY] = points[points.length - 1];
+    chart.append(svg("circle", { cx: lastX, cy: lastY, r: 3.5, class: "spark-dot" }));
+    const last = trend[trend.length - 1];
+    chart.append(svg("text", { x: pad, y: 11 }, `max ${Math.max(...trend)}s · last ${last}s`));
+    return chart;
+  }
+
+  async function Metrics() {
+    const status = $("metrics-status");
+    let data;
+    try {
+      data = await api("/admin/api/metrics");
+    } catch (error) {
+      status.textContent = `Could not load the metrics: ${error.message}`;
+      status.className = "message bad";
+      return;
+    }
+    status.textContent = "";
+    const seconds = data.review_seconds || {};
+    $("tiles").replaceChildren(
+      tile(percent(data.auto_accept_rate), "auto-accepted by the AI"),
+      tile(seconds.median === null ? "n/a" : `${seconds.median}s`, "median time per review"),
+      tile(String(seconds.count || 0), "timed reviews"),
+      tile(percent(data.post_publication_correction_rate), "corrected after publication"),
+      tile(String(data.user_initiated_corrections || 0), "user-initiated corrections"),
+    );
+    const components = data.components || {};
+    $("bars").replaceChildren(bars(components));
+    const rows = Object.entries(components).map(([name, c]) =>
+      el(
+        "tr",
+        { "data-component": name },
+        el("td", {}, name),
+        el("td", {}, String(c.auto)),
+        el("td", {}, String(c.sent_to_review)),
+        el("td", { className: "reviewed" }, String(c.reviewed)),
+        el("td", {}, String(c.pending)),
+      ),
+    );
+    document.querySelector("#component-table tbody").replaceChildren(...rows);
+    const trend = seconds.trend || [];
+    $("trend-hint").textContent = trend.length
+      ? `Median of each ${seconds.trend_bucket} reviews, oldest first.`
+      : "No timed reviews yet.";
+    $("trend").replaceChildren(...(trend.length ? [sparkline(trend)] : []));
+    document.body.dataset.metricsLoaded = "true";
+  }
+
+  document.addEventListener("DOMContentLoaded", () => {
+    const queue = $("queue");
+    if (queue) Queue(queue);
+    if ($("metrics")) Metrics();
+  });
+})();
