@@ -18,8 +18,10 @@ from proxy.cropping.overrides import fits_source, parse_aspect
 from proxy.errors import BadParameter, SourceNotFound
 from proxy.feedback.metrics import collaboration
 from proxy.params import dimension, split_query
+from proxy.rules import RULES, normalise_prefix
 from proxy.server.auth import AdminAuth
 from proxy.server.meta import MetaService
+from proxy.server.openapi import openapi_json
 from proxy.server.review import decide, parse_decision
 from proxy.stores import Store
 from proxy.stores.base import COMPONENTS, AltText, Feedback, Override, ReviewItem
@@ -79,7 +81,15 @@ def review_json(item: ReviewItem) -> dict[str, Any]:
 
 
 class AdminApi:
-    def __init__(self, auth: AdminAuth, store: Store, meta: MetaService, purge: Purge) -> None:
+    def __init__(
+        self,
+        auth: AdminAuth,
+        store: Store,
+        meta: MetaService,
+        purge: Purge,
+        rules_changed: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.rules_changed = rules_changed
         self.auth = auth
         self.store = store
         self.meta = meta
@@ -98,6 +108,8 @@ class AdminApi:
             Route("/admin/api/review/{item_id:int}", self.review_item, methods=["GET", "POST"]),
             Route("/admin/api/purge/{path:path}", self.purge_source, methods=["POST"]),
             Route("/admin/api/metrics", self.metrics, methods=["GET"]),
+            Route("/admin/api/openapi.json", openapi_json, methods=["GET"]),  # public
+            Route("/admin/api/rules", self.rules, methods=["GET", "PUT", "DELETE"]),
         ]
 
     async def _store(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -250,6 +262,42 @@ class AdminApi:
         self.auth.require(request)
         path = request.path_params["path"]
         return JSONResponse({"path": path, "purged": await self.purge(path)})
+
+    async def rules(self, request: Request) -> Response:
+        """Exception rules for a source or folder: ``{"prefix": "shop", "rule": ...}``."""
+        reviewer = self.auth.require(request)
+        if request.method == "GET":
+            rows = await self._store(self.store.rules)
+            return JSONResponse(
+                {
+                    "rules": [
+                        {"prefix": p, "rule": r, "reviewer": who, "reason": why, "created": at}
+                        for p, r, who, why, at in rows
+                    ],
+                    "known": RULES,
+                }
+            )
+        if request.method == "DELETE":
+            prefix = normalise_prefix(request.query_params.get("prefix", ""))
+            rule = request.query_params.get("rule", "")
+            if not await self._store(self.store.delete_rule, prefix, rule):
+                raise SourceNotFound(f"no rule {rule!r} on {prefix!r}")
+            self.rules_changed()
+            return Response(status_code=204)
+        body = await json_body(request)
+        wanted, prefix = body.get("rule"), body.get("prefix", "")
+        if not isinstance(wanted, str) or wanted not in RULES:
+            raise BadParameter(f"rule must be one of {', '.join(RULES)}")
+        rule = wanted
+        if not isinstance(prefix, str) or len(prefix) > 1024:
+            raise BadParameter("prefix must be a path or folder (empty: every source)")
+        reason = body.get("reason") or ""
+        if not isinstance(reason, str) or not reason.strip():
+            raise BadParameter("a reason is required for an exception rule")
+        prefix = normalise_prefix(prefix)
+        await self._store(self.store.put_rule, prefix, rule, reviewer, reason.strip()[:2000])
+        self.rules_changed()  # rules rewrite requests before the cache key: no purge needed
+        return JSONResponse({"prefix": prefix, "rule": rule, "reason": reason.strip()})
 
     async def metrics(self, request: Request) -> Response:
         self.auth.require(request)

@@ -201,7 +201,7 @@ def create_app(config: Config) -> Starlette:
         decisions.forget(path)
         return await asyncio.to_thread(cache.purge, path)
 
-    admin = AdminApi(AdminAuth(config.admin.token), store, meta, purge)
+    admin = AdminApi(AdminAuth(config.admin.token), store, meta, purge, decisions.forget_rules)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:

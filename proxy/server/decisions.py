@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from concurrent.futures import Executor
 from typing import Any
 
@@ -18,11 +19,13 @@ from proxy.lane.lane import Lane
 from proxy.moderation import Moderator
 from proxy.params import TransformParams
 from proxy.processing.pipeline import Rendered
+from proxy.rules import rules_for
 from proxy.stores import Store
 
 log = logging.getLogger(__name__)
 HIGH_STAKES = frozenset({"featured", "social", "hero"})
 OVERRIDE_MEMO_S = 2.0
+RULES_MEMO_S = 2.0
 
 
 class Decisions:
@@ -35,6 +38,8 @@ class Decisions:
             maxsize=16_384, ttl=OVERRIDE_MEMO_S
         )
         self._counted: LRUCache[str, bool] = LRUCache(maxsize=65_536)
+        self._rules: list[tuple[str, str]] = []
+        self._rules_at = -RULES_MEMO_S
         self._lock = threading.Lock()
 
     # -- before rendering ---------------------------------------------------------------
@@ -50,6 +55,19 @@ class Decisions:
             with self._lock:
                 self._overrides[path] = known
         return applicable(known, params.width, params.height, params.ctx)
+
+    async def rules_for(self, path: str) -> frozenset[str]:
+        """The exception rules covering ``path``, from a snapshot refreshed every
+        ``RULES_MEMO_S`` (rules are few; one query per node per interval)."""
+        now = time.monotonic()
+        if now - self._rules_at > RULES_MEMO_S:
+            rows = await asyncio.to_thread(self.store.rules)
+            self._rules = [(prefix, rule) for prefix, rule, *_ in rows]
+            self._rules_at = now
+        return rules_for(path, self._rules)
+
+    def forget_rules(self) -> None:
+        self._rules_at = -RULES_MEMO_S
 
     def forget(self, path: str) -> None:
         """A human changed this source's decisions: stop using memoised ones."""

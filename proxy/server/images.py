@@ -17,6 +17,7 @@ from proxy.params import TransformParams, parse_params
 from proxy.policies import policy_for_path
 from proxy.processing.pipeline import Rendered, RenderSettings, render
 from proxy.qa.gate import QualityGate
+from proxy.rules import apply_rules
 from proxy.server.decisions import Decisions
 from proxy.server.pool import ProcessingPool
 from proxy.server.telemetry import Telemetry
@@ -156,6 +157,10 @@ class ImageService:
             configured = policy_for_path(path, self.config.images.source_policies)
             if configured is not None:
                 params = replace(params, policy=configured)  # type: ignore[arg-type]
+        rules: frozenset[str] = frozenset()
+        if self.decisions is not None:
+            rules = await self.decisions.rules_for(path)
+            params = apply_rules(params, rules)
         accept = parse_accept(request.headers.get("accept"))
         ref = await self.source.locate(path)
         if self.decisions is not None and self.decisions.moderator.enabled:
@@ -173,7 +178,10 @@ class ImageService:
             item, timings = outcome.item, outcome.timings
             state = "coalesced" if joined else "miss"
         self.telemetry.cache.labels(state).inc()
-        return self._respond(request, item, state, params, timings, signed=signed)
+        response = self._respond(request, item, state, params, timings, signed=signed)
+        if rules:
+            response.headers["X-Loupe-Rules"] = ", ".join(sorted(rules))
+        return response
 
     async def _moderate(self, ref: SourceRef) -> None:
         """Fail closed: a source is scanned before its first byte is served, and a held

@@ -153,6 +153,20 @@ MIGRATIONS: tuple[Migration, ...] = (
         );
         """,
     ),
+    Migration(
+        4,
+        "reviewers' exception rules for a source or folder",
+        """
+        CREATE TABLE rules (
+            prefix TEXT NOT NULL,
+            rule TEXT NOT NULL,
+            reviewer TEXT NOT NULL DEFAULT '',
+            reason TEXT NOT NULL DEFAULT '',
+            created DOUBLE PRECISION NOT NULL,
+            PRIMARY KEY (prefix, rule)
+        );
+        """,
+    ),
 )
 
 

@@ -268,6 +268,32 @@ class SqlStore(ABC):
                 )
         return len(rows)
 
+    # -- exception rules ------------------------------------------------------------------
+
+    def put_rule(self, prefix: str, rule: str, reviewer: str, reason: str) -> None:
+        with self.transaction() as tx:
+            tx.run(
+                "INSERT INTO rules (prefix, rule, reviewer, reason, created) VALUES (?,?,?,?,?) "
+                "ON CONFLICT (prefix, rule) DO UPDATE SET reviewer = excluded.reviewer, "
+                "reason = excluded.reason, created = excluded.created",
+                (prefix, rule, reviewer, reason, time.time()),
+            )
+
+    def rules(self) -> list[tuple[str, str, str, str, float]]:
+        """Every rule: (prefix, rule, reviewer, reason, created). Few; read whole."""
+        with self.transaction(write=False) as tx:
+            rows = tx.run(
+                "SELECT prefix, rule, reviewer, reason, created FROM rules ORDER BY prefix, rule"
+            )
+        return [(r[0], r[1], r[2], r[3], r[4]) for r in rows]
+
+    def delete_rule(self, prefix: str, rule: str) -> bool:
+        with self.transaction() as tx:
+            rows = tx.run(
+                "DELETE FROM rules WHERE prefix = ? AND rule = ? RETURNING rule", (prefix, rule)
+            )
+        return bool(rows)
+
     # -- alt text -------------------------------------------------------------------------
 
     _ALT_COLUMNS = "path, phash, text, status, confidence, model, context, reused_from, updated"

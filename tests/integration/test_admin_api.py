@@ -259,3 +259,39 @@ def test_problem_types_are_uris(server: LoupeServer) -> None:
     assert (
         re.match(r"https?://", response.json()["type"]) or response.json()["type"] == "about:blank"
     )
+
+
+def test_exception_rules_change_what_is_served_next(server: LoupeServer) -> None:
+    rules = f"{server.url}/admin/api/rules"
+    params = {"w": 200, "h": 200, "fit": "crop", "fm": "webp"}
+    before = image(server, "couple.png", **params)
+    assert "x-loupe-rules" not in before.headers
+    assert (
+        httpx.put(rules, json={"prefix": "/", "rule": "never-crop"}, headers=AUTH).status_code
+        == 400
+    )
+    for rule in ("never-crop", "lossless-only"):
+        put = httpx.put(
+            rules,
+            json={"prefix": "couple.png", "rule": rule, "reason": "the client asked"},
+            headers=AUTH,
+            timeout=10,
+        )
+        assert put.status_code == 200, put.text
+    after = image(server, "couple.png", **params)
+    assert after.headers["x-loupe-rules"] == "lossless-only, never-crop"
+    assert after.headers["x-loupe-quality"] == "lossless"
+    assert crop_header(after)["rect"] == "0,0,768,512"  # the whole source, padded to the box
+    other = image(server, "hats.png", **params)
+    assert "x-loupe-rules" not in other.headers  # another source: untouched
+    listed = httpx.get(rules, headers=AUTH, timeout=10).json()["rules"]
+    assert {(r["prefix"], r["rule"]) for r in listed} == {
+        ("couple.png", "never-crop"),
+        ("couple.png", "lossless-only"),
+    }
+    for rule in ("never-crop", "lossless-only"):
+        deleted = httpx.delete(
+            rules, params={"prefix": "couple.png", "rule": rule}, headers=AUTH, timeout=10
+        )
+        assert deleted.status_code == 204
+    assert "x-loupe-rules" not in image(server, "couple.png", **params).headers

@@ -23,6 +23,7 @@ from proxy.alt.client import (
 from proxy.alt.context import AltContext, context_for
 from proxy.lane.reading import SourceBytes
 from proxy.lane.worker import JobFailed
+from proxy.rules import rules_for
 from proxy.stores import Store
 from proxy.stores.base import AltText, Job
 
@@ -53,6 +54,9 @@ class DescribeTask:
 
     async def __call__(self, job: Job) -> None:
         path = job.subject
+        rules = await asyncio.to_thread(self.store.rules)
+        if "no-alt-text" in rules_for(path, [(prefix, rule) for prefix, rule, *_ in rules]):
+            return  # a reviewer ruled these sources out of machine descriptions
         current = await asyncio.to_thread(self.store.alt, path)
         if current is not None and current.status in ("reviewed", "user"):
             return  # a human has spoken

@@ -1,0 +1,48 @@
+"""Reviewers' exception rules for a source or a folder ("never crop", "lossless only"), and
+what they do to a request. Pure functions; the store keeps the rules.
+
+Rules rewrite the request's parameters before the cache key is computed, so a new rule
+takes effect on the next request without a purge, and the cache never mixes the two.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import replace
+
+from proxy.params import TransformParams
+
+RULES = {
+    "never-crop": "fit=crop pads to the box instead of cutting (fit=fill)",
+    "center-crop": "crops are centred: no model places them",
+    "lossless-only": "lossless output only, whatever the URL asks",
+    "no-alt-text": "no alt text is drafted by the model for these sources",
+}
+LOSSLESS_POLICIES = frozenset({"medical", "legal"})
+
+
+def normalise_prefix(prefix: str) -> str:
+    """``shop/`` and ``/shop`` are the folder ``shop``; a file path stays as it is."""
+    return prefix.strip().strip("/")
+
+
+def covers(prefix: str, path: str) -> bool:
+    """A rule on ``shop`` covers ``shop`` itself and everything under ``shop/``; an empty
+    prefix covers every source."""
+    path = path.strip("/")
+    return not prefix or path == prefix or path.startswith(prefix + "/")
+
+
+def rules_for(path: str, rules: Iterable[tuple[str, str]]) -> frozenset[str]:
+    """The rules of ``(prefix, rule)`` pairs that apply to ``path``."""
+    return frozenset(rule for prefix, rule in rules if covers(prefix, path))
+
+
+def apply_rules(params: TransformParams, rules: frozenset[str]) -> TransformParams:
+    if "never-crop" in rules and params.fit == "crop":
+        params = replace(params, fit="fill")
+    if "center-crop" in rules and params.crop in ("smart", "faces", "attention", "entropy"):
+        params = replace(params, crop="center", crop_explicit=True)
+    if "lossless-only" in rules and params.policy not in LOSSLESS_POLICIES:
+        params = replace(params, policy="legal", quality=None)
+    return params
