@@ -24,6 +24,7 @@ from proxy.analysis.analyzer import Analyzer
 from proxy.cache.results import ResultCache
 from proxy.config import Config
 from proxy.errors import LoupeError
+from proxy.feedback.prometheus import CollaborationCollector
 from proxy.fingerprint import PhashMemo
 from proxy.lane.lane import assemble
 from proxy.model_files import find_model
@@ -201,6 +202,7 @@ def create_app(config: Config) -> Starlette:
         decisions.forget(path)
         return await asyncio.to_thread(cache.purge, path)
 
+    telemetry.registry.register(CollaborationCollector(store))
     admin = AdminApi(AdminAuth(config.admin.token), store, meta, purge, decisions.forget_rules)
 
     @contextlib.asynccontextmanager

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 
@@ -41,8 +42,9 @@ class Operations:
 
     async def metrics(self, request: Request) -> Response:
         self.telemetry.in_flight.set(self.pool.in_flight)
+        body = await asyncio.to_thread(self.telemetry.exposition)  # collectors read the store
         return Response(
-            self.telemetry.exposition(),
+            body,
             media_type=CONTENT_TYPE_LATEST,
             headers={"Cache-Control": "no-store"},
         )

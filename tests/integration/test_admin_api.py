@@ -295,3 +295,12 @@ def test_exception_rules_change_what_is_served_next(server: LoupeServer) -> None
         )
         assert deleted.status_code == 204
     assert "x-loupe-rules" not in image(server, "couple.png", **params).headers
+
+
+def test_collaboration_metrics_reach_prometheus(server: LoupeServer) -> None:
+    """After the hero-crop decision above: the shared numbers are on /metrics too."""
+    decided = server.metric("loupe_review_decisions_total", 'action="edit",component="crop"')
+    assert decided >= 1
+    assert server.metric("loupe_override_ratio", 'component="crop"') == 1.0
+    assert server.metric("loupe_review_seconds_median") == 4.5
+    assert server.metric("loupe_ai_decisions_total", 'component="crop",outcome="review"') >= 1
