@@ -203,6 +203,11 @@ def create_app(config: Config) -> Starlette:
         return await asyncio.to_thread(cache.purge, path)
 
     telemetry.registry.register(CollaborationCollector(store))
+
+    async def preview(request: Request) -> Response:
+        admin.auth.require(request)
+        return await images.preview(request)
+
     admin = AdminApi(AdminAuth(config.admin.token), store, meta, purge, decisions.forget_rules)
 
     @contextlib.asynccontextmanager
@@ -242,6 +247,7 @@ def create_app(config: Config) -> Starlette:
             Route("/readyz", ops.readyz, methods=["GET", "HEAD"]),
             Route("/metrics", ops.metrics, methods=["GET"]),
             *admin.routes(),
+            Route("/admin/api/preview/{path:path}", preview, methods=["GET"]),
             *reviewer_routes(admin.auth),
         ],
         exception_handlers={

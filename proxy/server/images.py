@@ -146,11 +146,19 @@ class ImageService:
         return Outcome(item, timings)
 
     async def handle(self, request: Request) -> Response:
-        started = time.perf_counter()
-        path = request.path_params["path"]
         signed = verify_request(
             self.config.signing.keys, raw_request_path(request), request.scope["query_string"]
         )
+        return await self._serve(request, signed=signed, reviewing=False)
+
+    async def preview(self, request: Request) -> Response:
+        """The image as a reviewer must see it: unsigned, and even while moderation holds
+        it (deciding on it is the point). The caller has checked the admin credentials."""
+        return await self._serve(request, signed=False, reviewing=True)
+
+    async def _serve(self, request: Request, *, signed: bool, reviewing: bool) -> Response:
+        started = time.perf_counter()
+        path = request.path_params["path"]
         default_crop = self.config.images.default_crop
         params = parse_params(request.url.query, default_crop=default_crop)
         if params.policy is None:
@@ -163,7 +171,7 @@ class ImageService:
             params = apply_rules(params, rules)
         accept = parse_accept(request.headers.get("accept"))
         ref = await self.source.locate(path)
-        if self.decisions is not None and self.decisions.moderator.enabled:
+        if self.decisions is not None and self.decisions.moderator.enabled and not reviewing:
             await self._moderate(ref)
         variant = accept.key if params.fm == "auto" else ""
         key = cache_key(path, params.canonical_query(default_crop), variant, ref.identity)
@@ -179,6 +187,8 @@ class ImageService:
             state = "coalesced" if joined else "miss"
         self.telemetry.cache.labels(state).inc()
         response = self._respond(request, item, state, params, timings, signed=signed)
+        if reviewing:  # never let a shared cache keep what only reviewers may see
+            response.headers["Cache-Control"] = "private, no-store"
         if rules:
             response.headers["X-Loupe-Rules"] = ", ".join(sorted(rules))
         return response

@@ -121,3 +121,13 @@ def test_a_broken_model_holds_everything(root: Path, tmp_path: Path) -> None:
         assert item["payload"]["score"] is None
     finally:
         running.stop()
+
+
+def test_reviewers_see_a_held_image_in_the_admin_preview(strict: LoupeServer) -> None:
+    assert httpx.get(f"{strict.url}/img/ui.png?w=200", timeout=60).status_code == 451
+    preview = f"{strict.url}/admin/api/preview/ui.png"
+    assert httpx.get(preview, params={"w": 200}, timeout=60).status_code == 401
+    response = httpx.get(preview, params={"w": 200}, headers=AUTH, timeout=60)
+    assert response.status_code == 200 and response.headers["content-type"].startswith("image/")
+    assert response.headers["cache-control"] == "private, no-store"
+    assert httpx.get(f"{strict.url}/img/ui.png?w=200", timeout=60).status_code == 451

@@ -149,7 +149,8 @@
       ui.pictureNote.hidden = false;
       ui.pictureNote.textContent = "Loading the image…";
       ui.picture.hidden = false;
-      ui.picture.src = `/img/${imagePath(item.path)}?w=${IMAGE_WIDTH}`;
+      // The admin preview: unsigned, and shown even while moderation holds the image.
+      ui.picture.src = `/admin/api/preview/${imagePath(item.path)}?w=${IMAGE_WIDTH}`;
       ui.picture.alt = `The image under review: ${item.path}`;
     }
 
@@ -457,10 +458,7 @@
     ui.picture.addEventListener("error", () => {
       ui.picture.hidden = true;
       ui.pictureNote.hidden = false;
-      ui.pictureNote.textContent =
-        current && current.component === "moderation"
-          ? "The image is held by moderation and not served."
-          : "The image could not be loaded.";
+      ui.pictureNote.textContent = "The image could not be loaded.";
     });
 
     loadNext();
