@@ -30,6 +30,7 @@ def _serve_overrides(args: argparse.Namespace) -> dict[str, Any]:
     put("storage", "data_dir", args.data_dir)
     put("storage", "models_dir", getattr(args, "models_dir", None))
     put("store", "url", getattr(args, "store", None))
+    put("redis", "url", getattr(args, "redis", None))
     put("vlm", "url", getattr(args, "vlm_url", None))
     put("vlm", "model", getattr(args, "vlm_model", None))
     put("admin", "token", getattr(args, "admin_token", None))
@@ -48,6 +49,7 @@ def _shared_flags() -> argparse.ArgumentParser:
     shared.add_argument("--data-dir", type=Path, help="caches and the embedded store")
     shared.add_argument("--models-dir", type=Path, help="folder holding the model files")
     shared.add_argument("--store", help="sqlite:///path or postgresql://... (default: SQLite)")
+    shared.add_argument("--redis", help="redis://host:6379/0: the cache tier nodes share")
     shared.add_argument("--vlm-url", help="OpenAI-compatible endpoint for alt text (.../v1)")
     shared.add_argument("--vlm-model", help="model name at the VLM endpoint")
     shared.add_argument(

@@ -193,6 +193,23 @@ class StoreConfig(_Section):
         return value
 
 
+class RedisConfig(_Section):
+    url: str | None = Field(
+        None, description="redis://host:6379/0: shared cache tier across nodes; unset = none"
+    )
+    prefix: str = Field("loupe:", description="key and channel prefix (several deployments)")
+    result_ttl_s: int = Field(7 * 86_400, ge=1, description="shared results expire after")
+    max_item_bytes: int = Field(8 * 1024 * 1024, ge=0, description="larger results stay local")
+    lock_ttl_s: float = Field(30.0, gt=0, description="a node computing a result holds it")
+
+    @field_validator("url")
+    @classmethod
+    def _redis_scheme(cls, value: str | None) -> str | None:
+        if value is not None and urlsplit(value).scheme not in ("redis", "rediss", "unix"):
+            raise ValueError(f"redis URL must be redis://, rediss:// or unix://, got {value!r}")
+        return value
+
+
 class AdminConfig(_Section):
     token: str | None = Field(None, description="bearer token for /admin/*; unset = admin closed")
 
@@ -252,6 +269,7 @@ class Config(_Section):
     cache: CacheConfig = CacheConfig()
     images: ImagesConfig = ImagesConfig()
     store: StoreConfig = StoreConfig()
+    redis: RedisConfig = RedisConfig()
     admin: AdminConfig = AdminConfig()
     vlm: VlmConfig = VlmConfig()
     lane: LaneConfig = LaneConfig()

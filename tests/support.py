@@ -93,6 +93,7 @@ class LoupeServer:
     ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.root = root
         environ = {k: v for k, v in os.environ.items() if not k.startswith("LOUPE_")}
         environ.setdefault("LOUPE_IMAGES_AVIF_EFFORT", "2")  # skip calibration in tests
         environ.update(env or {})

@@ -19,6 +19,7 @@ import numpy as np
 import pyvips
 
 from proxy.analysis.result import Analysis, FoundBox, SaliencyResult
+from proxy.cache.shared import SharedKV
 from proxy.detectors import text as text_detector
 from proxy.detectors.content import ContentClassifier
 from proxy.detectors.faces import FaceDetector
@@ -38,7 +39,9 @@ class Analyzer:
         cache_dir: Path | None,
         fingerprint: Callable[[bytes], str] | None = None,
         workers: int = 2,
+        shared: SharedKV | None = None,
     ) -> None:
+        self.shared = shared  # other nodes' analyses (Redis), behind the local disk cache
         self.faces = FaceDetector(models_dir)
         self.saliency = SaliencyDetector(models_dir)
         self.content = ContentClassifier(models_dir)
@@ -53,13 +56,18 @@ class Analyzer:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
+        if self.shared is not None:
+            self.shared.close()
         if self._cache is not None:
             self._cache.close()
 
     def cached(self, phash: str) -> Analysis | None:
-        if self._cache is None:
-            return None
-        raw = self._cache.get(f"analysis:v{VERSION}:{phash}")
+        key = f"analysis:v{VERSION}:{phash}"
+        raw = self._cache.get(key) if self._cache is not None else None
+        if raw is None and self.shared is not None:
+            raw = self.shared.get(key)
+            if isinstance(raw, dict) and self._cache is not None:
+                self._cache.set(key, raw)
         return Analysis.from_dict(raw) if isinstance(raw, dict) else None
 
     def analyse(self, blob: bytes) -> Analysis:
@@ -69,8 +77,11 @@ class Analyzer:
         if known is not None:
             return known
         found = self._run(blob, phash)
+        key = f"analysis:v{VERSION}:{phash}"
         if self._cache is not None:
-            self._cache.set(f"analysis:v{VERSION}:{phash}", found.to_dict())
+            self._cache.set(key, found.to_dict())
+        if self.shared is not None:
+            self.shared.set(key, found.to_dict())
         return found
 
     def _run(self, blob: bytes, phash: str) -> Analysis:

@@ -12,6 +12,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from proxy.analysis.analyzer import Analyzer
+from proxy.cache.shared import SharedKV
 from proxy.config import Config
 from proxy.fingerprint import PhashMemo
 from proxy.lane.lane import Lane, assemble
@@ -36,7 +37,10 @@ class _Runtime(contextlib.AbstractAsyncContextManager["_Runtime"]):
         data = config.storage.data_dir
         self.fingerprint = PhashMemo()
         self.analyzer = Analyzer(
-            config.storage.models_dir, data / "ai" / "analysis", self.fingerprint
+            config.storage.models_dir,
+            data / "ai" / "analysis",
+            self.fingerprint,
+            shared=SharedKV(config.redis, "ai") if config.redis.url else None,
         )
         self.lane: Lane
         self.lane, _moderator, self.vlm = assemble(

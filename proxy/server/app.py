@@ -22,11 +22,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from proxy.analysis.analyzer import Analyzer
 from proxy.cache.results import ResultCache
+from proxy.cache.shared import SharedKV, SharedTier
 from proxy.config import Config
 from proxy.errors import LoupeError
 from proxy.feedback.prometheus import CollaborationCollector
 from proxy.fingerprint import PhashMemo
 from proxy.lane.lane import assemble
+from proxy.lane.worker import worker_name
 from proxy.model_files import find_model
 from proxy.policies import load_policies
 from proxy.processing.avif_effort import AvifEffort
@@ -162,7 +164,14 @@ def create_app(config: Config) -> Starlette:
     )
     decisions_cache = QualityDecisions(data_dir / "ai" / "quality")
     fingerprint = PhashMemo()
-    analyzer = Analyzer(config.storage.models_dir, data_dir / "ai" / "analysis", fingerprint)
+    node = worker_name()
+    shared = SharedTier(config.redis, node) if config.redis.url else None
+    analyzer = Analyzer(
+        config.storage.models_dir,
+        data_dir / "ai" / "analysis",
+        fingerprint,
+        shared=SharedKV(config.redis, "ai") if config.redis.url else None,
+    )
     settings = RenderSettings(
         limits=config.limits,
         policies=policies,
@@ -191,16 +200,23 @@ def create_app(config: Config) -> Starlette:
         store,
         io,
     )
-    images = ImageService(config, source, cache, pool, telemetry, settings, decisions, qa)
+    images = ImageService(config, source, cache, pool, telemetry, settings, decisions, qa, shared)
     rules = ValidationRules(config.limits, images_config.allow_svg, settings.scan)
     facts = StoredFacts(store, config.qa.duplicate_distance)
     meta = MetaService(config, source, analyzer, pool, rules, facts)
     ops = Operations(telemetry, pool, config.sources.root, data_dir)
 
-    async def purge(path: str) -> int:
+    async def purge_here(path: str) -> int:
         """Drop a source's cached variants and memoised decisions on this node."""
         decisions.forget(path)
         return await asyncio.to_thread(cache.purge, path)
+
+    async def purge(path: str) -> int:
+        """Everywhere: this node, the shared tier, and (through it) every other node."""
+        dropped = await purge_here(path)
+        if shared is not None:
+            dropped += await shared.purge(path)
+        return dropped
 
     telemetry.registry.register(CollaborationCollector(store))
 
@@ -215,10 +231,14 @@ def create_app(config: Config) -> Starlette:
         # Calibrate AVIF off the request path, so no visitor pays for it.
         threading.Thread(target=avif.get, name="loupe-avif-calibration", daemon=True).start()
         lane.start()
+        if shared is not None:
+            shared.listen(purge_here)
         try:
             yield
         finally:
             await lane.stop()
+            if shared is not None:
+                await shared.aclose()
             await vlm.aclose()
             pool.shutdown()
             await source.aclose()

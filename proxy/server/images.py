@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from proxy.cache.results import CachedImage, ResultCache, cache_key, strong_etag
+from proxy.cache.shared import SharedTier
 from proxy.cache.singleflight import SingleFlight
 from proxy.config import Config
 from proxy.negotiate import AcceptClass, parse_accept
@@ -29,6 +30,7 @@ from proxy.sources.base import Source, SourceRef
 class Outcome:
     item: CachedImage
     timings: tuple[tuple[str, float], ...]
+    state: str | None = None  # hit/coalesced when another node's result was used
 
 
 def describe(rendered: Rendered) -> dict[str, str]:
@@ -80,7 +82,9 @@ class ImageService:
         settings: RenderSettings,
         decisions: Decisions | None = None,
         qa: QualityGate | None = None,
+        shared: SharedTier | None = None,
     ) -> None:
+        self.shared = shared
         self.decisions = decisions
         self.qa = qa
         self.config = config
@@ -92,6 +96,29 @@ class ImageService:
         # QA's second try: the policy's fixed quality, no models.
         self.safe_settings = replace(settings, quality=None, analyzer=None)
         self.flights: SingleFlight[Outcome] = SingleFlight()
+
+    async def _first(
+        self, ref: SourceRef, params: TransformParams, accept: AcceptClass, key: str
+    ) -> Outcome:
+        """A local miss: another node's result, or compute it, once across every node."""
+        shared = self.shared
+        if shared is None:
+            return await self._compute(ref, params, accept, key)
+        started = time.perf_counter()
+        found = await shared.get(key)
+        if found is not None:
+            await self.cache.put(key, found, tag=ref.path)
+            return Outcome(found, (("shared", time.perf_counter() - started),), "hit")
+        async with shared.lock(key) as computing_here:
+            if computing_here:
+                outcome = await self._compute(ref, params, accept, key)
+                await shared.put(key, outcome.item, ref.path)  # before the lock goes
+                return outcome
+        found = await shared.wait_for(key, self.config.server.request_deadline_s)
+        if found is None:  # the other node failed or gave up: do it here
+            return await self._compute(ref, params, accept, key)
+        await self.cache.put(key, found, tag=ref.path)
+        return Outcome(found, (("shared", time.perf_counter() - started),), "coalesced")
 
     async def _compute(
         self, ref: SourceRef, params: TransformParams, accept: AcceptClass, key: str
@@ -181,10 +208,10 @@ class ImageService:
             timings: tuple[tuple[str, float], ...] = (("cache", time.perf_counter() - started),)
         else:
             outcome, joined = await self.flights.run(
-                key, lambda: self._compute(ref, params, accept, key)
+                key, lambda: self._first(ref, params, accept, key)
             )
             item, timings = outcome.item, outcome.timings
-            state = "coalesced" if joined else "miss"
+            state = "coalesced" if joined else (outcome.state or "miss")
         self.telemetry.cache.labels(state).inc()
         response = self._respond(request, item, state, params, timings, signed=signed)
         if reviewing:  # never let a shared cache keep what only reviewers may see
