@@ -304,3 +304,30 @@ def test_collaboration_metrics_reach_prometheus(server: LoupeServer) -> None:
     assert server.metric("loupe_override_ratio", 'component="crop"') == 1.0
     assert server.metric("loupe_review_seconds_median") == 4.5
     assert server.metric("loupe_ai_decisions_total", 'component="crop",outcome="review"') >= 1
+
+
+def test_feedback_export_writes_every_decision_as_jsonl(
+    server: LoupeServer, folders: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """After the decisions above: each line pairs the AI output with the human correction."""
+    import json
+    import subprocess
+    import sys
+
+    from tests.support import REPO
+
+    _root, data = folders
+    out = tmp_path / "feedback.jsonl"
+    result = subprocess.run(
+        [sys.executable, "-m", "proxy", "feedback", "export", "--data-dir", str(data),
+         "--out", str(out)],
+        cwd=REPO, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert lines and "exported" in result.stderr
+    crop = [line for line in lines if line["component"] == "crop" and line["action"] == "edit"]
+    assert crop, lines
+    assert crop[0]["ai_output"]["candidates"] and crop[0]["correction"]["candidate"] == 2
+    assert crop[0]["reason"] == "hats matter" and crop[0]["seconds"] == 4.5
+    assert {"id", "path", "context", "reviewer", "created"} <= set(crop[0])
