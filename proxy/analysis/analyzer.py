@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -20,6 +21,7 @@ import pyvips
 
 from proxy.analysis.result import Analysis, FoundBox, SaliencyResult
 from proxy.cache.shared import SharedKV
+from proxy.detectors import content as content_features
 from proxy.detectors import text as text_detector
 from proxy.detectors.content import ContentClassifier
 from proxy.detectors.faces import FaceDetector
@@ -29,7 +31,7 @@ from proxy.fingerprint import PhashMemo
 log = logging.getLogger(__name__)
 ANALYSIS_SIDE = 640  # the detectors' working size: enough for faces of ~2% of the width
 GRID_SIDE = 16
-VERSION = 1  # bump when a component's output changes meaning
+VERSION = 2  # bump when a component's output changes meaning (2: text on BT.601 luma)
 
 
 class Analyzer:
@@ -42,6 +44,8 @@ class Analyzer:
         shared: SharedKV | None = None,
     ) -> None:
         self.shared = shared  # other nodes' analyses (Redis), behind the local disk cache
+        self._guard = threading.Lock()
+        self._running: dict[str, threading.Lock] = {}
         self.faces = FaceDetector(models_dir)
         self.saliency = SaliencyDetector(models_dir)
         self.content = ContentClassifier(models_dir)
@@ -71,11 +75,23 @@ class Analyzer:
         return Analysis.from_dict(raw) if isinstance(raw, dict) else None
 
     def analyse(self, blob: bytes) -> Analysis:
-        """The analysis of a source (cached by perceptual hash)."""
+        """The analysis of a source (cached by perceptual hash). Concurrent calls for one
+        picture wait for the first, so saliency runs once per source even then."""
         phash = self.fingerprint(blob)
         known = self.cached(phash)
         if known is not None:
             return known
+        with self._guard:
+            lock = self._running.setdefault(phash, threading.Lock())
+        with lock:
+            try:
+                known = self.cached(phash)
+                return known if known is not None else self._analyse(blob, phash)
+            finally:
+                with self._guard:
+                    self._running.pop(phash, None)
+
+    def _analyse(self, blob: bytes, phash: str) -> Analysis:
         found = self._run(blob, phash)
         key = f"analysis:v{VERSION}:{phash}"
         if self._cache is not None:
@@ -98,8 +114,7 @@ class Analyzer:
         scale = width / small.width  # thumbnail_buffer applied the orientation already
         faces = self._pool.submit(self.faces.detect, small)
         saliency = self._pool.submit(self.saliency.detect, small)
-        text = text_detector.detect(small)
-        content = self.content.classify(small) if self.content.available else None
+        text, content = self._text_and_content(small)
         unavailable = {
             name: component.reason
             for name, component in (
@@ -126,6 +141,25 @@ class Analyzer:
             content=content,
             unavailable=unavailable,
         )
+
+    def _text_and_content(
+        self, small: pyvips.Image
+    ) -> tuple[text_detector.TextResult, tuple[str, float] | None]:
+        """One analysis-size copy and one text search serve the text regions and the
+        content features (finding text boxes is most of either's cost)."""
+        rgb = content_features.rgb_array(small)
+        grey = content_features.luma_of(rgb)
+        boxes = text_detector.find_boxes(grey)
+        scale = rgb.shape[1] / small.width
+        text = text_detector.from_boxes(boxes, grey.shape, scale, small.width, small.height)
+        if not self.content.available:
+            return text, None
+        features = content_features.features_from_rgb(rgb, boxes)
+        probabilities = self.content.probabilities_from_features(features)
+        if not probabilities:
+            return text, (content_features.UNKNOWN, 0.0)
+        label = max(probabilities, key=lambda name: probabilities[name])
+        return text, (label, probabilities[label])
 
 
 def _saliency(found: Saliency | None, scale: float) -> SaliencyResult | None:

@@ -101,14 +101,24 @@ def _entropy(counts: npt.NDArray[np.float64]) -> float:
     return float(-(p * np.log(p)).sum() / np.log(len(counts)))
 
 
-def features_from_rgb(rgb8: npt.NDArray[np.uint8]) -> Array:
-    """The feature vector (``FEATURE_NAMES`` order) of an analysis-size RGB array."""
+def luma_of(rgb8: npt.NDArray[np.uint8]) -> Array:
+    """BT.601 luma of an RGB array: the grey the features (and their text boxes) see."""
     rgb = rgb8.astype(np.float32)
     red, green, blue = rgb[..., 0], rgb[..., 1], rgb[..., 2]
-    luma = (0.299 * red + 0.587 * green + 0.114 * blue).astype(np.float32)
+    luma: Array = (0.299 * red + 0.587 * green + 0.114 * blue).astype(np.float32)
+    return luma
+
+
+def features_from_rgb(rgb8: npt.NDArray[np.uint8], boxes: list[text.Box] | None = None) -> Array:
+    """The feature vector (``FEATURE_NAMES`` order) of an analysis-size RGB array;
+    ``boxes``: text boxes already found on its :func:`luma_of` (they are not found twice)."""
+    rgb = rgb8.astype(np.float32)
+    red, green, blue = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    luma = luma_of(rgb8)
     height, width = luma.shape
 
-    boxes = text.find_boxes(luma)
+    if boxes is None:
+        boxes = text.find_boxes(luma)
     covered = np.zeros(luma.shape, dtype=bool)
     for x0, y0, x1, y1, _ in boxes:
         covered[y0:y1, x0:x1] = True

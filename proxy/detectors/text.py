@@ -294,16 +294,25 @@ def find_boxes(grey: Array) -> list[Box]:
 def detect(image: pyvips.Image) -> TextResult:
     """Text-like regions of ``image`` in its own pixel coordinates, and their coverage."""
     grey, scale = grey_array(image)
-    boxes = find_boxes(grey)
+    return from_boxes(find_boxes(grey), grey.shape, scale, image.width, image.height)
+
+
+def from_boxes(
+    boxes: list[Box], shape: tuple[int, ...], scale: float, width: int, height: int
+) -> TextResult:
+    """Boxes found on an analysis-size grey array (``shape``, ``scale`` of a ``width`` x
+    ``height`` image) as regions of that image; the analyzer shares them with the content
+    features instead of finding them twice."""
     if not boxes:
         return TextResult()
-    covered = np.zeros(grey.shape, dtype=bool)
+    image_width, image_height = width, height
+    covered = np.zeros(shape[:2], dtype=bool)
     regions = []
     for x0, y0, x1, y1, score in boxes:
         covered[y0:y1, x0:x1] = True
         left, top = int(x0 / scale), int(y0 / scale)
-        right = min(image.width, int(np.ceil(x1 / scale)))
-        bottom = min(image.height, int(np.ceil(y1 / scale)))
+        right = min(image_width, int(np.ceil(x1 / scale)))
+        bottom = min(image_height, int(np.ceil(y1 / scale)))
         regions.append(TextRegion(left, top, right - left, bottom - top, round(score, 3)))
     regions.sort(key=lambda r: (r.y, r.x))
     return TextResult(regions=regions, coverage=float(covered.mean()))
