@@ -53,7 +53,6 @@ import pyvips
 from proxy.analysis.analyzer import ANALYSIS_SIDE, Analyzer
 from proxy.config import LimitsConfig, ServerConfig
 from proxy.cropping.evidence import candidates_for
-from proxy.detectors import text as text_detector
 from proxy.fingerprint import PhashMemo, phash
 from proxy.geometry import Size
 from proxy.negotiate import parse_accept
@@ -80,7 +79,8 @@ CENTER_BEFORE = 0.60  # what center kept when the issue was filed, for compariso
 GOAL_ANALYSIS_MS = 60.0
 TIMING_PIXELS = 1_000_000
 TIMING_REPEATS = 5
-COMPONENTS = ("thumbnail", "phash", "faces", "content", "text")  # the timed analysis
+# The timed analysis, as Analyzer._run does it: text and content share one text search.
+COMPONENTS = ("thumbnail", "phash", "faces", "text+content")
 
 # Contact sheets: RGB colours and line widths (thick first, so identical rects stay
 # visible as nested stripes).
@@ -372,8 +372,7 @@ def time_analysis(blobs: Sequence[bytes], analyzer: Analyzer, repeats: int) -> T
                 ).copy_memory(),
                 "phash": lambda b=blob: phash(b),
                 "faces": lambda s=small: analyzer.faces.detect(s),
-                "content": lambda s=small: analyzer.content.classify(s),
-                "text": lambda s=small: text_detector.detect(s),
+                "text+content": lambda s=small: analyzer._text_and_content(s),
             }
             for fn in steps.values():
                 fn()  # warm: first-call costs (sessions, allocations) are not per source
