@@ -187,8 +187,10 @@ def _feedback_export(config: Config, out: Path | None, since: float) -> int:
 
 
 def _serve(config: Config, log_level: str) -> int:
+    from proxy.memory import limit_malloc_arenas
     from proxy.server.run import run  # heavy imports only when serving
 
+    limit_malloc_arenas()  # before any thread exists
     _logging(log_level)
     root = config.sources.root
     if not root.exists():

@@ -26,11 +26,17 @@ U8 = npt.NDArray[np.uint8]
 F32 = npt.NDArray[np.float32]
 
 
-def open_session(path: Path) -> ort.InferenceSession:
+def open_session(path: Path, *, lean: bool = False) -> ort.InferenceSession:
+    """One CPU session. No memory arena: a node's RSS must fall back after a big model ran.
+    ``lean`` trades speed for peak memory (basic graph optimisations: no layout copies)."""
     options = ort.SessionOptions()
+    if lean:
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
     options.log_severity_level = 3  # errors only: no per-session warnings in the logs
+    options.enable_cpu_mem_arena = False
+    options.enable_mem_pattern = False
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
@@ -49,6 +55,7 @@ class OnnxComponent:
 
     model_name: ClassVar[str]
     kind: ClassVar[str] = "detector"
+    lean: ClassVar[bool] = False  # see open_session
 
     def __init__(
         self, models_dir: Path, *, manifest: Mapping[str, ModelEntry] | None = None
@@ -70,7 +77,7 @@ class OnnxComponent:
             self._refuse(f"model {entry.file} is {status.state}: {status.detail}")
             return
         try:
-            session = open_session(status.path)
+            session = open_session(status.path, lean=self.lean)
             self._accept(session)
         except Exception as exc:  # onnxruntime raises several unrelated types
             self._refuse(f"model {status.path} failed to load: {exc}")
