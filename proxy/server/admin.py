@@ -24,9 +24,17 @@ from proxy.server.meta import MetaService
 from proxy.server.openapi import openapi_json
 from proxy.server.review import decide, parse_decision
 from proxy.stores import Store
-from proxy.stores.base import COMPONENTS, AltText, Feedback, Override, ReviewItem
+from proxy.stores.base import (
+    COMPONENTS,
+    AltText,
+    Feedback,
+    Override,
+    ReviewItem,
+    ReviewNotFound,
+)
 
 MAX_BODY = 64 * 1024
+MAX_ID = 2**63 - 1  # both stores keep ids as signed 64-bit integers
 Purge = Callable[[str], Awaitable[int]]
 
 
@@ -40,7 +48,22 @@ async def json_body(request: Request) -> dict[str, Any]:
         raise BadParameter("the body must be JSON") from None
     if not isinstance(body, dict):
         raise BadParameter("the body must be a JSON object")
+    try:  # "\ud800" parses to a lone surrogate, which no store can encode
+        json.dumps(body, ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        raise BadParameter("the body has an unpaired surrogate (\\ud800-\\udfff)") from None
     return body
+
+
+def _aspect(text: str) -> str:
+    """``parse_aspect``, failing as a 400: a huge ratio ("1e308") overflows rather than
+    raising ValueError."""
+    try:
+        return parse_aspect(text)
+    except ValueError as exc:
+        raise BadParameter(str(exc)) from None
+    except OverflowError:
+        raise BadParameter(f"aspect must be W:H with sides up to 100000, got {text!r}") from None
 
 
 def _override_json(override: Override) -> dict[str, Any]:
@@ -143,17 +166,14 @@ class AdminApi:
         if request.method == "DELETE":
             aspect = request.query_params.get("aspect")
             dropped = await self._store(
-                self.store.delete_overrides, path, parse_aspect(aspect) if aspect else None
+                self.store.delete_overrides, path, _aspect(aspect) if aspect else None
             )
             if not dropped:
                 raise SourceNotFound(f"no override for {path}")
             await self.purge(path)
             return Response(status_code=204)
         body = await json_body(request)
-        try:
-            aspect = parse_aspect(str(body.get("aspect", "any")))
-        except ValueError as exc:
-            raise BadParameter(str(exc)) from None
+        aspect = _aspect(str(body.get("aspect", "any")))
         rect = body.get("rect")
         if (
             not isinstance(rect, list)
@@ -235,7 +255,7 @@ class AdminApi:
             raise BadParameter(f"component must be one of {', '.join(COMPONENTS)}")
         try:
             limit = min(200, max(1, int(params.get("limit", "50"))))
-            after = max(0, int(params.get("after", "0")))
+            after = min(MAX_ID, max(0, int(params.get("after", "0"))))
         except ValueError:
             raise BadParameter("limit and after must be integers") from None
         items = await self._store(
@@ -249,7 +269,10 @@ class AdminApi:
 
     async def review_item(self, request: Request) -> Response:
         reviewer = self.auth.require(request)
-        item = await self._store(self.store.review, request.path_params["item_id"])
+        item_id = request.path_params["item_id"]
+        if item_id > MAX_ID:  # the store could not even look it up
+            raise ReviewNotFound(f"no review item {item_id}")
+        item = await self._store(self.store.review, item_id)
         if request.method == "GET":
             return JSONResponse(review_json(item))
         decision = parse_decision(await json_body(request), reviewer)

@@ -5,8 +5,9 @@ the same transaction."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
+from proxy.cropping.overrides import fits_source
 from proxy.errors import BadParameter
 from proxy.stores import Store
 from proxy.stores.base import AltText, Feedback, Override, ReviewItem
@@ -14,6 +15,7 @@ from proxy.stores.sql import Tx
 
 Action = Literal["accept", "reject", "edit"]
 STATUS = {"accept": "accepted", "reject": "rejected", "edit": "edited"}
+MAX_SIDE = 1_000_000  # bounds a rect when an (older) item does not name its source's size
 
 
 @dataclass(frozen=True)
@@ -29,7 +31,7 @@ def parse_decision(body: object, reviewer: str) -> Decision:
     if not isinstance(body, dict):
         raise BadParameter("the body must be a JSON object")
     action = body.get("action")
-    if action not in STATUS:
+    if not isinstance(action, str) or action not in STATUS:  # a dict or list is unhashable
         raise BadParameter("action must be accept, reject or edit")
     reason = body.get("reason") or ""
     if not isinstance(reason, str) or len(reason) > 2000:
@@ -41,7 +43,7 @@ def parse_decision(body: object, reviewer: str) -> Decision:
         or not 0 <= seconds < 86400
     ):
         raise BadParameter("seconds must be a number of seconds spent on the review")
-    return Decision(action, body.get("value"), reason.strip(), seconds, reviewer)
+    return Decision(cast(Action, action), body.get("value"), reason.strip(), seconds, reviewer)
 
 
 def _crop_choice(item: ReviewItem, decision: Decision) -> tuple[int, int, int, int] | None:
@@ -59,13 +61,16 @@ def _crop_choice(item: ReviewItem, decision: Decision) -> tuple[int, int, int, i
                 not isinstance(rect, list)
                 or len(rect) != 4
                 or not all(isinstance(v, int) and not isinstance(v, bool) for v in rect)
-                or rect[0] < 0
-                or rect[1] < 0
-                or rect[2] <= 0
-                or rect[3] <= 0
             ):
                 raise BadParameter("value.rect must be [x, y, w, h] in source pixels")
-            return (rect[0], rect[1], rect[2], rect[3])
+            # Outside the source the override would never be served (and a huge number
+            # would not even fit the store's integer columns).
+            size = item.payload.get("source") or {}
+            width, height = size.get("width", MAX_SIDE), size.get("height", MAX_SIDE)
+            box = (rect[0], rect[1], rect[2], rect[3])
+            if not fits_source(box, width, height):
+                raise BadParameter(f"value.rect must lie inside the {width}x{height} source")
+            return box
         picked = value.get("candidate")
         if not isinstance(picked, int) or isinstance(picked, bool):
             raise BadParameter("a crop edit needs value.candidate (1-3) or value.rect")
