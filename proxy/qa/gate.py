@@ -9,6 +9,7 @@ pipeline produced something broken twice, which is a bug to look at, not bad inp
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
@@ -74,6 +75,11 @@ class QualityGate:
         self.io = io
         self.floor_margin = floor_margin
         self._check = check or (lambda body, expected, limits: check_output(body, expected, limits))
+        self._batch = Batcher(self._write_passes, io)
+
+    def _write_passes(self, results: list[QAResult]) -> None:
+        if self.store is not None:
+            self.store.put_qa_many(results)
 
     def checked(
         self, path: str, variant: str, params: TransformParams, attempt: Attempt
@@ -110,26 +116,71 @@ class QualityGate:
         return report, timed
 
     def _record(
-        self, path: str, variant: str, report: QAReport, result: str, note: str | None = None
+        self, path: str, variant: str, report: QAReport, outcome: str, note: str | None = None
     ) -> None:
-        self.telemetry.qa.labels(result).inc()
+        self.telemetry.qa.labels(outcome).inc()
         if self.store is None:
             return
-        body = {**report.to_json(), "result": result}
+        body = {**report.to_json(), "result": outcome}
         if note:
             body["note"] = note
-        self.io.submit(self._store, QAResult(path, variant, report.passed, body))
+        stored = QAResult(path, variant, report.passed, body)
+        if stored.passed:
+            self._batch.add(stored)  # many per second under load: written in batches
+        else:
+            self.io.submit(self._store_failure, stored)
 
-    def _store(self, result: QAResult) -> None:
+    def _store_failure(self, result: QAResult) -> None:
         try:
             assert self.store is not None
             self.store.put_qa(result)
-            if result.report.get("result") != "passed":
-                self.store.open_review(
-                    result.path, "qa", f"{result.path}|{result.variant}", result.report
-                )
+            self.store.open_review(
+                result.path, "qa", f"{result.path}|{result.variant}", result.report
+            )
         except Exception:
             log.exception("storing the QA result of %s failed", result.path)
+
+    def flush(self) -> None:
+        self._batch.flush()
+
+
+class Batcher:
+    """Collects items and writes them together, at most ``delay_s`` after the first one."""
+
+    def __init__(self, write: Callable[[list[QAResult]], None], io: Executor, delay_s: float = 0.5):
+        self.write = write
+        self.io = io
+        self.delay_s = delay_s
+        self._items: list[QAResult] = []
+        self._lock = threading.Lock()
+        self._timer: threading.Timer | None = None
+
+    def add(self, item: QAResult) -> None:
+        with self._lock:
+            self._items.append(item)
+            if self._timer is None:
+                self._timer = threading.Timer(self.delay_s, self._due)
+                self._timer.daemon = True
+                self._timer.start()
+
+    def _due(self) -> None:
+        try:
+            self.io.submit(self.flush)
+        except RuntimeError:  # the executor is shutting down: write here
+            self.flush()
+
+    def flush(self) -> None:
+        with self._lock:
+            items, self._items = self._items, []
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+        if not items:
+            return
+        try:
+            self.write(items)
+        except Exception:
+            log.exception("storing %d QA results failed", len(items))
 
 
 def _summary(report: QAReport) -> str:

@@ -243,6 +243,7 @@ def create_app(config: Config) -> Starlette:
             pool.shutdown()
             await source.aclose()
             io.shutdown(wait=True)
+            qa.flush()  # the last QA results, before the store closes
             cache.close()
             decisions_cache.close()
             analyzer.close()

@@ -575,19 +575,26 @@ class SqlStore(ABC):
     # -- QA -------------------------------------------------------------------------------
 
     def put_qa(self, result: QAResult) -> None:
+        self.put_qa_many([result])
+
+    def put_qa_many(self, results: Sequence[QAResult]) -> None:
+        """Many results in one transaction: QA runs on every render, one commit each would
+        make the store's fsync the render path's neighbour."""
         with self.transaction() as tx:
-            tx.run(
-                "INSERT INTO qa_results (path, variant, passed, report, created) "
-                "VALUES (?,?,?,?,?) ON CONFLICT (path, variant) DO UPDATE SET "
-                "passed = excluded.passed, report = excluded.report, created = excluded.created",
-                (
-                    result.path,
-                    result.variant,
-                    int(result.passed),
-                    _json(result.report),
-                    result.created or time.time(),
-                ),
-            )
+            for result in results:
+                tx.run(
+                    "INSERT INTO qa_results (path, variant, passed, report, created) "
+                    "VALUES (?,?,?,?,?) ON CONFLICT (path, variant) DO UPDATE SET "
+                    "passed = excluded.passed, report = excluded.report, "
+                    "created = excluded.created",
+                    (
+                        result.path,
+                        result.variant,
+                        int(result.passed),
+                        _json(result.report),
+                        result.created or time.time(),
+                    ),
+                )
 
     def qa_results(self, path: str, limit: int = 20) -> list[QAResult]:
         with self.transaction(write=False) as tx:
