@@ -84,9 +84,17 @@ class QualityGate:
     def checked(
         self, path: str, variant: str, params: TransformParams, attempt: Attempt
     ) -> Rendered:
-        """Render, check, and on failure render once more safely (runs in a render thread)."""
+        """Render, check, and on failure render once more safely (runs in a render thread).
+        If the checker itself breaks, the output is served unchecked and says so: QA is a
+        guard, and a broken guard must not take the images down with it."""
         first = attempt(params, False)
-        report, first = self._inspect(first)
+        try:
+            report, first = self._inspect(first)
+        except Exception:
+            log.exception("QA could not check %s (%s); serving it unchecked", path, variant)
+            self.telemetry.qa.labels("unchecked").inc()
+            notes = (*first.plan.notes, "qa-unavailable")
+            return replace(first, plan=replace(first.plan, notes=notes))
         if report.passed:
             self._record(path, variant, report, "passed")
             return first

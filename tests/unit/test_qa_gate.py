@@ -86,3 +86,26 @@ def test_a_failing_output_is_quarantined_and_redone_safely() -> None:
 def test_a_second_failure_raises() -> None:
     with pytest.raises(OutputFailedQA, match="injected failure"):
         run(failures=2)
+
+
+class BrokenCheck:
+    def __call__(self, body: bytes, expected: Expectation, limits: QALimits) -> QAReport:
+        raise RuntimeError("the QA metric crashed")
+
+
+def test_a_broken_checker_serves_the_output_unchecked_and_says_so() -> None:
+    telemetry = Telemetry()
+    io = ThreadPoolExecutor(max_workers=1)
+    gate = QualityGate(QALimits(), DEFAULT_POLICIES, telemetry, None, io, check=BrokenCheck())
+    blob = photo()
+    params = parse_params("w=100&fm=jpeg", default_crop="smart")
+
+    def attempt(asked: TransformParams, safe: bool) -> Rendered:
+        return render(blob, asked, parse_accept("image/jpeg"), SETTINGS, deadline=1e18)
+
+    try:
+        rendered = gate.checked("p.png", "w=100", params, attempt)
+    finally:
+        io.shutdown()
+    assert "qa-unavailable" in rendered.plan.notes and rendered.body
+    assert value(telemetry, "unchecked") == 1
