@@ -48,7 +48,6 @@ W_FACES, W_UNCUT, W_SALIENCY, W_TEXT, W_THIRDS = 0.30, 0.15, 0.30, 0.15, 0.10
 # Centre prior: a tie-break only. Far below what one pixel of movement changes in ``kept``
 # (a trade-off against real evidence would let the top window jump against the subject).
 W_CENTRE = 1e-6
-TEXT_SIGNIFICANT = 0.05  # text covering this share of the source counts in full
 
 
 @dataclass(frozen=True)
@@ -356,12 +355,7 @@ def score(window: Rect, source: Size, evidence: Evidence) -> tuple[float, tuple[
 
     texts = _clip_all(evidence.text, source)
     text_all, text_kept = 1.0, 1.0
-    text_weight = 0.0
     if texts:
-        # Text matters in proportion to how much of the picture it is: an infographic's
-        # lines are its content, two stray detections on a roof ridge are not.
-        share = sum(t.area for t in texts) / max(float(source.width * source.height), 1.0)
-        text_weight = min(1.0, share / TEXT_SIGNIFICANT)
         area = sum(t.area for t in texts)
         whole = [_inside(t, window) for t in texts]
         cut_boxes = [t for t in texts if _cut_edges(t, window)]
@@ -417,10 +411,7 @@ def score(window: Rect, source: Size, evidence: Evidence) -> tuple[float, tuple[
         + W_THIRDS * alignment
     )
     soft = (1 - W_CENTRE) * kept + W_CENTRE * centre
-    # Whatever "keep all text" does not claim goes to the soft terms (saliency and friends).
-    text_bonus = W_TEXT_ALL * text_weight
-    soft_weight = W_SOFT + W_TEXT_ALL - text_bonus
-    total_score = W_FACES_ALL * faces_all + text_bonus * text_all + soft_weight * soft
+    total_score = W_FACES_ALL * faces_all + W_TEXT_ALL * text_all + W_SOFT * soft
     return min(1.0, max(0.0, total_score)), tuple(reasons)
 
 
