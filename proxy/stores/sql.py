@@ -212,28 +212,8 @@ class SqlStore(ABC):
 
     def put_override(self, override: Override) -> Override:
         stamped = Override(**{**override.__dict__, "created": time.time()})
-        x, y, w, h = stamped.rect
         with self.transaction() as tx:
-            tx.run(
-                "INSERT INTO overrides (path, aspect, ctx, x, y, w, h, made_by, reviewer, reason, "
-                "created) VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (path, aspect, ctx) DO "
-                "UPDATE SET x = excluded.x, y = excluded.y, w = excluded.w, h = excluded.h, "
-                "made_by = excluded.made_by, reviewer = excluded.reviewer, "
-                "reason = excluded.reason, created = excluded.created",
-                (
-                    stamped.path,
-                    stamped.aspect,
-                    stamped.ctx,
-                    x,
-                    y,
-                    w,
-                    h,
-                    stamped.by,
-                    stamped.reviewer,
-                    stamped.reason,
-                    stamped.created,
-                ),
-            )
+            self.apply_override(tx, stamped)
         return stamped
 
     def overrides(self, path: str) -> list[Override]:
@@ -507,7 +487,7 @@ class SqlStore(ABC):
                 override.by,
                 override.reviewer,
                 override.reason,
-                time.time(),
+                override.created or time.time(),
             ),
         )
 
