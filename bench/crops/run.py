@@ -50,7 +50,7 @@ from typing import Any, TypeVar
 
 import pyvips
 
-from proxy.analysis.analyzer import ANALYSIS_SIDE, Analyzer
+from proxy.analysis.analyzer import Analyzer, analysis_copy
 from proxy.config import LimitsConfig, ServerConfig
 from proxy.cropping.evidence import candidates_for
 from proxy.fingerprint import PhashMemo, phash
@@ -362,14 +362,11 @@ def time_analysis(blobs: Sequence[bytes], analyzer: Analyzer, repeats: int) -> T
     pyvips.concurrency_set(1)
     try:
         for blob in blobs:
-            small = pyvips.Image.thumbnail_buffer(blob, ANALYSIS_SIDE, height=ANALYSIS_SIDE)
-            small = small.copy_memory()  # as the analyzer does: read by every component
+            small = analysis_copy(blob).copy_memory()  # as the analyzer does
             head = pyvips.Image.new_from_buffer(blob, "")
             timing.pixels.append(head.width * head.height)
             steps: dict[str, Callable[[], object]] = {
-                "thumbnail": lambda b=blob: pyvips.Image.thumbnail_buffer(
-                    b, ANALYSIS_SIDE, height=ANALYSIS_SIDE
-                ).copy_memory(),
+                "thumbnail": lambda b=blob: analysis_copy(b).copy_memory(),
                 "phash": lambda b=blob: phash(b),
                 "faces": lambda s=small: analyzer.faces.detect(s),
                 "text+content": lambda s=small: analyzer._text_and_content(s),

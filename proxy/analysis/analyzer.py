@@ -30,8 +30,9 @@ from proxy.fingerprint import PhashMemo
 
 log = logging.getLogger(__name__)
 ANALYSIS_SIDE = 640  # the detectors' working size: enough for faces of ~2% of the width
+MIN_ANALYSIS_SIDE = 512  # a cheap JPEG decode may land below ANALYSIS_SIDE, never below this
 GRID_SIDE = 16
-VERSION = 2  # bump when a component's output changes meaning (2: text on BT.601 luma)
+VERSION = 3  # bump when a component's output changes meaning (3: JPEG copies at 512-640 px)
 
 
 class Analyzer:
@@ -101,8 +102,7 @@ class Analyzer:
         return found
 
     def _run(self, blob: bytes, phash: str) -> Analysis:
-        small = pyvips.Image.thumbnail_buffer(blob, ANALYSIS_SIDE, height=ANALYSIS_SIDE)
-        small = small.copy_memory()  # decoded once, read by three components at once
+        small = analysis_copy(blob).copy_memory()  # decoded once, read by every component
         header = pyvips.Image.new_from_buffer(blob, "")
         turned = "orientation" in header.get_fields() and int(header.get("orientation")) in (
             5,
@@ -160,6 +160,23 @@ class Analyzer:
             return text, (content_features.UNKNOWN, 0.0)
         label = max(probabilities, key=lambda name: probabilities[name])
         return text, (label, probabilities[label])
+
+
+def analysis_copy(blob: bytes) -> pyvips.Image:
+    """The downscaled copy every detector reads. libvips' thumbnail never shrinks on load
+    below its target, but the detectors are as good at 512 px as at 640: a large JPEG is
+    decoded at 1/2, 1/4 or 1/8 (its cheapest decode, about half the cost at 1 MP) as long
+    as its long side stays at least ``MIN_ANALYSIS_SIDE``."""
+    header = pyvips.Image.new_from_buffer(blob, "")
+    if str(header.get("vips-loader")).startswith("jpegload"):
+        long_side = max(header.width, header.height)
+        for shrink in (8, 4, 2):
+            if long_side // shrink >= MIN_ANALYSIS_SIDE:
+                image = pyvips.Image.new_from_buffer(blob, "", shrink=shrink).autorot()
+                if max(image.width, image.height) > ANALYSIS_SIDE:
+                    image = image.thumbnail_image(ANALYSIS_SIDE, height=ANALYSIS_SIDE)
+                return image
+    return pyvips.Image.thumbnail_buffer(blob, ANALYSIS_SIDE, height=ANALYSIS_SIDE)
 
 
 def _saliency(found: Saliency | None, scale: float) -> SaliencyResult | None:
