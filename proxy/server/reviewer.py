@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from proxy.rules import RULES
 from proxy.server.auth import SESSION_COOKIE, SESSION_SECONDS, AdminAuth
 from proxy.stores.base import COMPONENTS
 
@@ -104,7 +105,9 @@ class ReviewerPage:
         component = request.query_params.get("component", "all")
         if component not in FILTERS:
             component = "all"
-        view = "metrics" if request.query_params.get("view") == "metrics" else "queue"
+        view = request.query_params.get("view", "queue")
+        if view not in ("queue", "metrics", "rules"):
+            view = "queue"
         body = self._shell(reviewer, self.auth.csrf_for(session), component, view)
         return HTMLResponse(body, headers=PAGE_HEADERS)
 
@@ -204,11 +207,13 @@ class ReviewerPage:
             '<header class="bar"><h1>Loupe review</h1><nav class="tabs" aria-label="Views">'
             + tab("Queue", queue_href, view == "queue")
             + tab("Metrics", "/admin/?view=metrics", view == "metrics")
+            + tab("Rules", "/admin/?view=rules", view == "rules")
             + '</nav><form method="post" action="/admin/logout" class="who">'
             f'<span>Signed in as <strong id="reviewer-name">{_e(reviewer)}</strong></span>'
             '<button type="submit" class="quiet">Sign out</button></form></header>'
         )
-        main = self._metrics() if view == "metrics" else self._queue(component)
+        views = {"metrics": self._metrics, "rules": self._rules}
+        main = views[view]() if view in views else self._queue(component)
         return self._head("Loupe review", csrf) + f"<body>{header}{main}</body></html>"
 
     def _queue(self, component: str) -> str:
@@ -268,6 +273,32 @@ class ReviewerPage:
             '<section class="chart"><h2>Seconds per review</h2>'
             '<p class="hint" id="trend-hint"></p><div id="trend"></div></section>'
             "</main>"
+        )
+
+    @staticmethod
+    def _rules() -> str:
+        """Exception rules for a source or folder: the pipeline honours them at once."""
+        options = "".join(
+            f'<option value="{_e(name)}">{_e(name)}: {_e(meaning)}</option>'
+            for name, meaning in RULES.items()
+        )
+        return (
+            '<main id="rules" class="metrics">'
+            '<section class="chart"><h2>Add an exception rule</h2>'
+            '<form id="rule-form" class="rule-form">'
+            '<div class="field"><label for="rule-prefix">Source or folder '
+            '<span class="hint">(e.g. shop/ or shop/shoe.jpg; empty: every source)</span>'
+            '</label><input id="rule-prefix" maxlength="1024" autocomplete="off"></div>'
+            f'<div class="field"><label for="rule-name">Rule</label>'
+            f'<select id="rule-name">{options}</select></div>'
+            '<div class="field"><label for="rule-reason">Reason</label>'
+            '<input id="rule-reason" maxlength="2000" required autocomplete="off"></div>'
+            '<button type="submit">Add rule</button></form>'
+            '<p id="rules-status" class="message" role="status"></p></section>'
+            '<section class="chart"><h2>Rules in force</h2><div class="table-wrap">'
+            '<table id="rule-table"><thead><tr><th>source or folder</th><th>rule</th>'
+            "<th>reason</th><th>by</th><th></th></tr></thead><tbody></tbody></table></div>"
+            "</section></main>"
         )
 
 

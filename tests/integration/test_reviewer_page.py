@@ -371,3 +371,39 @@ def test_a_reviewer_works_the_queue_by_keyboard(server: LoupeServer, vlm: VlmSer
             indent=2,
         )
     )
+
+
+def test_a_reviewer_adds_and_removes_an_exception_rule(server: LoupeServer) -> None:
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    if not CHROMIUM.exists():
+        pytest.skip(f"no system Chromium at {CHROMIUM} (apt-get install chromium)")
+    crop = {"w": "300", "h": "300", "fit": "crop"}
+    assert "x-loupe-rules" not in image(server, "team/window.png", crop).headers
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(f"{server.url}/admin/")
+            page.fill("#reviewer", "Rule Maker")
+            page.fill("#token", TOKEN)
+            page.click("button[type=submit]")
+            page.goto(f"{server.url}/admin/?view=rules")
+            page.wait_for_selector("body[data-rules-loaded]")
+            page.fill("#rule-prefix", "team/")
+            page.select_option("#rule-name", "never-crop")
+            page.fill("#rule-reason", "the client's photos are never cut")
+            page.click("#rule-form button[type=submit]")
+            page.wait_for_selector('tr[data-rule="team|never-crop"]')
+            page.screenshot(path=str(ARTIFACTS / "10-rules-1280.png"), full_page=True)
+            served = image(server, "team/window.png", crop)
+            assert served.headers["x-loupe-rules"] == "never-crop"
+            assert "strategy=none" in served.headers["x-loupe-crop"]  # padded, not cut
+            page.click('tr[data-rule="team|never-crop"] button')
+            page.wait_for_selector("body[data-rules-loaded='0']")
+        finally:
+            browser.close()
+    wait_for(
+        lambda: "x-loupe-rules" not in image(server, "team/window.png", crop).headers,
+        timeout=5,
+        what="the rule to go",
+    )

@@ -47,10 +47,14 @@
     }
   }
 
-  async function api(url, body) {
+  async function api(url, body, method) {
     const options = { credentials: "same-origin", headers: { Accept: "application/json" } };
+    if (method) {
+      options.method = method;
+      options.headers["X-Loupe-CSRF"] = CSRF;
+    }
     if (body !== undefined) {
-      options.method = "POST";
+      options.method = method || "POST";
       options.headers["Content-Type"] = "application/json";
       options.headers["X-Loupe-CSRF"] = CSRF;
       options.body = JSON.stringify(body);
@@ -583,9 +587,60 @@
     document.body.dataset.metricsLoaded = "true";
   }
 
+  // -- exception rules ----------------------------------------------------------------------
+
+  async function Rules() {
+    const status = $("rules-status");
+    async function load() {
+      const data = await api("/admin/api/rules");
+      const rows = (data.rules || []).map((rule) => {
+        const remove = el("button", { type: "button", className: "quiet" }, "Remove");
+        remove.addEventListener("click", async () => {
+          const query = new URLSearchParams({ prefix: rule.prefix, rule: rule.rule });
+          try {
+            await api(`/admin/api/rules?${query}`, undefined, "DELETE");
+            status.textContent = `Removed ${rule.rule} on ${rule.prefix || "every source"}.`;
+          } catch (error) {
+            status.textContent = error.message;
+          }
+          await load();
+        });
+        return el(
+          "tr",
+          { "data-rule": `${rule.prefix}|${rule.rule}` },
+          el("td", {}, rule.prefix || "(every source)"),
+          el("td", {}, rule.rule),
+          el("td", {}, rule.reason),
+          el("td", {}, rule.reviewer),
+          el("td", {}, remove),
+        );
+      });
+      document.querySelector("#rule-table tbody").replaceChildren(...rows);
+      document.body.dataset.rulesLoaded = String(rows.length);
+    }
+    $("rule-form").addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const body = {
+        prefix: $("rule-prefix").value,
+        rule: $("rule-name").value,
+        reason: $("rule-reason").value,
+      };
+      try {
+        await api("/admin/api/rules", body, "PUT");
+        status.textContent = `Added ${body.rule} on ${body.prefix || "every source"}.`;
+        $("rule-reason").value = "";
+      } catch (error) {
+        status.textContent = error.message;
+      }
+      await load();
+    });
+    await load();
+  }
+
   document.addEventListener("DOMContentLoaded", () => {
     const queue = $("queue");
     if (queue) Queue(queue);
     if ($("metrics")) Metrics();
+    if ($("rules")) Rules();
   });
 })();
