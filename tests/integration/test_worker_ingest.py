@@ -1,4 +1,4 @@
-"""``loupe ingest`` and ``loupe worker`` as separate processes on one PostgreSQL store: jobs
+"""``loupe ingest`` and ``loupe worker`` as separate processes on one store: jobs
 queued once, run by whichever worker claims them, and a worker killed mid-job loses nothing
 (its lease expires and another worker finishes the job)."""
 
@@ -21,8 +21,13 @@ from tests.support import REPO, LoupeServer, postgres_schema, shared_dir, wait_f
 from tests.vlm_server import VlmServer
 
 
-@pytest.fixture
-def store_url() -> Iterator[str]:
+@pytest.fixture(params=["postgresql", "sqlite"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """PostgreSQL (SKIP LOCKED claims) and the embedded SQLite file (leases under its write
+    lock): separate worker processes share either."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'shared.db'}"
+        return
     with postgres_schema() as url:
         yield url
 
