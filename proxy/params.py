@@ -7,11 +7,12 @@ Canonical form matters twice: equal requests must share one cache entry, and the
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
-from typing import Literal, get_args
+from dataclasses import dataclass
+from typing import Any, Literal, get_args
 from urllib.parse import parse_qsl, urlencode
 
 from proxy.errors import BadParameter
@@ -188,43 +189,47 @@ def split_query(query: str) -> dict[str, str]:
 
 
 def parse_params(query: str, *, default_crop: Crop = "smart") -> TransformParams:
+    """The parameters of a query string; raises ``BadParameter``. Memoised: a CDN origin
+    sees the same few thousand queries again and again, and parsing is the warm path's
+    largest Python cost (the result is frozen, so sharing it is safe)."""
+    return _parse_params(query, default_crop)
+
+
+@functools.lru_cache(maxsize=8192)
+def _parse_params(query: str, default_crop: Crop) -> TransformParams:
     raw = split_query(query)
-    params = TransformParams(crop=default_crop)
+    fields: dict[str, Any] = {"crop": default_crop}
     dpr = _float("dpr", raw["dpr"], 1, 4) if "dpr" in raw else 1.0
     if "w" in raw:
-        params = replace(params, width=_scaled(dimension("w", raw["w"]), dpr))
+        fields["width"] = _scaled(dimension("w", raw["w"]), dpr)
     if "h" in raw:
-        params = replace(params, height=_scaled(dimension("h", raw["h"]), dpr))
+        fields["height"] = _scaled(dimension("h", raw["h"]), dpr)
     if "fit" in raw:
-        params = replace(params, fit=_choice("fit", raw["fit"], get_args(Fit)))  # type: ignore[arg-type]
+        fields["fit"] = _choice("fit", raw["fit"], get_args(Fit))
     if "crop" in raw:
-        crop = _choice("crop", raw["crop"], get_args(Crop))
-        params = replace(params, crop=crop, crop_explicit=True)  # type: ignore[arg-type]
+        fields["crop"] = _choice("crop", raw["crop"], get_args(Crop))
+        fields["crop_explicit"] = True
     if "fp-x" in raw or "fp-y" in raw:
-        if params.crop != "focalpoint":
+        if fields["crop"] != "focalpoint":
             raise BadParameter("fp-x and fp-y need crop=focalpoint")
-        params = replace(
-            params,
-            # Kept to the precision the canonical query (the cache key) records.
-            focal_x=round(_float("fp-x", raw.get("fp-x", "0.5"), 0, 1), FOCAL_DIGITS),
-            focal_y=round(_float("fp-y", raw.get("fp-y", "0.5"), 0, 1), FOCAL_DIGITS),
-        )
+        # Kept to the precision the canonical query (the cache key) records.
+        fields["focal_x"] = round(_float("fp-x", raw.get("fp-x", "0.5"), 0, 1), FOCAL_DIGITS)
+        fields["focal_y"] = round(_float("fp-y", raw.get("fp-y", "0.5"), 0, 1), FOCAL_DIGITS)
     if "rect" in raw:
-        params = replace(params, rect=_rect(raw["rect"]))
+        fields["rect"] = _rect(raw["rect"])
     if "fm" in raw:
-        params = replace(params, fm=_choice("fm", raw["fm"], get_args(Format)))  # type: ignore[arg-type]
+        fields["fm"] = _choice("fm", raw["fm"], get_args(Format))
     if "q" in raw and raw["q"] != "auto":
-        params = replace(params, quality=_int("q", raw["q"], 1, 100))
+        fields["quality"] = _int("q", raw["q"], 1, 100)
     if "policy" in raw:
-        policy = _choice("policy", raw["policy"], get_args(PolicyName))
-        params = replace(params, policy=policy)  # type: ignore[arg-type]
+        fields["policy"] = _choice("policy", raw["policy"], get_args(PolicyName))
     if "ctx" in raw:
-        params = replace(params, ctx=_choice("ctx", raw["ctx"], get_args(Context)))  # type: ignore[arg-type]
+        fields["ctx"] = _choice("ctx", raw["ctx"], get_args(Context))
     if "bg" in raw:
-        params = replace(params, background=_background(raw["bg"]))
+        fields["background"] = _background(raw["bg"])
     if "upscale" in raw:
-        params = replace(params, upscale=_choice("upscale", raw["upscale"], ("0", "1")) == "1")
-    return params
+        fields["upscale"] = _choice("upscale", raw["upscale"], ("0", "1")) == "1"
+    return TransformParams(**fields)
 
 
 def _scaled(value: int, dpr: float) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import stat
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -32,7 +33,7 @@ class LocalSource:
             info = target.stat()
         except (FileNotFoundError, NotADirectoryError):
             raise SourceNotFound(f"no source at {path!r}") from None
-        if not target.is_file():
+        if not stat.S_ISREG(info.st_mode):  # the stat above already knows: no second call
             raise SourceNotFound(f"no source at {path!r}")
         return SourceRef(
             path=path, identity=f"{info.st_mtime_ns:x}-{info.st_size:x}", size=info.st_size
