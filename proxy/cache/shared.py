@@ -94,12 +94,17 @@ class SharedTier:
             log.warning("redis put failed: %s", exc)
 
     async def purge(self, tag: str) -> int:
-        """Drop a source's shared results and tell every node to drop its own."""
-        keys = await self.client.smembers(self._tag(tag))
-        names = [self._result(k.decode() if isinstance(k, bytes) else str(k)) for k in keys]
-        dropped = int(await self.client.delete(*names)) if names else 0
-        await self.client.delete(self._tag(tag))
-        await self.client.publish(self.channel, json.dumps({"tag": tag, "node": self.node}))
+        """Drop a source's shared results and tell every node to drop its own. With Redis
+        down the local purge still happens; the other nodes' copies age out (logged)."""
+        try:
+            keys = await self.client.smembers(self._tag(tag))
+            names = [self._result(k.decode() if isinstance(k, bytes) else str(k)) for k in keys]
+            dropped = int(await self.client.delete(*names)) if names else 0
+            await self.client.delete(self._tag(tag))
+            await self.client.publish(self.channel, json.dumps({"tag": tag, "node": self.node}))
+        except redis.RedisError as exc:
+            log.error("purge of %s could not reach Redis (other nodes keep theirs): %s", tag, exc)
+            return 0
         return dropped
 
     @contextlib.asynccontextmanager

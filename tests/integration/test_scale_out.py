@@ -161,3 +161,26 @@ def test_a_worker_process_does_the_jobs_and_a_killed_one_loses_nothing(
         f"{b.url}/admin/api/review", params={"component": "alt"}, headers=AUTH, timeout=10
     ).json()["items"]
     assert {item["path"] for item in items} >= {"k03.png", "k06.png"}
+
+
+def test_a_node_keeps_serving_when_redis_is_down(data_root: Path, tmp_path: Path) -> None:
+    """The shared tier is an optimisation: without it a node renders, caches and purges
+    locally."""
+    from tests.support import free_port
+
+    root = tmp_path / "root"
+    root.mkdir()
+    shutil.copy(data_root / "kodak" / "kodim03.png", root / "k.png")
+    dead = f"redis://127.0.0.1:{free_port()}/0"
+    node = LoupeServer(root, tmp_path / "data", args=("--redis", dead, "--admin-token", TOKEN))
+    try:
+        first = httpx.get(f"{node.url}/img/k.png?w=120", timeout=60)
+        assert first.status_code == 200 and first.headers["x-loupe-cache"] == "miss"
+        again = httpx.get(f"{node.url}/img/k.png?w=120", timeout=60)
+        assert again.headers["x-loupe-cache"] == "hit"
+        purged = httpx.post(f"{node.url}/admin/api/purge/k.png", headers=AUTH, timeout=30)
+        assert purged.status_code == 200
+        after = httpx.get(f"{node.url}/img/k.png?w=120", timeout=60)
+        assert after.headers["x-loupe-cache"] == "miss"
+    finally:
+        node.stop()
