@@ -89,21 +89,30 @@ class Lane:
         return kinds
 
     def enqueue_source(
-        self, path: str, payload: Mapping[str, Any] | None = None, *, again: bool = False
+        self,
+        path: str,
+        payload: Mapping[str, Any] | None = None,
+        *,
+        again: bool = False,
+        version: str | None = None,
     ) -> int:
-        """Queue every job a source gets (idempotent in the store). Blocking."""
+        """Queue every job a source gets (idempotent in the store; a new ``version`` of the
+        source, its identity, runs them again). Blocking."""
         queued = 0
         for kind in self.kinds_for_new_source():
-            queued += self.store.enqueue(kind, path, dict(payload or {}), again=again)
+            queued += self.store.enqueue(
+                kind, path, dict(payload or {}), again=again, version=version
+            )
         return queued
 
-    def seen(self, path: str) -> bool:
-        """Note a served source; True the first time this process sees it, when its jobs
-        should be queued (the store dedupes across processes and restarts)."""
+    def seen(self, path: str, version: str = "") -> bool:
+        """Note a served source; True the first time this process sees this version of it,
+        when its jobs should be queued (the store dedupes across processes and restarts)."""
+        key = f"{path}\n{version}"
         with self._lock:
-            if path in self._queued:
+            if key in self._queued:
                 return False
-            self._queued[path] = True
+            self._queued[key] = True
         return True
 
     def start(self, workers: int | None = None) -> None:

@@ -77,16 +77,22 @@ class Decisions:
 
     # -- after rendering (in the background) -------------------------------------------
 
-    def rendered(self, path: str, params: TransformParams, result: Rendered) -> None:
-        """Queue what a fresh render implies; never raises into the response."""
-        self.io.submit(self._after, path, params, result)
+    def rendered(
+        self, path: str, params: TransformParams, result: Rendered, version: str = ""
+    ) -> None:
+        """Queue what a fresh render implies; never raises into the response. ``version``:
+        the source's identity, so a new picture at the same path gets its own jobs."""
+        self.io.submit(self._after, path, params, result, version)
 
-    def _after(self, path: str, params: TransformParams, result: Rendered) -> None:
+    def _after(
+        self, path: str, params: TransformParams, result: Rendered, version: str = ""
+    ) -> None:
         try:
             plan = result.plan
-            if self.lane.seen(path):
+            if self.lane.seen(path, version):
                 processing = f"{plan.format}/{'q=auto' if plan.quality_auto else 'fixed'}"
-                self.lane.enqueue_source(path, {"processing": processing, "policy": plan.policy})
+                payload = {"processing": processing, "policy": plan.policy}
+                self.lane.enqueue_source(path, payload, version=version or None)
             if (
                 plan.crop.by == "ai"
                 and plan.analysis is not None

@@ -168,7 +168,7 @@ class ImageService:
         stored = time.perf_counter()
         await self.cache.put(key, item, tag=ref.path)
         if decisions is not None:
-            decisions.rendered(ref.path, params, rendered)
+            decisions.rendered(ref.path, params, rendered, ref.identity)
         timings = (("fetch", fetched), *rendered.timings, ("store", time.perf_counter() - stored))
         return Outcome(item, timings)
 

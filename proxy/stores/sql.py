@@ -625,19 +625,31 @@ class SqlStore(ABC):
         *,
         delay_s: float = 0.0,
         again: bool = False,
+        version: str | None = None,
     ) -> bool:
-        """Queue a job once per (kind, subject): idempotent. ``again`` requeues a finished
-        or dead job (a re-upload, a purge); a queued or running one is left alone."""
+        """Queue a job once per (kind, subject): idempotent. A finished or dead job runs
+        again when ``again`` is set (a purge) or its ``version`` (the source's identity)
+        changed (a new picture at the same path); a queued or running one is left alone."""
         now = time.time()
+        body = {**(payload or {}), **({"version": version} if version is not None else {})}
         with self.transaction() as tx:
             inserted = tx.run(
                 "INSERT INTO jobs (kind, subject, payload, status, attempts, run_after, created, "
                 "updated) VALUES (?, ?, ?, 'queued', 0, ?, ?, ?) "
                 "ON CONFLICT (kind, subject) DO NOTHING RETURNING id",
-                (kind, subject, _json(payload or {}), now + delay_s, now, now),
+                (kind, subject, _json(body), now + delay_s, now, now),
             )
-            if inserted or not again:
-                return bool(inserted)
+            if inserted:
+                return True
+            if not again:
+                if version is None:
+                    return False
+                rows = tx.run(
+                    "SELECT payload FROM jobs WHERE kind = ? AND subject = ?", (kind, subject)
+                )
+                if not rows or (_loads(rows[0][0]) or {}).get("version") == version:
+                    return False
+            payload = body
             requeued = tx.run(
                 "UPDATE jobs SET status = 'queued', attempts = 0, run_after = ?, payload = ?, "
                 "last_error = NULL, lease_until = NULL, worker = NULL, updated = ? "

@@ -184,3 +184,47 @@ def test_a_human_text_wins_and_is_never_overwritten(server: LoupeServer, vlm: Vl
         "model": None,
         "reused_from": None,
     }
+
+
+def test_a_new_picture_at_the_same_path_gets_new_text(
+    server: LoupeServer, vlm: VlmServer, root: Path, data_root: Path
+) -> None:
+    vlm.mode, vlm.alt_token_prob = "logprobs", 0.98
+    target = root / "shop" / "swap.png"
+    shutil.copy(data_root / "kodak" / "kodim11.png", target)
+    vlm.reply = "A small boat moored at a wooden jetty."
+    first_request(server, "shop/swap.png")
+    wait_for(lambda: alt_of(server, "shop/swap.png")["text"] == vlm.reply, what="the first text")
+    shutil.copy(data_root / "kodak" / "kodim14.png", target)  # overwritten: new bytes, mtime
+    vlm.reply = "Four people paddle a raft through white water."
+    first_request(server, "shop/swap.png")
+    wait_for(lambda: alt_of(server, "shop/swap.png")["text"] == vlm.reply, what="the new text")
+    vlm.reply = "A red leather boot on a wooden floor."
+
+
+def test_a_human_text_under_a_new_picture_goes_back_to_a_human(
+    server: LoupeServer, vlm: VlmServer, root: Path, data_root: Path
+) -> None:
+    target = root / "shop" / "human.png"
+    shutil.copy(data_root / "kodak" / "kodim16.png", target)
+    first_request(server, "shop/human.png")
+    wait_for(lambda: alt_of(server, "shop/human.png")["status"] == "machine", what="machine")
+    put = httpx.put(
+        f"{server.url}/admin/api/alt/shop/human.png",
+        json={"text": "A calm lake at dusk."},
+        headers=AUTH,
+        timeout=10,
+    )
+    assert put.status_code == 200
+    shutil.copy(data_root / "kodak" / "kodim17.png", target)
+    first_request(server, "shop/human.png")
+    item = wait_for(
+        lambda: [
+            i
+            for i in pending(server, "alt")
+            if i["path"] == "shop/human.png" and i["payload"]["reason"] == "picture-changed"
+        ],
+        what="a picture-changed review",
+    )[0]
+    assert item["payload"]["draft"] == "A calm lake at dusk."
+    assert alt_of(server, "shop/human.png")["text"] == "A calm lake at dusk."  # never replaced

@@ -224,3 +224,14 @@ def test_one_describer_per_picture(store: Store) -> None:
     assert store.claim_phash("ef01", "b.jpg", ttl_s=60)  # another picture is free
     assert store.claim_phash("9999", "c.jpg", ttl_s=-1)  # expired at once
     assert store.claim_phash("9999", "d.jpg", ttl_s=60)  # so another may take it
+
+
+def test_a_new_version_of_a_source_runs_its_finished_jobs_again(store: Store) -> None:
+    assert store.enqueue("alt", "p.jpg", {}, version="v1")
+    job = store.claim("w", lease_s=60)
+    assert job is not None and job.payload == {"version": "v1"} and store.finish(job, "w")
+    assert not store.enqueue("alt", "p.jpg", {}, version="v1")  # same picture: done is done
+    assert store.enqueue("alt", "p.jpg", {}, version="v2")  # a new picture at the same path
+    again = store.claim("w", lease_s=60)
+    assert again is not None and again.payload == {"version": "v2"} and again.attempts == 1
+    assert not store.enqueue("alt", "p.jpg", {}, version="v3")  # running: left alone

@@ -58,10 +58,20 @@ class DescribeTask:
         if "no-alt-text" in rules_for(path, [(prefix, rule) for prefix, rule, *_ in rules]):
             return  # a reviewer ruled these sources out of machine descriptions
         current = await asyncio.to_thread(self.store.alt, path)
-        if current is not None and current.status in ("reviewed", "user"):
-            return  # a human has spoken
         blob = await self.sources.read(path)
         phash = await asyncio.to_thread(self.fingerprint, blob)
+        if current is not None and current.status in ("reviewed", "user"):
+            if current.phash and current.phash != phash:
+                # A new picture under a human's words: they may no longer be true. The
+                # human decides; the lane never replaces what a person wrote.
+                changed = {
+                    "reason": "picture-changed",
+                    "draft": current.text,
+                    "previous_phash": current.phash,
+                    "phash": phash,
+                }
+                await asyncio.to_thread(self.store.open_review, path, KIND, path, changed)
+            return  # a human has spoken
         if await self._reuse(path, phash):
             return
         context = self._context(path, blob, job)
