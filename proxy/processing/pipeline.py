@@ -93,6 +93,8 @@ def _policy_from_class(
     every new source; classifying inline would cost ~20 ms per first render)."""
     if params.policy is not None or params.quality is not None or settings.analyzer is None:
         return params, None
+    if params.fm in ("png", "gif"):
+        return params, None  # a lossless output has no quality to choose: no hash needed
     try:
         known = settings.analyzer.cached(settings.fingerprint(blob))
     except pyvips.Error:

@@ -16,6 +16,7 @@ from dataclasses import replace
 from proxy.alt.client import (
     AltTextError,
     VlmClient,
+    VlmDisabled,
     VlmRateLimited,
     VlmTimeout,
     VlmUnavailable,
@@ -74,7 +75,11 @@ class DescribeTask:
             return  # a human has spoken
         if await self._reuse(path, phash):
             return
-        context = self._context(path, blob, job)
+        if not self.client.enabled:
+            await self._leave_empty(path, phash, None, VlmDisabled("no VLM URL is configured"))
+            return
+        # EXIF and the sidecar file: parsing and file I/O, kept off the event loop.
+        context = await asyncio.to_thread(self._context, path, blob, job)
         try:
             draft = await self.client.describe(blob, context)
         except AltTextError as exc:
@@ -132,10 +137,11 @@ class DescribeTask:
         )
 
     async def _leave_empty(
-        self, path: str, phash: str, context: AltContext, exc: AltTextError
+        self, path: str, phash: str, context: AltContext | None, exc: AltTextError
     ) -> None:
         log.warning("alt text for %s: %s (%s)", path, exc.reason, exc)
-        empty = AltText(path=path, text="", status="empty", phash=phash, context=context.to_json())
+        hints = context.to_json() if context is not None else {}
+        empty = AltText(path=path, text="", status="empty", phash=phash, context=hints)
         stored = await asyncio.to_thread(self.store.put_machine_alt, empty)
         if stored:
             payload = {"reason": exc.reason, "detail": str(exc)[:300], "draft": ""}
