@@ -128,7 +128,7 @@ class ImageService:
         override = await decisions.override_for(ref.path, params) if decisions else None
         qa = self.qa
         variant_name = params.canonical_query(self.config.images.default_crop) + (
-            f"|{accept.key}" if params.fm == "auto" else ""
+            f"|{accept.key}" if params.fm == "auto" and accept.key else ""
         )
         with self.pool.admit() as ticket:
             started = time.perf_counter()
