@@ -7,7 +7,6 @@ immutable plan, and returns a new plan only when it decided something. Later sta
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
 import time
@@ -85,20 +84,29 @@ CLASS_POLICIES = {"screenshot": "screenshot", "diagram": "screenshot", "art": "a
 CLASS_CONFIDENCE = 0.6
 
 
+def _fingerprint(blob: bytes, params: TransformParams, settings: RenderSettings) -> str | None:
+    """The perceptual hash, once per render, when ``q=auto`` may use it (its decisions and the
+    content class are remembered by it); a lossless output has no quality to choose. A
+    damaged source gets None: load reports it as such, q=auto just cannot remember."""
+    if params.quality is not None or params.fm in ("png", "gif"):
+        return None
+    if settings.quality is None and settings.analyzer is None:
+        return None
+    try:
+        return settings.fingerprint(blob)
+    except pyvips.Error:
+        return None
+
+
 def _policy_from_class(
-    blob: bytes, params: TransformParams, settings: RenderSettings
+    params: TransformParams, phash: str | None, settings: RenderSettings
 ) -> tuple[TransformParams, str | None]:
     """With no policy from the URL or the source's config, ``q=auto`` takes the policy of the
     content class, when the analysis of this picture is already known (the lane classifies
     every new source; classifying inline would cost ~20 ms per first render)."""
-    if params.policy is not None or params.quality is not None or settings.analyzer is None:
+    if params.policy is not None or phash is None or settings.analyzer is None:
         return params, None
-    if params.fm in ("png", "gif"):
-        return params, None  # a lossless output has no quality to choose: no hash needed
-    try:
-        known = settings.analyzer.cached(settings.fingerprint(blob))
-    except pyvips.Error:
-        return params, None
+    known = settings.analyzer.cached(phash)
     if known is None or known.content is None:
         return params, None
     label, confidence = known.content
@@ -134,15 +142,14 @@ def render(
         blob, ValidationRules(settings.limits, settings.allow_svg, settings.scan)
     )
     lap("validate")
-    params, classed = _policy_from_class(blob, params, settings)
+    phash = _fingerprint(blob, params, settings)
+    params, classed = _policy_from_class(params, phash, settings)
     options = PrepareOptions(settings.limits, settings.default_policy)
     plan = make_plan(info, params, accept, settings.policies, options, override)
     if classed:
         plan = replace(plan, notes=(*plan.notes, f"policy-from-class:{classed}"))
-    if plan.quality_auto and settings.quality is not None:
-        # A damaged source: load reports it as such; q=auto just cannot remember.
-        with contextlib.suppress(pyvips.Error):
-            plan = replace(plan, phash=settings.fingerprint(blob))
+    if plan.quality_auto and settings.quality is not None and phash is not None:
+        plan = replace(plan, phash=phash)
     lap("prepare")
     analyzer = settings.analyzer
     wants_analysis = plan.layout.needs_window and plan.crop_strategy in ("smart", "faces")
