@@ -102,8 +102,8 @@ class Analyzer:
         return found
 
     def _run(self, blob: bytes, phash: str) -> Analysis:
-        small = analysis_copy(blob).copy_memory()  # decoded once, read by every component
         header = pyvips.Image.new_from_buffer(blob, "")
+        small = analysis_copy(blob, header).copy_memory()  # decoded once, read by all
         turned = "orientation" in header.get_fields() and int(header.get("orientation")) in (
             5,
             6,
@@ -162,12 +162,14 @@ class Analyzer:
         return text, (label, probabilities[label])
 
 
-def analysis_copy(blob: bytes) -> pyvips.Image:
+def analysis_copy(blob: bytes, header: pyvips.Image | None = None) -> pyvips.Image:
     """The downscaled copy every detector reads. libvips' thumbnail never shrinks on load
     below its target, but the detectors are as good at 512 px as at 640: a large JPEG is
     decoded at 1/2, 1/4 or 1/8 (its cheapest decode, about half the cost at 1 MP) as long
-    as its long side stays at least ``MIN_ANALYSIS_SIDE``."""
-    header = pyvips.Image.new_from_buffer(blob, "")
+    as its long side stays at least ``MIN_ANALYSIS_SIDE``. ``header``: the blob's header,
+    when the caller has parsed it already."""
+    if header is None:
+        header = pyvips.Image.new_from_buffer(blob, "")
     if str(header.get("vips-loader")).startswith("jpegload"):
         long_side = max(header.width, header.height)
         for shrink in (8, 4, 2):
