@@ -75,6 +75,15 @@ def applicable(crops: Sequence[StoredCrop], width: int, height: int, ctx: str) -
     )
 
 
+def rect_from_json(value: object) -> tuple[int, int, int, int] | None:
+    """``[x, y, w, h]`` of four integers (booleans are not integers here), or None."""
+    if not isinstance(value, list) or len(value) != 4:
+        return None
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        return None
+    return (value[0], value[1], value[2], value[3])
+
+
 def fits_source(rect: tuple[int, int, int, int], width: int, height: int) -> bool:
     x, y, w, h = rect
     return x >= 0 and y >= 0 and w > 0 and h > 0 and x + w <= width and y + h <= height

@@ -14,7 +14,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from proxy.cropping.evidence import ranked_crops as crops
-from proxy.cropping.overrides import fits_source, parse_aspect
+from proxy.cropping.overrides import fits_source, parse_aspect, rect_from_json
 from proxy.errors import BadParameter, SourceNotFound
 from proxy.feedback.metrics import collaboration
 from proxy.params import dimension, split_query
@@ -174,25 +174,21 @@ class AdminApi:
             return Response(status_code=204)
         body = await json_body(request)
         aspect = _aspect(str(body.get("aspect", "any")))
-        rect = body.get("rect")
-        if (
-            not isinstance(rect, list)
-            or len(rect) != 4
-            or not all(isinstance(v, int) and not isinstance(v, bool) for v in rect)
-        ):
+        rect = rect_from_json(body.get("rect"))
+        if rect is None:
             raise BadParameter("rect must be [x, y, w, h] in source pixels")
         ctx = body.get("ctx") or ""
         if ctx not in ("", "gallery", "search", "feed", "featured", "social", "hero"):
             raise BadParameter("ctx must be one of gallery, search, feed, featured, social, hero")
         _ref, info, _analysis = await self.meta.inspect(path)  # the source must exist
-        if not fits_source((rect[0], rect[1], rect[2], rect[3]), info.width, info.height):
+        if not fits_source(rect, info.width, info.height):
             raise BadParameter(f"rect must lie inside the {info.width}x{info.height} source")
         reason = str(body.get("reason") or "")[:2000]
         override = Override(
             path=path,
             aspect=aspect,
             ctx=ctx,
-            rect=(rect[0], rect[1], rect[2], rect[3]),
+            rect=rect,
             by="user",
             reviewer=reviewer,
             reason=reason,
@@ -204,7 +200,7 @@ class AdminApi:
             component="crop",
             action="override",
             ai_output={},
-            correction={"aspect": aspect, "ctx": ctx, "rect": rect},
+            correction={"aspect": aspect, "ctx": ctx, "rect": list(rect)},
             reason=reason,
             reviewer=reviewer,
             seconds=None,

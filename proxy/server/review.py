@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
-from proxy.cropping.overrides import fits_source
+from proxy.cropping.overrides import fits_source, rect_from_json
 from proxy.errors import BadParameter
 from proxy.stores import Store
 from proxy.stores.base import AltText, Feedback, Override, ReviewItem
@@ -56,18 +56,13 @@ def _crop_choice(item: ReviewItem, decision: Decision) -> tuple[int, int, int, i
     else:
         value = decision.value if isinstance(decision.value, dict) else {}
         if "rect" in value:
-            rect = value["rect"]
-            if (
-                not isinstance(rect, list)
-                or len(rect) != 4
-                or not all(isinstance(v, int) and not isinstance(v, bool) for v in rect)
-            ):
+            box = rect_from_json(value["rect"])
+            if box is None:
                 raise BadParameter("value.rect must be [x, y, w, h] in source pixels")
             # Outside the source the override would never be served (and a huge number
             # would not even fit the store's integer columns).
             size = item.payload.get("source") or {}
             width, height = size.get("width", MAX_SIDE), size.get("height", MAX_SIDE)
-            box = (rect[0], rect[1], rect[2], rect[3])
             if not fits_source(box, width, height):
                 raise BadParameter(f"value.rect must lie inside the {width}x{height} source")
             return box
