@@ -20,7 +20,6 @@ import argparse
 import contextlib
 import json
 import os
-import resource
 import shutil
 import signal
 import subprocess
@@ -40,10 +39,13 @@ BENCH = HERE.parent
 REPO = BENCH.parent
 sys.path.insert(0, str(BENCH))
 from serve_bench import (  # noqa: E402  (the helpers serve_bench.py measures Loupe with)
+    children_cpu,
     cpu_seconds,
     default_threads,
     descendants,
+    fmt,
     free_port,
+    log,
     machine_busy_s,
     proc_status_kb,
     table,
@@ -174,10 +176,6 @@ class PeerInfo:
     notes: list[str] = field(default_factory=list)
 
 
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
 # --------------------------------------------------------------------------- servers
 
 
@@ -187,11 +185,6 @@ def pss_kb(pid: int) -> int:
             if line.startswith("Pss:"):
                 return int(line.split()[1])
     return 0
-
-
-def children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
 
 
 class Server:
@@ -796,10 +789,6 @@ def bench_peer(
     check_large(fresh, peer, info)
     fresh.stop()
     return results
-
-
-def fmt(value: float | None, digits: int = 1) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
 
 
 def report(
