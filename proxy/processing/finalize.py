@@ -1,11 +1,10 @@
 """Join frames, tag sRGB and encode. libvips is lazy: most pixel work happens here, so a
-deadline check is attached to the encode itself and kills it when time runs out."""
+deadline watchdog is armed around the encode itself and kills it when time runs out."""
 
 from __future__ import annotations
 
 import functools
-import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pyvips
@@ -13,6 +12,7 @@ import pyvips
 from proxy.errors import DeadlineExceeded
 from proxy.processing.avif_effort import AvifEffort
 from proxy.processing.plan import RenderPlan
+from proxy.processing.watchdog import Watchdog
 
 
 @functools.cache
@@ -45,6 +45,7 @@ class EncoderSettings:
     webp_effort: int = 4
     webp_smart_subsample: bool = False
     jpeg_progressive: bool = False
+    watchdog: Watchdog = field(default_factory=Watchdog, compare=False, repr=False)
 
 
 def save_options(
@@ -88,19 +89,10 @@ def encode(
         return plan.body
     image = assemble(frames, plan, delays, loop)
     suffix, options = save_options(plan, encoder)
-    timed_out = False
-
-    def watch(target: pyvips.Image, _progress: object) -> None:
-        nonlocal timed_out
-        if time.monotonic() > deadline:
-            timed_out = True
-            target.set_kill(True)
-
-    image.set_progress(True)
-    image.signal_connect("eval", watch)
-    try:
-        return bytes(image.write_to_buffer(suffix, **options))
-    except pyvips.Error:
-        if timed_out:
-            raise DeadlineExceeded("processing took longer than the request deadline") from None
-        raise
+    with encoder.watchdog.watch(image, deadline) as killed:
+        try:
+            return bytes(image.write_to_buffer(suffix, **options))
+        except pyvips.Error:
+            if killed():
+                raise DeadlineExceeded("processing took longer than the request deadline") from None
+            raise

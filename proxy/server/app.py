@@ -102,6 +102,31 @@ def configure_libvips(*, allow_svg: bool = False) -> None:
     pyvips.block_untrusted_set(True)
     pyvips.operation_block_set("VipsForeignLoadSvg", not allow_svg)
     pyvips.cache_set_max(0)
+    forward_only_libvips_warnings()
+
+
+def forward_only_libvips_warnings() -> None:
+    """pyvips forwards every libvips log level to Python logging, so each ``g_info`` (a
+    few per render: "input size is ...") takes the GIL to build a record that the
+    logging config then drops. Re-register its handler for warnings and above only."""
+    lib = getattr(pyvips, "glib_lib", None)
+    handler_id = getattr(pyvips, "_log_handler_id", None)
+    callback = getattr(pyvips, "_log_handler_cb", None)
+    if lib is None or not handler_id or callback is None:
+        return  # a pyvips without these internals: keep its default
+    domain = b"VIPS"
+    lib.g_log_remove_handler(domain, handler_id)
+    levels = pyvips.GLogLevelFlags
+    pyvips._log_handler_id = lib.g_log_set_handler(
+        domain,
+        levels.LEVEL_WARNING
+        | levels.LEVEL_CRITICAL
+        | levels.LEVEL_ERROR
+        | levels.FLAG_FATAL
+        | levels.FLAG_RECURSION,
+        callback,
+        pyvips.ffi.NULL,
+    )
 
 
 def build_sources(config: Config) -> SourceRouter:
