@@ -24,7 +24,7 @@ from proxy.cache.shared import SharedKV
 from proxy.detectors import content as content_features
 from proxy.detectors import text as text_detector
 from proxy.detectors.content import ContentClassifier
-from proxy.detectors.faces import FaceDetector
+from proxy.detectors.faces import Face, FaceDetector
 from proxy.detectors.saliency import Saliency, SaliencyDetector
 from proxy.fingerprint import PhashMemo
 
@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 ANALYSIS_SIDE = 640  # the detectors' working size: enough for faces of ~2% of the width
 MIN_ANALYSIS_SIDE = 512  # a cheap JPEG decode may land below ANALYSIS_SIDE, never below this
 GRID_SIDE = 16
-VERSION = 3  # bump when a component's output changes meaning (3: JPEG copies at 512-640 px)
+VERSION = 4  # bump when a component's output changes meaning (4: possible faces)
 
 
 class Analyzer:
@@ -112,7 +112,7 @@ class Analyzer:
         )
         width, height = (header.height, header.width) if turned else (header.width, header.height)
         scale = width / small.width  # thumbnail_buffer applied the orientation already
-        faces = self._pool.submit(self.faces.detect, small)
+        faces = self._pool.submit(self.faces.detect_all, small)
         saliency = self._pool.submit(self.saliency.detect, small)
         text, content = self._text_and_content(small)
         unavailable = {
@@ -124,14 +124,20 @@ class Analyzer:
             )
             if not component.available
         }
+        detections = faces.result()
+
+        def boxes(found: list[Face]) -> tuple[FoundBox, ...]:
+            return tuple(
+                FoundBox(f.x * scale, f.y * scale, f.width * scale, f.height * scale, f.score)
+                for f in found
+            )
+
         return Analysis(
             phash=phash,
             width=width,
             height=height,
-            faces=tuple(
-                FoundBox(f.x * scale, f.y * scale, f.width * scale, f.height * scale, f.score)
-                for f in faces.result()
-            ),
+            faces=boxes(detections.faces),
+            possible_faces=boxes(detections.possible),
             saliency=_saliency(saliency.result(), scale),
             text=tuple(
                 FoundBox(r.x * scale, r.y * scale, r.width * scale, r.height * scale, r.score)

@@ -35,6 +35,9 @@ class Analysis:
     text_coverage: float = 0.0
     content: tuple[str, float] | None = None  # (class, confidence)
     unavailable: dict[str, str] = field(default_factory=dict)  # component -> reason
+    # Detections below the face threshold: cropping keeps them when it can (small real
+    # faces score low), /meta lists them apart; never counted as faces.
+    possible_faces: tuple[FoundBox, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -60,4 +63,5 @@ class Analysis:
             text_coverage=raw.get("text_coverage", 0.0),
             content=(content[0], content[1]) if content else None,
             unavailable=dict(raw.get("unavailable", {})),
+            possible_faces=tuple(FoundBox(**box) for box in raw.get("possible_faces", ())),
         )

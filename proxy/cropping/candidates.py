@@ -5,21 +5,25 @@ The window is the largest region of the output's aspect that fits the source
 zooms in on a small subject. Everything here is pure (numbers and small numpy arrays),
 so the guarantees are property-tested.
 
-Scoring is tiered, so the promises hold whatever the soft terms say::
+Scoring is tiered, each tier worth as much as all below it, so the promises hold whatever
+the soft terms say::
 
-    score = 0.50 * [every face fully inside]
-          + 0.25 * [every text box fully inside]
-          + 0.25 * soft
+    score = 0.500 * [every face fully inside]
+          + 0.250 * [every possible face fully inside (that fits the window)]
+          + 0.125 * [every text box fully inside]
+          + 0.125 * soft
     soft  = (1 - 1e-6) * kept + 1e-6 * centre prior (closeness to the centred default)
-    kept  = 0.30 * faces kept (weight score * sqrt(area); a face bigger than the
-                   window counts by the share of it shown)
+    kept  = 0.30 * faces kept, possible ones included (weight score * sqrt(area); a face
+                   bigger than the window counts by the share of it shown)
           + 0.15 * (1 - faces cut by a window edge, same weights)
           + 0.30 * salient mass kept (grid if given, else box overlap)
           + 0.15 * text kept whole (area fraction, minus half the cut fraction, >= 0)
           + 0.10 * subject alignment with the thirds grid (1 on or between the lines)
 
-A missing kind of evidence counts as fully kept (1.0), so with no evidence only the
-centre prior differs between windows; it is weighted to break ties only.
+So people come first: faces, then possible faces (detections below the face threshold:
+mostly small real faces, sometimes a face-like pattern); then text kept whole, then the
+soft terms. A missing kind of evidence counts as fully kept (1.0), so with no evidence
+only the centre prior differs between windows; it is weighted to break ties only.
 """
 
 from __future__ import annotations
@@ -43,7 +47,9 @@ DUPLICATE_PX = 4  # windows whose corners are this close are the same crop
 MAX_BOXES = 64  # boxes considered when searching for the best cluster
 _EPS = 1e-6
 
-W_FACES_ALL, W_TEXT_ALL, W_SOFT = 0.50, 0.25, 0.25
+W_FACES_ALL, W_POSSIBLE_ALL, W_TEXT_ALL, W_SOFT = 0.500, 0.250, 0.125, 0.125
+# In the proposals, a confident face outweighs any number of possible ones.
+CONFIDENT_FACE_BONUS = 1e6
 W_FACES, W_UNCUT, W_SALIENCY, W_TEXT, W_THIRDS = 0.30, 0.15, 0.30, 0.15, 0.10
 # Centre prior: a tie-break only. Far below what one pixel of movement changes in ``kept``
 # (a trade-off against real evidence would let the top window jump against the subject).
@@ -83,6 +89,7 @@ class Evidence:
     saliency_grid: Grid | None = field(default=None, compare=False, repr=False)
     text: tuple[Box, ...] = ()
     saliency_centroid: tuple[float, float] | None = None
+    possible_faces: tuple[Box, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -329,27 +336,35 @@ def score(window: Rect, source: Size, evidence: Evidence) -> tuple[float, tuple[
     reasons: list[str] = []
 
     faces = _clip_all(evidence.faces, source)
-    faces_all, faces_kept, faces_uncut = 1.0, 1.0, 1.0
-    if faces:
-        weights = [_face_weight(f) for f in faces]
+    possible = _clip_all(evidence.possible_faces, source)
+    everyone = faces + possible
+    faces_all, possible_all, faces_kept, faces_uncut = 1.0, 1.0, 1.0, 1.0
+    if everyone:
+        weights = [_face_weight(f) for f in everyone]
         total = sum(weights)
-        inside = [_inside(f, window) for f in faces]
+        inside = [_inside(f, window) for f in everyone]
         # A face bigger than the window cannot be kept whole: credit the share of it the
         # window shows, and never push the window off it for "cutting" it.
-        fits = [f.w <= window.w + _EPS and f.h <= window.h + _EPS for f in faces]
+        fits = [f.w <= window.w + _EPS and f.h <= window.h + _EPS for f in everyone]
         shown = [
             _face_shown(f, window, keep, fit)
-            for f, keep, fit in zip(faces, inside, fits, strict=True)
+            for f, keep, fit in zip(everyone, inside, fits, strict=True)
         ]
         kept = sum(w * part for w, part in zip(weights, shown, strict=True))
-        cuts = [_cut_edges(f, window) if fit else [] for f, fit in zip(faces, fits, strict=True)]
+        cuts = [_cut_edges(f, window) if fit else [] for f, fit in zip(everyone, fits, strict=True)]
         cut = sum(w for w, edges in zip(weights, cuts, strict=True) if edges)
-        faces_all = 1.0 if all(inside) else 0.0
+        faces_all = 1.0 if all(inside[: len(faces)]) else 0.0
+        # A possible face that cannot fit is no promise to keep.
+        extra = range(len(faces), len(everyone))
+        possible_all = 1.0 if all(inside[i] or not fits[i] for i in extra) else 0.0
         faces_kept, faces_uncut = kept / total, 1.0 - cut / total
-        noun = "face" if len(faces) == 1 else "faces"
-        reasons.append(f"keeps {sum(inside)}/{len(faces)} {noun}")
+        if faces:
+            noun = "face" if len(faces) == 1 else "faces"
+            reasons.append(f"keeps {sum(inside[: len(faces)])}/{len(faces)} {noun}")
+        if possible:
+            reasons.append(f"keeps {sum(inside[len(faces) :])}/{len(possible)} possible faces")
         for edge in ("left", "right", "top", "bottom"):
-            count = sum(1 for edges in cuts if edges and edges[0] == edge)
+            count = sum(1 for edges in cuts[: len(faces)] if edges and edges[0] == edge)
             if count:
                 reasons.append(f"cuts {_plural(count, 'face')} at the {edge} edge")
 
@@ -411,7 +426,12 @@ def score(window: Rect, source: Size, evidence: Evidence) -> tuple[float, tuple[
         + W_THIRDS * alignment
     )
     soft = (1 - W_CENTRE) * kept + W_CENTRE * centre
-    total_score = W_FACES_ALL * faces_all + W_TEXT_ALL * text_all + W_SOFT * soft
+    total_score = (
+        W_FACES_ALL * faces_all
+        + W_TEXT_ALL * text_all
+        + W_POSSIBLE_ALL * possible_all
+        + W_SOFT * soft
+    )
     return min(1.0, max(0.0, total_score)), tuple(reasons)
 
 
@@ -423,9 +443,19 @@ def _check(source: Size, window: Size) -> None:
 def _proposals(source: Size, window: Size, evidence: Evidence) -> list[tuple[str, Rect]]:
     out: list[tuple[str, Rect]] = []
     faces = _clip_all(evidence.faces, source)
+    possible = _clip_all(evidence.possible_faces, source)
     if faces:
         cluster = _best_cluster(faces, [_face_weight(f) for f in faces], source, window)
         target = _union(cluster)
+        out.append(("faces", _covering(target, target.center, source, window)))
+    if possible:
+        # Every person the window can hold, the confident faces first.
+        everyone = faces + possible
+        weights = [
+            _face_weight(f) * (CONFIDENT_FACE_BONUS if i < len(faces) else 1.0)
+            for i, f in enumerate(everyone)
+        ]
+        target = _union(_best_cluster(everyone, weights, source, window))
         out.append(("faces", _covering(target, target.center, source, window)))
 
     texts = _clip_all(evidence.text, source)

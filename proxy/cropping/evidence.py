@@ -25,10 +25,13 @@ def _inside(box: Box, region: Rect) -> bool:
 def evidence_for(analysis: Analysis, region: Rect) -> Evidence:
     whole = (region.x, region.y, region.w, region.h) == (0, 0, analysis.width, analysis.height)
     faces = tuple(b for b in (_shift(f, region) for f in analysis.faces) if _inside(b, region))
+    possible = tuple(
+        b for b in (_shift(f, region) for f in analysis.possible_faces) if _inside(b, region)
+    )
     text = tuple(b for b in (_shift(t, region) for t in analysis.text) if _inside(b, region))
     saliency = analysis.saliency
     if saliency is None:
-        return Evidence(faces=faces, text=text)
+        return Evidence(faces=faces, text=text, possible_faces=possible)
     centroid = (saliency.centroid[0] - region.x, saliency.centroid[1] - region.y)
     return Evidence(
         faces=faces,
@@ -37,6 +40,7 @@ def evidence_for(analysis: Analysis, region: Rect) -> Evidence:
         saliency_grid=np.asarray(saliency.grid, dtype=np.float32) if whole else None,
         text=text,
         saliency_centroid=centroid,
+        possible_faces=possible,
     )
 
 

@@ -13,8 +13,11 @@ grids (strides 8, 16, 32; 80x80, 40x40 and 20x20 cells), row-major:
   left eye, nose tip, right and left mouth corners (the subject's right and left).
 
 Boxes scoring at least ``score_threshold`` (default 0.8: a motorcycle headlight scores
-about 0.6) go through greedy NMS (IoU 0.3) and are mapped back to source pixels.
-About 15-20 ms per image on one core, most of it the network.
+about 0.6) go through greedy NMS (IoU 0.3) and are mapped back to source pixels. Boxes
+between ``possible_threshold`` (0.45) and it are kept apart as *possible* faces: YuNet
+scores small real faces (8-20 px: sailors, a woman at a door, rafters in profile) at
+0.45-0.8, so cropping keeps them when it costs nothing, but they are never reported as
+faces. About 15-20 ms per image on one core, most of it the network.
 """
 
 from __future__ import annotations
@@ -146,8 +149,15 @@ def nms(boxes: F32, scores: F32, iou_threshold: float, top_k: int = TOP_K) -> li
     return kept
 
 
+@dataclass(frozen=True)
+class Detections:
+    faces: list[Face]  # at least score_threshold, best first
+    possible: list[Face]  # possible_threshold .. score_threshold, best first
+
+
 class FaceDetector(OnnxComponent):
-    """``detect(image)`` -> faces, best first; ``[]`` when unavailable or on any failure."""
+    """``detect(image)`` -> faces, best first; ``[]`` when unavailable or on any failure.
+    ``detect_all`` adds the possible faces."""
 
     model_name: ClassVar[str] = "yunet"
     kind: ClassVar[str] = "face detector"
@@ -157,10 +167,12 @@ class FaceDetector(OnnxComponent):
         models_dir: Path,
         *,
         score_threshold: float = 0.8,
+        possible_threshold: float = 0.45,
         nms_iou: float = 0.3,
         manifest: Mapping[str, ModelEntry] | None = None,
     ) -> None:
         self.score_threshold = score_threshold
+        self.possible_threshold = min(possible_threshold, score_threshold)
         self.nms_iou = nms_iou
         self.input_name = "input"
         super().__init__(models_dir, manifest=manifest)
@@ -175,21 +187,30 @@ class FaceDetector(OnnxComponent):
         self.input_name = inputs[0].name
 
     def detect(self, image: pyvips.Image) -> list[Face]:
+        return self.detect_all(image).faces
+
+    def detect_all(self, image: pyvips.Image) -> Detections:
         if self.session is None:
-            return []
+            return Detections([], [])
         try:
-            return self._detect(self.session, image)
+            found = self._detect(self.session, image)
         except Exception as exc:  # libvips and onnxruntime errors alike: no faces, not a 500
             log.warning("face detection failed: %s", exc)
-            return []
+            return Detections([], [])
+        return Detections(
+            [f for f in found if f.score >= self.score_threshold],
+            [f for f in found if f.score < self.score_threshold],
+        )
 
     def _detect(self, session: ort.InferenceSession, image: pyvips.Image) -> list[Face]:
+        """Everything from ``possible_threshold`` up, through one NMS (a possible box that
+        overlaps a confident one is the same face, and is dropped)."""
         blob, box = letterbox(image)
         raw = session.run(list(OUTPUTS), {self.input_name: blob})
         outputs = {
             name: np.asarray(value, np.float32) for name, value in zip(OUTPUTS, raw, strict=True)
         }
-        boxes, scores, marks = decode(outputs, self.score_threshold)
+        boxes, scores, marks = decode(outputs, self.possible_threshold)
         faces: list[Face] = []
         for index in nms(boxes, scores, self.nms_iou):
             x, y, w, h = (float(v) for v in boxes[index])

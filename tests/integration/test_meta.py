@@ -23,6 +23,7 @@ def analysing(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
     shutil.copy(data_root / "kodak" / "kodim12.png", root / "couple.png")
     shutil.copy(data_root / "kodak" / "kodim12.png", root / "reupload.png")
     shutil.copy(data_root / "generated" / "screenshot_ui.png", root / "ui.png")
+    shutil.copy(data_root / "kodak" / "kodim10.png", root / "sailing.png")
     running = LoupeServer(
         root, tmp_path_factory.mktemp("meta-data"), args=("--models-dir", str(models))
     )
@@ -109,3 +110,20 @@ def test_smart_and_faces_crops_keep_both_people(analysing: LoupeServer, crop: st
     rect = tuple(int(v) for v in header.split("rect=")[1].split(";")[0].split(","))
     assert rect[2:] == (256, 512)
     assert all(_inside(face, rect) for face in faces)  # type: ignore[arg-type]
+
+
+def test_small_faces_are_possible_faces_and_smart_crops_keep_them(analysing: LoupeServer) -> None:
+    """kodim10: two sailors with 13-14 px faces that YuNet scores 0.7-0.8. They are not
+    reported as faces, but a 16:9 smart crop keeps them (a centre crop cuts both)."""
+    meta = httpx.get(analysing.url + "/meta/sailing.png", timeout=60).json()
+    assert meta["faces"] == []
+    possible = meta["possible_faces"]
+    assert len(possible) == 2 and all(0.45 <= f["score"] < 0.8 for f in possible)
+    response = httpx.get(
+        analysing.url + "/img/sailing.png?w=512&h=288&fit=crop&crop=smart&fm=png", timeout=60
+    )
+    header = response.headers["x-loupe-crop"]
+    rect = tuple(int(v) for v in header.split("rect=")[1].split(";")[0].split(","))
+    assert all(_inside(face, rect) for face in possible), (header, possible)  # type: ignore[arg-type]
+    centre = (0, (768 - 288) // 2, 512, 288)
+    assert not any(_inside(face, centre) for face in possible)

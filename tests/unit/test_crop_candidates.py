@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pytest
@@ -153,6 +153,44 @@ def test_top_keeps_every_face_when_the_window_can_hold_them(data: st.DataObject)
     )
     top = rank(source, window, ev)[0]
     assert all(inside(f, top.rect) for f in faces), (top, faces)
+
+
+@FAST
+@given(st.data())
+def test_possible_faces_never_cost_a_confident_face(data: st.DataObject) -> None:
+    source, window = data.draw(frames())
+    faces = data.draw(boxes_in(data.draw(sub_rect(source, window)), 4))
+    possible = data.draw(boxes_in(whole(source), 5))  # anywhere, even far from the faces
+    distractions = data.draw(evidence(source, faces=False))
+    ev = Evidence(
+        faces=tuple(faces),
+        possible_faces=tuple(possible),
+        saliency=distractions.saliency,
+        saliency_grid=distractions.saliency_grid,
+        text=distractions.text,
+    )
+    top = rank(source, window, ev)[0]
+    assert all(inside(f, top.rect) for f in faces), (top, faces, possible)
+
+
+@FAST
+@given(st.data())
+def test_top_keeps_every_person_when_the_window_can_hold_them(data: st.DataObject) -> None:
+    source, window = data.draw(frames())
+    area = data.draw(sub_rect(source, window))
+    faces = data.draw(boxes_in(area, 3, 0))
+    possible = data.draw(boxes_in(area, 3))
+    distractions = data.draw(evidence(source, faces=False))  # text and saliency anywhere
+    ev = Evidence(
+        faces=tuple(faces),
+        possible_faces=tuple(possible),
+        saliency=distractions.saliency,
+        saliency_grid=distractions.saliency_grid,
+        text=distractions.text,
+    )
+    top = rank(source, window, ev)[0]
+    assert all(inside(f, top.rect) for f in (*faces, *possible)), (top, faces, possible)
+    assert f"keeps {len(possible)}/{len(possible)} possible faces" in top.reasons
 
 
 @st.composite
@@ -316,6 +354,28 @@ def test_faces_that_cannot_all_fit_keep_the_strongest_cluster() -> None:
     assert faces is not None and ranked[0] == faces
     assert all(inside(f, faces.rect) for f in trio) and not inside(lone, faces.rect)
     assert "keeps 3/4 faces" in faces.reasons
+
+
+def test_a_small_low_scoring_face_at_the_edge_is_kept_over_text_and_saliency() -> None:
+    """kodim24's case: no confident face, a 10x13 px woman at a door (YuNet 0.47) at the
+    right edge, text and most of the salient mass on the left."""
+    source = Size(768, 512)
+    window = window_size(source, Size(288, 512))
+    woman = Box(727, 404, 10, 13, 0.47)
+    grid = np.zeros((4, 8), dtype=np.float32)
+    grid[:, 1:4] = 1.0
+    ev = Evidence(
+        possible_faces=(woman,),
+        saliency=Box(100, 0, 300, 512),
+        saliency_mass=0.3,
+        saliency_grid=grid,
+        text=(Box(150, 60, 120, 30, 0.6),),
+    )
+    top = rank(source, window, ev)[0]
+    assert inside(woman, top.rect) and "keeps 1/1 possible faces" in top.reasons
+    assert pick(rank(source, window, ev), "faces") == top
+    # Without the possible face, text and saliency decide, as before.
+    assert not inside(woman, rank(source, window, replace(ev, possible_faces=()))[0].rect)
 
 
 def test_duplicates_merge_and_pick_finds_them() -> None:
