@@ -179,8 +179,10 @@ def _components(
     labelled = pyvips.Image.new_from_memory(flat, width, height, 1, "uchar").labelregions()
     labels = np.ndarray(buffer=labelled.write_to_memory(), dtype=np.int32, shape=(height, width))
     ys, xs = np.nonzero(mask)
-    ids, index = np.unique(labels[ys, xs], return_inverse=True)
-    n = len(ids)
+    # Labels are dense (0 .. regions - 1, background regions included): index by them
+    # directly and keep the ones with mask pixels, in label order (no sort needed).
+    index = labels[ys, xs]
+    n = int(index.max()) + 1
     counts = np.bincount(index, minlength=n).astype(np.int64)
     x0 = np.full(n, width, dtype=np.int64)
     y0 = np.full(n, height, dtype=np.int64)
@@ -190,7 +192,8 @@ def _components(
     np.minimum.at(y0, index, ys)
     np.maximum.at(x1, index, xs + 1)
     np.maximum.at(y1, index, ys + 1)
-    return x0, y0, x1, y1, counts
+    found = counts > 0
+    return x0[found], y0[found], x1[found], y1[found], counts[found]
 
 
 def analyse(grey: Array, min_score: float = MIN_SCORE) -> tuple[list[Box], Mask]:
