@@ -158,8 +158,9 @@ def _decode(body: bytes, expected: Expectation, full: bool = True) -> _Decoded |
         small_copy_ok = not full and min(image.width, image.height) >= 64
         if expected.mime == "image/jpeg" and small_copy_ok:
             # DCT scaling: every coefficient is still entropy-decoded (a damaged stream
-            # fails the same), only the full-size inverse DCT is skipped: ~3x cheaper.
-            sampled = pyvips.Image.new_from_buffer(body, "", fail_on="error", shrink=4)
+            # fails the same), only the full-size inverse DCT is skipped (1/8: the DC
+            # coefficient alone): 3.8 -> 1.8 ms for a 600x400 output.
+            sampled = pyvips.Image.new_from_buffer(body, "", fail_on="error", shrink=8)
         elif expected.mime == "image/webp" and small_copy_ok and expected.frames == 1:
             # libwebp's scaled decoding reconstructs every macroblock into its rescaler;
             # only the full-size colour conversion is skipped: ~2x cheaper.
