@@ -52,7 +52,7 @@ from proxy.processing.pipeline import Rendered, RenderSettings, render
 from proxy.quality import ssimulacra2
 from proxy.quality.decisions import QualityDecisions
 from proxy.quality.predictor import QualityPredictor
-from proxy.server.app import PREDICTOR_FILE, configure_libvips
+from proxy.server.app import PREDICTOR_FILE, configure_process
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("LOUPE_SHARED_DIR", REPO.parent / "shared"))
@@ -111,7 +111,7 @@ def settings(predictor: QualityPredictor) -> RenderSettings:
     """``RenderSettings`` as ``create_app`` builds them with the default configuration,
     except: no decisions remembered (every q=auto answer searches), no phash memo, and the
     metric wrapped in a clock."""
-    configure_libvips()
+    configure_process()
     policies = DEFAULT_POLICIES
     encoder = EncoderSettings(avif=AvifEffort.fixed(2))
     return RenderSettings(

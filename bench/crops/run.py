@@ -61,7 +61,7 @@ from proxy.policies import DEFAULT_POLICIES
 from proxy.processing.avif_effort import AvifEffort
 from proxy.processing.finalize import EncoderSettings
 from proxy.processing.pipeline import Rendered, RenderSettings, render
-from proxy.server.app import configure_libvips
+from proxy.server.app import configure_process
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -741,7 +741,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if missing:
         print(f"setup: images missing under {args.data}: {', '.join(missing)}", file=sys.stderr)
         return 2
-    configure_libvips()
+    configure_process()
     probe = Analyzer(args.models, None)
     usable = probe.faces.available and probe.saliency.available
     reasons = f"faces: {probe.faces.reason}; saliency: {probe.saliency.reason}"

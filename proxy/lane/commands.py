@@ -17,7 +17,7 @@ from proxy.config import Config
 from proxy.fingerprint import PhashMemo
 from proxy.lane.lane import Lane, assemble
 from proxy.lane.worker import Worker
-from proxy.server.app import build_sources, configure_libvips
+from proxy.server.app import build_sources, configure_process
 from proxy.stores import Store, StoreError, open_store
 
 log = logging.getLogger(__name__)
@@ -30,7 +30,7 @@ class _Runtime(contextlib.AbstractAsyncContextManager["_Runtime"]):
     """Store, sources, analyzer and lane for a command; closed in reverse on exit."""
 
     def __init__(self, config: Config) -> None:
-        configure_libvips(allow_svg=config.images.allow_svg)
+        configure_process(allow_svg=config.images.allow_svg)
         self.config = config
         self.store: Store = open_store(config.store_url())
         self.source = build_sources(config)
