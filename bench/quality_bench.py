@@ -95,13 +95,18 @@ class MetricClock:
         self.seconds = 0.0
         self.calls = 0
 
-    def __call__(self, reference: pyvips.Image, distorted: pyvips.Image) -> float:
-        started = time.perf_counter()
-        try:
-            return ssimulacra2.score(reference, distorted)
-        finally:
-            self.seconds += time.perf_counter() - started
-            self.calls += 1
+    def __call__(self, reference: pyvips.Image) -> Callable[[pyvips.Image], float]:
+        prepared = ssimulacra2.Reference(reference)  # as the server's QualityTools does
+
+        def measure(distorted: pyvips.Image) -> float:
+            started = time.perf_counter()
+            try:
+                return prepared(distorted)
+            finally:
+                self.seconds += time.perf_counter() - started
+                self.calls += 1
+
+        return measure
 
 
 METRIC = MetricClock()

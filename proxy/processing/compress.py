@@ -26,7 +26,9 @@ from proxy.quality.predictor import QualityPredictor
 from proxy.quality.search import search
 
 log = logging.getLogger(__name__)
-Metric = Callable[[pyvips.Image, pyvips.Image], float]
+# Given the lossless reference, a scorer of its encodes (``ssimulacra2.Reference``): the
+# reference's half of the metric is computed once for all of the search's probes.
+Metric = Callable[[pyvips.Image], Callable[[pyvips.Image], float]]
 
 
 # Graphics (flat areas, hard coloured edges) suffer from chroma subsampling: there,
@@ -94,8 +96,10 @@ def compress(
             notes.append("predictor-unavailable")
             start = policy.quality_for(plan.format)
 
+        measure = tools.metric(reference)
+
         def score(body: bytes) -> float:
-            return tools.metric(reference, pyvips.Image.new_from_buffer(body, ""))
+            return measure(pyvips.Image.new_from_buffer(body, ""))
 
         result = search(
             encode, score, target=policy.target, floor=policy.min_quality or 1, start=start

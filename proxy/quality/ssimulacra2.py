@@ -25,11 +25,17 @@ Shortcuts, both measured on the reference pairs: a (scale, channel) whose six we
 below ``MIN_CHANNEL_WEIGHT`` is not computed (scores move by < 0.001); embedded ICC profiles
 are not applied (inputs are taken as sRGB, as Loupe's outputs are). Peak memory is about
 100 bytes per pixel. The functions keep no state and are safe to call from several threads.
+
+``Reference(image)`` prepares the reference's half once (linear RGB, pyramid, XYB planes and
+their blurs) for scoring several encodes of it, as q=auto's probes do: the same scores bit for
+bit (each plane is blurred on its own), two scores of an 800x533 pair in 98.5 ms of CPU
+instead of 128.6 ms.
 """
 
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
 from functools import cache
 
@@ -400,42 +406,71 @@ def _blur_fast(buf: F32, h: int, w: int) -> F32:
     return _fir_rows(turned, w)[:, :w]
 
 
-def _features_fast(lin1: F32, lin2: F32, channels: list[int], wants: list[_Want]) -> list[_Pool]:
-    """Pooled maps of several channels of one scale (float32, FIR blur)."""
+@dataclass(frozen=True)
+class _FastReference:
+    """The reference's side of the fast path at one scale: its XYB planes (H, W), their
+    blur (W, H, as ``_blur_fast`` leaves it) and, for edge maps, the planes transposed."""
+
+    planes: dict[int, F32]
+    blurred: dict[int, F32]
+    sharp: dict[int, F32]
+
+
+def _fast_reference(lin1: F32, channels: list[int], wants: list[_Want]) -> _FastReference:
     h, w = lin1.shape[1:]
+    half = len(_gauss().taps) // 2
+    buf = _padded(len(channels), h, w)
+    rows = buf[:, half : half + h]
+    _xyb_fast(lin1, set(channels), {c: rows[j] for j, c in enumerate(channels)})
+    blurred = _blur_fast(buf, h, w)  # (P, W, H); each plane is blurred on its own
+    sharp: dict[int, F32] = {}
+    for j, (c, want) in enumerate(zip(channels, wants, strict=True)):
+        if want.ring or want.blur:
+            sharp[c] = np.empty((w, h), dtype=np.float32)
+            _transpose(rows[j], sharp[c])
+    return _FastReference(
+        planes={c: rows[j] for j, c in enumerate(channels)},
+        blurred={c: blurred[j] for j, c in enumerate(channels)},
+        sharp=sharp,
+    )
+
+
+def _features_fast(
+    ref: _FastReference, lin2: F32, channels: list[int], wants: list[_Want]
+) -> list[_Pool]:
+    """Pooled maps of several channels of one scale (float32, FIR blur)."""
+    h, w = lin2.shape[1:]
     half = len(_gauss().taps) // 2
     slots = []
     count = 0
     for want in wants:
         slots.append(count)
-        count += 4 if want.ssim else 2
+        count += 3 if want.ssim else 1
     buf = _padded(count, h, w)
     rows = buf[:, half : half + h]
-    _xyb_fast(lin1, set(channels), {c: rows[k] for c, k in zip(channels, slots, strict=True)})
-    _xyb_fast(lin2, set(channels), {c: rows[k + 1] for c, k in zip(channels, slots, strict=True)})
-    for want, k in zip(wants, slots, strict=True):
+    _xyb_fast(lin2, set(channels), {c: rows[k] for c, k in zip(channels, slots, strict=True)})
+    for c, want, k in zip(channels, wants, slots, strict=True):
         if want.ssim:
-            i1, i2 = rows[k], rows[k + 1]
-            np.multiply(i1, i2, out=rows[k + 2])
-            np.subtract(i1, i2, out=rows[k + 3])
-            rows[k + 3] *= rows[k + 3]
+            i1, i2 = ref.planes[c], rows[k]
+            np.multiply(i1, i2, out=rows[k + 1])
+            np.subtract(i1, i2, out=rows[k + 2])
+            rows[k + 2] *= rows[k + 2]
     blurred = _blur_fast(buf, h, w)  # (P, W, H)
     pools = [_Pool(h * w) for _ in channels]
     sharp: dict[int, F32] = {}
-    for want, k in zip(wants, slots, strict=True):
+    for c, want, k in zip(channels, wants, slots, strict=True):
         if want.ring or want.blur:
-            for j in (k, k + 1):
-                sharp[j] = np.empty((w, h), dtype=np.float32)
-                _transpose(rows[j], sharp[j])
+            sharp[c] = np.empty((w, h), dtype=np.float32)
+            _transpose(rows[k], sharp[c])
     step = max(1, _STRIP // h)
     for w0 in range(0, w, step):
         w1 = min(w, w0 + step)
-        for want, k, pool in zip(wants, slots, pools, strict=True):
-            mu1, mu2 = blurred[k, w0:w1], blurred[k + 1, w0:w1]
+        for c, want, k, pool in zip(channels, wants, slots, pools, strict=True):
+            mu1, mu2 = ref.blurred[c][w0:w1], blurred[k, w0:w1]
             if want.ssim:
-                pool.add_ssim(_ssim_map(mu1, mu2, blurred[k + 2, w0:w1], blurred[k + 3, w0:w1]))
+                pool.add_ssim(_ssim_map(mu1, mu2, blurred[k + 1, w0:w1], blurred[k + 2, w0:w1]))
             if want.ring or want.blur:
-                edges = _edge_map(sharp[k][w0:w1], mu1, sharp[k + 1][w0:w1], mu2)
+                edges = _edge_map(ref.sharp[c][w0:w1], mu1, sharp[c][w0:w1], mu2)
                 pool.add_edges(edges, want)
     return pools
 
@@ -656,20 +691,47 @@ def _blur_exact(turned: F32) -> F32:
     return vert.reshape(h, p_count, w).transpose(1, 0, 2)
 
 
-def _features_exact(lin1: F32, lin2: F32, channels: list[int], wants: list[_Want]) -> list[_Pool]:
+@dataclass(frozen=True)
+class _ExactReference:
+    """The reference's side of the exact path at one scale: XYB planes, blur(i1^2), blur(i1)."""
+
+    planes: dict[int, F32]
+    s11: dict[int, F32]
+    mu1: dict[int, F32]
+
+
+def _turned(planes: list[F32]) -> F32:
+    """(H, W) planes as the (W, P, H) block the exact row pass reads."""
+    h, w = planes[0].shape
+    turned = np.empty((w, len(planes), h), dtype=np.float32)
+    for k, plane in enumerate(planes):
+        turned[:, k] = plane.T
+    return turned
+
+
+def _exact_reference(lin1: F32, channels: list[int]) -> _ExactReference:
+    x1 = _xyb_exact(lin1, set(channels))
+    # Columns are blurred independently, so blurring these apart changes no bit.
+    blurred = _blur_exact(_turned([p for c in channels for p in (x1[c] * x1[c], x1[c])]))
+    return _ExactReference(
+        planes={c: x1[c] for c in channels},
+        s11={c: blurred[2 * j] for j, c in enumerate(channels)},
+        mu1={c: blurred[2 * j + 1] for j, c in enumerate(channels)},
+    )
+
+
+def _features_exact(
+    ref: _ExactReference, lin2: F32, channels: list[int], wants: list[_Want]
+) -> list[_Pool]:
     """Pooled maps with the reference's float32/float64 mix, for noise-sensitive channels."""
-    x1, x2 = _xyb_exact(lin1, set(channels)), _xyb_exact(lin2, set(channels))
-    h, w = lin1.shape[1:]
-    turned = np.empty((w, 5 * len(channels), h), dtype=np.float32)  # what the row pass reads
-    for j, c in enumerate(channels):
-        i1, i2 = x1[c], x2[c]
-        for k, plane in enumerate((i1 * i1, i2 * i2, i1 * i2, i1, i2)):
-            turned[:, 5 * j + k] = plane.T
-    blurred = _blur_exact(turned)
+    x2 = _xyb_exact(lin2, set(channels))
+    planes = [p for c in channels for p in (x2[c] * x2[c], ref.planes[c] * x2[c], x2[c])]
+    blurred = _blur_exact(_turned(planes))
     pools = []
     for j, (c, want) in enumerate(zip(channels, wants, strict=True)):
-        s11, s22, s12, mu1, mu2 = blurred[5 * j : 5 * j + 5]
-        i1, i2 = x1[c], x2[c]
+        s22, s12, mu2 = blurred[3 * j : 3 * j + 3]
+        s11, mu1 = ref.s11[c], ref.mu1[c]
+        i1, i2 = ref.planes[c], x2[c]
         pool = _Pool(i1.size)
         if want.ssim:
             mu11, mu22, mu12 = mu1 * mu1, mu2 * mu2, mu1 * mu2
@@ -707,6 +769,74 @@ def _weights(scales: int) -> F64:
     return np.ascontiguousarray(w.transpose(1, 0, 2))
 
 
+@dataclass(frozen=True)
+class _ScaleReference:
+    """Everything of one scale that depends on the reference only."""
+
+    weights: F64  # (channel, 6): ssim1, ring1, blur1, ssim4, ring4, blur4
+    wants: dict[int, _Want]
+    exact: list[int]
+    fast: list[int]
+    exact_ref: _ExactReference | None
+    fast_ref: _FastReference | None
+
+
+def _reference_scales(
+    lin1: F32,
+    *,
+    min_weight: float = MIN_CHANNEL_WEIGHT,
+    exact_scale: int = EXACT_MIN_SCALE,
+    exact_weight: float = EXACT_MIN_WEIGHT,
+) -> list[_ScaleReference]:
+    """The reference's half of the work, every scale: done once, however many distorted
+    images (q=auto's probes) are then scored against it."""
+    scales = _scale_count(*lin1.shape[1:])
+    weights = _weights(scales)
+    out = []
+    for s in range(scales):
+        if s:
+            lin1 = _downsample(lin1)
+        wts = weights[s]
+        wanted = [c for c in range(3) if wts[c].max() >= min_weight]
+        wants = {c: _Want(bool(wts[c][0] or wts[c][3]), bool(wts[c][1] or wts[c][4]),
+                          bool(wts[c][2] or wts[c][5])) for c in wanted}  # fmt: skip
+        exact = [c for c in wanted if s >= exact_scale and wts[c][[0, 3]].max() >= exact_weight]
+        fast = [c for c in wanted if c not in exact]
+        out.append(
+            _ScaleReference(
+                weights=wts,
+                wants=wants,
+                exact=exact,
+                fast=fast,
+                exact_ref=_exact_reference(lin1, exact) if exact else None,
+                fast_ref=_fast_reference(lin1, fast, [wants[c] for c in fast]) if fast else None,
+            )
+        )
+    return out
+
+
+def _score_against(reference: list[_ScaleReference], lin2: F32) -> float:
+    total = 0.0
+    for s, scale in enumerate(reference):
+        if s:
+            lin2 = _downsample(lin2)
+        pools: dict[int, _Pool] = {}
+        if scale.exact_ref is not None:
+            got = _features_exact(
+                scale.exact_ref, lin2, scale.exact, [scale.wants[c] for c in scale.exact]
+            )
+            pools.update(zip(scale.exact, got, strict=True))
+        if scale.fast_ref is not None:
+            got = _features_fast(
+                scale.fast_ref, lin2, scale.fast, [scale.wants[c] for c in scale.fast]
+            )
+            pools.update(zip(scale.fast, got, strict=True))
+        for c, pool in pools.items():
+            f = pool.features()  # ssim1, ssim4, ring1, ring4, blur1, blur4
+            total += float(np.dot(scale.weights[c], (f[0], f[2], f[4], f[1], f[3], f[5])))
+    return _final(total)
+
+
 def _score_linear(
     lin1: F32,
     lin2: F32,
@@ -717,29 +847,10 @@ def _score_linear(
 ) -> float:
     """Score of two (3, H, W) linear-RGB float32 images. With ``min_weight=0,
     exact_scale=0, exact_weight=0`` every map is computed, all bit-exactly (slow)."""
-    scales = _scale_count(*lin1.shape[1:])
-    weights = _weights(scales)
-    total = 0.0
-    for s in range(scales):
-        if s:
-            lin1, lin2 = _downsample(lin1), _downsample(lin2)
-        wts = weights[s]  # per channel: ssim1, ring1, blur1, ssim4, ring4, blur4
-        wanted = [c for c in range(3) if wts[c].max() >= min_weight]
-        wants = {c: _Want(bool(wts[c][0] or wts[c][3]), bool(wts[c][1] or wts[c][4]),
-                          bool(wts[c][2] or wts[c][5])) for c in wanted}  # fmt: skip
-        exact = [c for c in wanted if s >= exact_scale and wts[c][[0, 3]].max() >= exact_weight]
-        fast = [c for c in wanted if c not in exact]
-        pools: dict[int, _Pool] = {}
-        if exact:
-            got = _features_exact(lin1, lin2, exact, [wants[c] for c in exact])
-            pools.update(zip(exact, got, strict=True))
-        if fast:
-            got = _features_fast(lin1, lin2, fast, [wants[c] for c in fast])
-            pools.update(zip(fast, got, strict=True))
-        for c, pool in pools.items():
-            f = pool.features()  # ssim1, ssim4, ring1, ring4, blur1, blur4
-            total += float(np.dot(wts[c], (f[0], f[2], f[4], f[1], f[3], f[5])))
-    return _final(total)
+    reference = _reference_scales(
+        lin1, min_weight=min_weight, exact_scale=exact_scale, exact_weight=exact_weight
+    )
+    return _score_against(reference, lin2)
 
 
 def _final(total: float) -> float:
@@ -792,13 +903,7 @@ def _linear(image: pyvips.Image, background: float | None) -> F32:
     return _srgb_to_linear(alpha * rgb + (_f32(1.0) - alpha) * bg)
 
 
-def score(reference: pyvips.Image, distorted: pyvips.Image) -> float:
-    """SSIMULACRA 2 of ``distorted`` against ``reference``: 100 means identical, 90 visually
-    lossless at 1:1, 70 high, 50 medium and 30 low quality; it can go below 0.
-
-    With alpha on either side both are blended over a dark and a light grey, as libjxl's
-    tool does, and the worse score is returned.
-    """
+def _check_sizes(reference: pyvips.Image, distorted: pyvips.Image) -> None:
     if (reference.width, reference.height) != (distorted.width, distorted.height):
         raise ValueError(
             "SSIMULACRA2 needs images of the same size, got "
@@ -809,6 +914,16 @@ def score(reference: pyvips.Image, distorted: pyvips.Image) -> float:
             f"SSIMULACRA2 needs images of at least {MIN_SIZE}x{MIN_SIZE} pixels, "
             f"got {reference.width}x{reference.height}"
         )
+
+
+def score(reference: pyvips.Image, distorted: pyvips.Image) -> float:
+    """SSIMULACRA 2 of ``distorted`` against ``reference``: 100 means identical, 90 visually
+    lossless at 1:1, 70 high, 50 medium and 30 low quality; it can go below 0.
+
+    With alpha on either side both are blended over a dark and a light grey, as libjxl's
+    tool does, and the worse score is returned.
+    """
+    _check_sizes(reference, distorted)
     a, b = _prepare(reference), _prepare(distorted)
     if a.bands == 3 and b.bands == 3:
         return _score_linear(_linear(a, None), _linear(b, None))
@@ -817,6 +932,29 @@ def score(reference: pyvips.Image, distorted: pyvips.Image) -> float:
     if b.bands == 3:
         b = b.bandjoin(255)
     return min(_score_linear(_linear(a, bg), _linear(b, bg)) for bg in ALPHA_BACKGROUNDS)
+
+
+class Reference:
+    """A reference prepared once to score several distorted versions of it: ``q=auto``'s
+    probes. Its half of the work (linear RGB, the pyramid, its XYB planes and their blurs)
+    is about 30% of a score; the results are the same as :func:`score`'s, bit for bit.
+    Prepared lazily, so a reference that is never scored costs nothing."""
+
+    def __init__(self, image: pyvips.Image) -> None:
+        self.image = image
+        self._bands = _prepare(image).bands  # libvips is lazy: no pixel work here
+        self._scales: list[_ScaleReference] | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self, distorted: pyvips.Image) -> float:
+        _check_sizes(self.image, distorted)
+        b = _prepare(distorted)
+        if self._bands != 3 or b.bands != 3:
+            return score(self.image, distorted)  # alpha: blended per background, as there
+        with self._lock:
+            if self._scales is None:
+                self._scales = _reference_scales(_linear(_prepare(self.image), None))
+        return _score_against(self._scales, _linear(b, None))
 
 
 def score_files(ref_path: str, dist_path: str) -> float:

@@ -214,7 +214,7 @@ def create_app(config: Config) -> Starlette:
         fingerprint=fingerprint,
         analyzer=analyzer,
         quality=QualityTools(
-            metric=ssimulacra2.score,
+            metric=ssimulacra2.Reference,
             predictor=QualityPredictor(find_model(PREDICTOR_FILE, config.storage.models_dir)),
             decisions=decisions_cache,
             policies=policies,

@@ -139,6 +139,24 @@ def test_alpha_is_blended_and_compared() -> None:
     assert score(rgba, holed) < 99.0
 
 
+def test_a_prepared_reference_scores_every_probe_bit_for_bit_like_score() -> None:
+    """q=auto scores several encodes against one reference: its half is computed once."""
+    image = photo(203, 171)  # odd sizes: the pyramid's edge cases
+    prepared = ssimulacra2.Reference(image)
+    for quality in (15, 40, 75, 95):
+        distorted = jpeg(image, quality)
+        assert prepared(distorted) == score(image, distorted)
+    assert prepared(image) == 100.0
+    # Grey, 16-bit and alpha inputs take score()'s conversions (alpha: its blending).
+    grey = photo().colourspace("b-w")
+    assert ssimulacra2.Reference(grey)(jpeg(grey, 30)) == score(grey, jpeg(grey, 30))
+    rgba = image.bandjoin(128)
+    assert ssimulacra2.Reference(rgba)(jpeg(image, 50)) == score(rgba, jpeg(image, 50))
+    assert ssimulacra2.Reference(image)(rgba) == score(image, rgba)
+    with pytest.raises(ValueError, match="same size"):
+        prepared(photo(64, 48))
+
+
 def test_score_files_reads_images(tmp_path: Path) -> None:
     image = photo()
     distorted = jpeg(image, 35)

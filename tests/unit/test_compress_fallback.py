@@ -3,6 +3,7 @@ and a missing predictor only changes where the search starts."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -41,8 +42,11 @@ def run(blob: bytes, tools: RenderSettings, query: str = "w=120&fm=jpeg"):  # ty
 
 
 def test_a_failing_metric_falls_back_to_the_fixed_quality(photo: bytes) -> None:
-    def broken(_reference: pyvips.Image, _distorted: pyvips.Image) -> float:
-        raise RuntimeError("metric exploded")
+    def broken(_reference: pyvips.Image) -> Callable[[pyvips.Image], float]:
+        def measure(_distorted: pyvips.Image) -> float:
+            raise RuntimeError("metric exploded")
+
+        return measure
 
     rendered = run(photo, settings(broken, QualityPredictor(None)))
     assert rendered.plan.quality == DEFAULT_POLICIES["general"].quality_for("jpeg")
@@ -54,7 +58,7 @@ def test_a_failing_metric_falls_back_to_the_fixed_quality(photo: bytes) -> None:
 def test_a_missing_predictor_still_meets_the_target(photo: bytes, tmp_path: Path) -> None:
     absent = QualityPredictor(tmp_path / "nope.onnx")
     assert not absent.available
-    rendered = run(photo, settings(ssimulacra2.score, absent))
+    rendered = run(photo, settings(ssimulacra2.Reference, absent))
     assert "predictor-unavailable" in rendered.plan.notes
     assert rendered.plan.score is not None and rendered.plan.score >= 75
     assert rendered.plan.encodes is not None and rendered.plan.encodes >= 1
