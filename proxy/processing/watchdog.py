@@ -16,6 +16,8 @@ from contextlib import contextmanager
 
 import pyvips
 
+MAX_WAIT_S = 3600.0
+
 
 class Watchdog:
     """One daemon thread, started on first use, holding a heap of armed deadlines."""
@@ -62,7 +64,8 @@ class Watchdog:
                 deadline, ticket = self._heap[0]
                 left = deadline - time.monotonic()
                 if left > 0:
-                    self._wake.wait(left)
+                    # Capped: a far-off deadline (tests use 1e18) overflows the lock's timeout.
+                    self._wake.wait(min(left, MAX_WAIT_S))
                     continue
                 heapq.heappop(self._heap)
                 self._killed.add(ticket)

@@ -47,3 +47,15 @@ def test_many_watches_share_one_thread_and_the_earliest_deadline_fires_first() -
             assert early_killed()
         assert not late_killed()
     assert watchdog._thread is not None
+
+
+def test_a_deadline_far_in_the_future_keeps_the_thread_alive() -> None:
+    watchdog = Watchdog()
+    image = slow_image()
+    with watchdog.watch(pyvips.Image.black(8, 8), 1e18):  # "no deadline", as tests pass it
+        time.sleep(0.05)
+        assert watchdog._thread is not None and watchdog._thread.is_alive()
+        with watchdog.watch(image, time.monotonic() + 0.05) as killed:
+            with pytest.raises(pyvips.Error):
+                image.write_to_buffer(".jpg")
+            assert killed()
