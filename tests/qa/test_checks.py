@@ -324,6 +324,26 @@ def test_synthetic_animation_dimensions(suffix: str, mime: str, lossy: bool) -> 
     assert_only(check_output(body, expect(80, 150, mime, lossy), LIMITS), ["dimensions"])
 
 
+@pytest.mark.parametrize(
+    ("suffix", "mime", "lossy"), [(".gif", "image/gif", False), (".webp", "image/webp", True)]
+)
+def test_identical_consecutive_frames_merged_by_the_encoder_pass(
+    suffix: str, mime: str, lossy: bool
+) -> None:
+    """Both encoders fold a frame identical to the previous one into it (found by the fuzz
+    test: a damaged GIF whose second frame decoded like the first came out with one)."""
+    base = synthetic(80, 50)
+    body = encode(strip([base, base, base.flip("vertical")]), suffix)
+    report = check_output(body, expect(80, 50, mime, lossy, frames=3), LIMITS)
+    assert_only(report, [])
+    assert report.checks[1].detail == (
+        "80x50 x 2 frames: 3 rendered, identical consecutive frames merged"
+    )
+    # Fewer frames never excuse a wrong size, and more frames than rendered still fail.
+    assert_only(check_output(body, expect(80, 40, mime, lossy, frames=3), LIMITS), ["dimensions"])
+    assert_only(check_output(body, expect(80, 50, mime, lossy, frames=1), LIMITS), ["dimensions"])
+
+
 def test_shared_animated_gif_dimensions() -> None:
     path = shared_data() / "skimage" / "no_time_for_that_tiny.gif"
     if not path.is_file():
