@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -125,24 +125,14 @@ class Analyzer:
             if not component.available
         }
         detections = faces.result()
-
-        def boxes(found: list[Face]) -> tuple[FoundBox, ...]:
-            return tuple(
-                FoundBox(f.x * scale, f.y * scale, f.width * scale, f.height * scale, f.score)
-                for f in found
-            )
-
         return Analysis(
             phash=phash,
             width=width,
             height=height,
-            faces=boxes(detections.faces),
-            possible_faces=boxes(detections.possible),
+            faces=_scaled(detections.faces, scale),
+            possible_faces=_scaled(detections.possible, scale),
             saliency=_saliency(saliency.result(), scale),
-            text=tuple(
-                FoundBox(r.x * scale, r.y * scale, r.width * scale, r.height * scale, r.score)
-                for r in text.regions
-            ),
+            text=_scaled(text.regions, scale),
             text_coverage=text.coverage,
             content=content,
             unavailable=unavailable,
@@ -185,6 +175,14 @@ def analysis_copy(blob: bytes, header: pyvips.Image | None = None) -> pyvips.Ima
                     image = image.thumbnail_image(ANALYSIS_SIDE, height=ANALYSIS_SIDE)
                 return image
     return pyvips.Image.thumbnail_buffer(blob, ANALYSIS_SIDE, height=ANALYSIS_SIDE)
+
+
+def _scaled(found: Iterable[Face | text_detector.TextRegion], scale: float) -> tuple[FoundBox, ...]:
+    """Boxes found on the analysis copy, in source pixels."""
+    return tuple(
+        FoundBox(b.x * scale, b.y * scale, b.width * scale, b.height * scale, b.score)
+        for b in found
+    )
 
 
 def _saliency(found: Saliency | None, scale: float) -> SaliencyResult | None:

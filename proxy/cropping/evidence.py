@@ -22,13 +22,16 @@ def _inside(box: Box, region: Rect) -> bool:
     return box.x + box.w > 0 and box.y + box.h > 0 and box.x < region.w and box.y < region.h
 
 
+def _within(found: tuple[FoundBox, ...], region: Rect) -> tuple[Box, ...]:
+    """The boxes that touch ``region``, in its coordinates."""
+    return tuple(b for b in (_shift(f, region) for f in found) if _inside(b, region))
+
+
 def evidence_for(analysis: Analysis, region: Rect) -> Evidence:
     whole = (region.x, region.y, region.w, region.h) == (0, 0, analysis.width, analysis.height)
-    faces = tuple(b for b in (_shift(f, region) for f in analysis.faces) if _inside(b, region))
-    possible = tuple(
-        b for b in (_shift(f, region) for f in analysis.possible_faces) if _inside(b, region)
-    )
-    text = tuple(b for b in (_shift(t, region) for t in analysis.text) if _inside(b, region))
+    faces = _within(analysis.faces, region)
+    possible = _within(analysis.possible_faces, region)
+    text = _within(analysis.text, region)
     saliency = analysis.saliency
     if saliency is None:
         return Evidence(faces=faces, text=text, possible_faces=possible)
