@@ -942,18 +942,18 @@ class Reference:
 
     def __init__(self, image: pyvips.Image) -> None:
         self.image = image
-        self._bands = _prepare(image).bands  # libvips is lazy: no pixel work here
+        self._prepared = _prepare(image)  # libvips is lazy: no pixel work here
         self._scales: list[_ScaleReference] | None = None
         self._lock = threading.Lock()
 
     def __call__(self, distorted: pyvips.Image) -> float:
         _check_sizes(self.image, distorted)
         b = _prepare(distorted)
-        if self._bands != 3 or b.bands != 3:
+        if self._prepared.bands != 3 or b.bands != 3:
             return score(self.image, distorted)  # alpha: blended per background, as there
         with self._lock:
             if self._scales is None:
-                self._scales = _reference_scales(_linear(_prepare(self.image), None))
+                self._scales = _reference_scales(_linear(self._prepared, None))
         return _score_against(self._scales, _linear(b, None))
 
 
