@@ -144,13 +144,7 @@ def test_top_keeps_every_face_when_the_window_can_hold_them(data: st.DataObject)
     # with distracting saliency and text anywhere.
     faces = data.draw(boxes_in(data.draw(sub_rect(source, window)), 6))
     distractions = data.draw(evidence(source, faces=False))
-    ev = Evidence(
-        faces=tuple(faces),
-        saliency=distractions.saliency,
-        saliency_mass=distractions.saliency_mass,
-        saliency_grid=distractions.saliency_grid,
-        text=distractions.text,
-    )
+    ev = replace(distractions, faces=tuple(faces))
     top = rank(source, window, ev)[0]
     assert all(inside(f, top.rect) for f in faces), (top, faces)
 
@@ -162,13 +156,7 @@ def test_possible_faces_never_cost_a_confident_face(data: st.DataObject) -> None
     faces = data.draw(boxes_in(data.draw(sub_rect(source, window)), 4))
     possible = data.draw(boxes_in(whole(source), 5))  # anywhere, even far from the faces
     distractions = data.draw(evidence(source, faces=False))
-    ev = Evidence(
-        faces=tuple(faces),
-        possible_faces=tuple(possible),
-        saliency=distractions.saliency,
-        saliency_grid=distractions.saliency_grid,
-        text=distractions.text,
-    )
+    ev = replace(distractions, faces=tuple(faces), possible_faces=tuple(possible))
     top = rank(source, window, ev)[0]
     assert all(inside(f, top.rect) for f in faces), (top, faces, possible)
 
@@ -181,13 +169,7 @@ def test_top_keeps_every_person_when_the_window_can_hold_them(data: st.DataObjec
     faces = data.draw(boxes_in(area, 3, 0))
     possible = data.draw(boxes_in(area, 3))
     distractions = data.draw(evidence(source, faces=False))  # text and saliency anywhere
-    ev = Evidence(
-        faces=tuple(faces),
-        possible_faces=tuple(possible),
-        saliency=distractions.saliency,
-        saliency_grid=distractions.saliency_grid,
-        text=distractions.text,
-    )
+    ev = replace(distractions, faces=tuple(faces), possible_faces=tuple(possible))
     top = rank(source, window, ev)[0]
     assert all(inside(f, top.rect) for f in (*faces, *possible)), (top, faces, possible)
     assert f"keeps {len(possible)}/{len(possible)} possible faces" in top.reasons
