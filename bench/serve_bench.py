@@ -358,36 +358,48 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def wrk_load(
+def run_wrk(
     base_url: str, paths: Sequence[str], concurrency: int, duration: float, unique: bool,
-    salt: int, workdir: Path,
-) -> LoadResult:  # fmt: skip
+    salt: int, workdir: Path, *, script: Path = LUA, extra_env: dict[str, str] | None = None,
+    grace_s: float = 90,
+) -> dict[str, float]:  # fmt: skip
+    """One wrk run driven by ``script`` (rotate.lua's environment protocol), its JSON summary.
+    One wrk thread: rotate.lua's counter is per thread (two would repeat cold URLs), and one
+    epoll thread drives 8 connections at these rates with a few % of a core."""
     paths_file = workdir / f"paths-{salt}.txt"
     paths_file.write_text("\n".join(paths) + "\n")
     result_file = workdir / f"wrk-{salt}.json"
     env = dict(os.environ)
     env.update(
         BENCH_PATHS=str(paths_file), BENCH_RESULT=str(result_file),
-        BENCH_UNIQUE="1" if unique else "0", BENCH_SALT=str(salt),
+        BENCH_UNIQUE="1" if unique else "0", BENCH_SALT=str(salt), **(extra_env or {}),
     )  # fmt: skip
     command = ["wrk", "-t1", f"-c{concurrency}", f"-d{max(1, round(duration))}s",
-               "--timeout", "60s", "-s", str(LUA), base_url]  # fmt: skip
-    cpu0 = children_cpu()
+               "--timeout", "60s", "-s", str(script), base_url]  # fmt: skip
     process = subprocess.Popen(
         command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
     try:
-        output, _ = process.communicate(timeout=duration + 90)
+        output, _ = process.communicate(timeout=duration + grace_s)
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
     if process.returncode != 0 or not result_file.exists():
         raise RuntimeError(f"wrk failed ({process.returncode}):\n{output}")
-    data = json.loads(result_file.read_text())
-    errors = sum(data[k] for k in ("connect", "read", "write", "status", "timeout"))
+    data: dict[str, float] = json.loads(result_file.read_text())
+    return data
+
+
+def wrk_load(
+    base_url: str, paths: Sequence[str], concurrency: int, duration: float, unique: bool,
+    salt: int, workdir: Path,
+) -> LoadResult:  # fmt: skip
+    cpu0 = children_cpu()
+    data = run_wrk(base_url, paths, concurrency, duration, unique, salt, workdir)
+    errors = int(sum(data[k] for k in ("connect", "read", "write", "status", "timeout")))
     return LoadResult(
-        data["requests"], data["duration_us"] / 1e6, errors,
+        int(data["requests"]), data["duration_us"] / 1e6, errors,
         data["p50_us"] / 1000, data["p99_us"] / 1000, children_cpu() - cpu0,
     )  # fmt: skip
 

@@ -48,6 +48,7 @@ from serve_bench import (  # noqa: E402  (the helpers serve_bench.py measures Lo
     log,
     machine_busy_s,
     proc_status_kb,
+    run_wrk,
     table,
 )
 
@@ -553,43 +554,18 @@ class Runner:
     ) -> dict[str, float]:
         self.salt += 1_000_003  # every run its own range of unique values
         duration = duration or self.duration
-        paths_file = self.workdir / f"paths-{self.salt}.txt"
-        paths_file.write_text("\n".join(paths) + "\n")
-        result_file = self.workdir / f"wrk-{self.salt}.json"
-        env = dict(os.environ)
-        env.update(
-            ROTATE_LUA=str(ROTATE_LUA),
-            BENCH_PATHS=str(paths_file),
-            BENCH_RESULT=str(result_file),
-            BENCH_UNIQUE="1" if unique else "0",
-            BENCH_SALT=str(self.salt),
-        )
-        # one wrk thread: rotate.lua's counter is per thread (two would repeat cold URLs), and
-        # one epoll thread drives 8 connections at these rates with a few % of a core
-        command = [
-            "wrk",
-            "-t1",
-            f"-c{conc}",
-            f"-d{max(1, round(duration))}s",
-            "--timeout",
-            "60s",
-            "-s",
-            str(PEERS_LUA),
+        return run_wrk(
             server.url,
-        ]
-        process = subprocess.Popen(
-            command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+            paths,
+            conc,
+            duration,
+            unique,
+            self.salt,
+            self.workdir,
+            script=PEERS_LUA,
+            extra_env={"ROTATE_LUA": str(ROTATE_LUA)},
+            grace_s=120,
         )
-        try:
-            output, _ = process.communicate(timeout=duration + 120)
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
-        if process.returncode != 0 or not result_file.exists():
-            raise RuntimeError(f"wrk failed ({process.returncode}):\n{output}")
-        data: dict[str, float] = json.loads(result_file.read_text())
-        return data
 
     def run(
         self,
