@@ -5,25 +5,24 @@ The window is the largest region of the output's aspect that fits the source
 zooms in on a small subject. Everything here is pure (numbers and small numpy arrays),
 so the guarantees are property-tested.
 
-Scoring is tiered, each tier worth as much as all below it, so the promises hold whatever
-the soft terms say::
+The score is lexicographic: each tier decides only between windows the tiers before it
+leave equal (``people.lexicographic`` folds them into one number in [0, 1])::
 
-    score = 0.500 * [every face fully inside]
-          + 0.250 * [every possible face fully inside (that fits the window)]
-          + 0.125 * [every text box fully inside]
-          + 0.125 * soft
-    soft  = (1 - 1e-6) * kept + 1e-6 * centre prior (closeness to the centred default)
-    kept  = 0.30 * faces kept, possible ones included (weight score * sqrt(area); a face
-                   bigger than the window counts by the share of it shown)
-          + 0.15 * (1 - faces cut by a window edge, same weights)
-          + 0.30 * salient mass kept (grid if given, else box overlap)
-          + 0.15 * text kept whole (area fraction, minus half the cut fraction, >= 0)
-          + 0.10 * subject alignment with the thirds grid (1 on or between the lines)
+    1. confident faces kept whole (counted: one outweighs any number of uncertain people)
+    2. uncertain people kept whole (possible faces, person regions), weighted by
+       confidence, never all-or-nothing
+    3. no person cut by a window edge
+    4. the group's centre of mass in the window's central third
+    5. every text box whole
+    6. soft = (1 - 1e-6) * kept + 1e-6 * centre prior (closeness to the centred default)
+       kept = (0.30 * salient mass kept (grid if given, else box overlap)
+               + 0.15 * text kept whole (area fraction, minus half the cut fraction, >= 0)
+               + 0.10 * subject alignment with the thirds grid) / 0.55
 
-So people come first: faces, then possible faces (detections below the face threshold:
-mostly small real faces, sometimes a face-like pattern); then text kept whole, then the
-soft terms. A missing kind of evidence counts as fully kept (1.0), so with no evidence
-only the centre prior differs between windows; it is weighted to break ties only.
+Tiers 1-4 are ``proxy.cropping.people``'s, which also searches every position for the
+best window by them (the ``faces`` proposal). A kind of evidence that is missing leaves
+its tier out, so with no evidence only the centre prior differs between windows; it is
+weighted to break ties only.
 """
 
 from __future__ import annotations
@@ -36,6 +35,15 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
+from proxy.cropping.people import (
+    CENTRE_LEVELS,
+    KINDS,
+    Person,
+    best_window,
+    lexicographic,
+    searched,
+    tiers,
+)
 from proxy.geometry import Size, place_window
 from proxy.params import Rect
 
@@ -47,10 +55,7 @@ DUPLICATE_PX = 4  # windows whose corners are this close are the same crop
 MAX_BOXES = 64  # boxes considered when searching for the best cluster
 _EPS = 1e-6
 
-W_FACES_ALL, W_POSSIBLE_ALL, W_TEXT_ALL, W_SOFT = 0.500, 0.250, 0.125, 0.125
-# In the proposals, a confident face outweighs any number of possible ones.
-CONFIDENT_FACE_BONUS = 1e6
-W_FACES, W_UNCUT, W_SALIENCY, W_TEXT, W_THIRDS = 0.30, 0.15, 0.30, 0.15, 0.10
+W_SALIENCY, W_TEXT, W_THIRDS = 0.30, 0.15, 0.10
 # Centre prior: a tie-break only. Far below what one pixel of movement changes in ``kept``
 # (a trade-off against real evidence would let the top window jump against the subject).
 W_CENTRE = 1e-6
@@ -90,6 +95,8 @@ class Evidence:
     text: tuple[Box, ...] = ()
     saliency_centroid: tuple[float, float] | None = None
     possible_faces: tuple[Box, ...] = ()
+    # Person regions (a body around an uncertain face): uncertain people, like possible faces.
+    people: tuple[Box, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -227,16 +234,17 @@ def _centred(source: Size, window: Size) -> Rect:
     return place_window(whole, window, source.width / 2, source.height / 2)
 
 
-def _face_shown(face: Box, window: Rect, inside: bool, fits: bool) -> float:
-    """1 for a face kept whole; 0 for one that fits but is not; for a face bigger than the
-    window, the share of the most the window could show of it."""
-    if inside or fits:
-        return 1.0 if inside else 0.0
-    return _overlap(face, window) / (min(face.w, window.w) * min(face.h, window.h))
-
-
-def _face_weight(box: Box) -> float:
-    return max(box.score, 0.01) * math.sqrt(box.area)
+def _people(evidence: Evidence, source: Size) -> list[Person]:
+    """Everyone the people tiers weigh, clipped to the source: confident faces first."""
+    return [
+        Person(b.x, b.y, b.w, b.h, b.score, kind)
+        for boxes, kind in (
+            (evidence.faces, "face"),
+            (evidence.possible_faces, "possible face"),
+            (evidence.people, "person region"),
+        )
+        for b in _clip_all(boxes, source)
+    ]
 
 
 def _best_cluster(
@@ -335,38 +343,11 @@ def score(window: Rect, source: Size, evidence: Evidence) -> tuple[float, tuple[
     """How well ``window`` keeps the evidence: a score in [0, 1] and the reasons."""
     reasons: list[str] = []
 
-    faces = _clip_all(evidence.faces, source)
-    possible = _clip_all(evidence.possible_faces, source)
-    everyone = faces + possible
-    faces_all, possible_all, faces_kept, faces_uncut = 1.0, 1.0, 1.0, 1.0
-    if everyone:
-        weights = [_face_weight(f) for f in everyone]
-        total = sum(weights)
-        inside = [_inside(f, window) for f in everyone]
-        # A face bigger than the window cannot be kept whole: credit the share of it the
-        # window shows, and never push the window off it for "cutting" it.
-        fits = [f.w <= window.w + _EPS and f.h <= window.h + _EPS for f in everyone]
-        shown = [
-            _face_shown(f, window, keep, fit)
-            for f, keep, fit in zip(everyone, inside, fits, strict=True)
-        ]
-        kept = sum(w * part for w, part in zip(weights, shown, strict=True))
-        cuts = [_cut_edges(f, window) if fit else [] for f, fit in zip(everyone, fits, strict=True)]
-        cut = sum(w for w, edges in zip(weights, cuts, strict=True) if edges)
-        faces_all = 1.0 if all(inside[: len(faces)]) else 0.0
-        # A possible face that cannot fit is no promise to keep.
-        extra = range(len(faces), len(everyone))
-        possible_all = 1.0 if all(inside[i] or not fits[i] for i in extra) else 0.0
-        faces_kept, faces_uncut = kept / total, 1.0 - cut / total
-        if faces:
-            noun = "face" if len(faces) == 1 else "faces"
-            reasons.append(f"keeps {sum(inside[: len(faces)])}/{len(faces)} {noun}")
-        if possible:
-            reasons.append(f"keeps {sum(inside[len(faces) :])}/{len(possible)} possible faces")
-        for edge in ("left", "right", "top", "bottom"):
-            count = sum(1 for edges in cuts[: len(faces)] if edges and edges[0] == edge)
-            if count:
-                reasons.append(f"cuts {_plural(count, 'face')} at the {edge} edge")
+    levels: list[tuple[float, float]] = []  # (tier value, its smallest step), best first
+    people = searched(_people(evidence, source))
+    if people:
+        levels = _people_levels(people, window, source)
+        reasons += _people_reasons(people, window)
 
     texts = _clip_all(evidence.text, source)
     text_all, text_kept = 1.0, 1.0
@@ -418,21 +399,58 @@ def score(window: Rect, source: Size, evidence: Evidence) -> tuple[float, tuple[
     if not reasons:
         reasons.append("no subject found: centred" if centre >= 1.0 - _EPS else "no subject found")
 
-    kept = (
-        W_FACES * faces_kept
-        + W_UNCUT * faces_uncut
-        + W_SALIENCY * salient
-        + W_TEXT * text_kept
-        + W_THIRDS * alignment
+    kept = (W_SALIENCY * salient + W_TEXT * text_kept + W_THIRDS * alignment) / (
+        W_SALIENCY + W_TEXT + W_THIRDS
     )
     soft = (1 - W_CENTRE) * kept + W_CENTRE * centre
-    total_score = (
-        W_FACES_ALL * faces_all
-        + W_TEXT_ALL * text_all
-        + W_POSSIBLE_ALL * possible_all
-        + W_SOFT * soft
+    if texts:
+        levels.append((text_all, 1.0))
+    return min(1.0, max(0.0, lexicographic(levels, soft))), tuple(reasons)
+
+
+def _people_levels(
+    people: Sequence[Person], window: Rect, source: Size
+) -> list[tuple[float, float]]:
+    """The people tiers of one window, those the evidence has, as (value, step)."""
+    one = tiers(
+        people,
+        np.array([float(window.x)]),
+        np.array([float(window.y)]),
+        (window.w, window.h),
+        (source.width, source.height),
     )
-    return min(1.0, max(0.0, total_score)), tuple(reasons)
+    levels = []
+    if any(p.confident for p in people):
+        levels.append((float(one.confident[0, 0]), one.confident_step))
+    if not all(p.confident for p in people):
+        levels.append((float(one.uncertain[0, 0]), one.uncertain_step))
+    levels.append((float(one.uncut[0, 0]), one.uncut_step))
+    levels.append((float(one.centre[0, 0]), 1.0 / CENTRE_LEVELS))
+    return levels
+
+
+def _people_reasons(people: Sequence[Person], window: Rect) -> list[str]:
+    reasons = []
+    faces = [p for p in people if p.confident]
+    boxes = {id(p): Box(p.x, p.y, p.w, p.h, p.score) for p in people}
+    for kind in KINDS:
+        alike = [p for p in people if p.kind == kind]
+        if alike:
+            kept = sum(_inside(boxes[id(p)], window) for p in alike)
+            noun = kind if len(alike) == 1 and kind == "face" else f"{kind}s"
+            reasons.append(f"keeps {kept}/{len(alike)} {noun}")
+    for edge in ("left", "right", "top", "bottom"):
+        count = sum(
+            1
+            for p in faces
+            if (edges := _cut_edges(boxes[id(p)], window))
+            and edges[0] == edge
+            and p.w <= window.w + _EPS
+            and p.h <= window.h + _EPS
+        )
+        if count:
+            reasons.append(f"cuts {_plural(count, 'face')} at the {edge} edge")
+    return reasons
 
 
 def _check(source: Size, window: Size) -> None:
@@ -442,26 +460,14 @@ def _check(source: Size, window: Size) -> None:
 
 def _proposals(source: Size, window: Size, evidence: Evidence) -> list[tuple[str, Rect]]:
     out: list[tuple[str, Rect]] = []
-    faces = _clip_all(evidence.faces, source)
-    possible = _clip_all(evidence.possible_faces, source)
-    if faces:
-        cluster = _best_cluster(faces, [_face_weight(f) for f in faces], source, window)
-        target = _union(cluster)
-        out.append(("faces", _covering(target, target.center, source, window)))
-    if possible:
-        # Every person the window can hold, the confident faces first.
-        everyone = faces + possible
-        weights = [
-            _face_weight(f) * (CONFIDENT_FACE_BONUS if i < len(faces) else 1.0)
-            for i, f in enumerate(everyone)
-        ]
-        target = _union(_best_cluster(everyone, weights, source, window))
-        out.append(("faces", _covering(target, target.center, source, window)))
+    people = searched(_people(evidence, source))
+    if people:
+        x, y = best_window(people, (window.width, window.height), (source.width, source.height))
+        out.append(("faces", Rect(x, y, window.width, window.height)))
 
     texts = _clip_all(evidence.text, source)
     if texts:
-        kept = _best_cluster(texts, [t.area for t in texts], source, window)
-        target = _union(kept)
+        target = _union(_best_cluster(texts, [t.area for t in texts], source, window))
         out.append(("text", _covering(target, target.center, source, window)))
 
     centroid = _centroid(evidence, source)
