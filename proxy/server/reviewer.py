@@ -47,6 +47,7 @@ KEYS = (
     ("e", "edit the alt text"),
     ("Ctrl+Enter", "save the edit / send"),
     ("1 2 3", "pick a crop candidate"),
+    ("o", "crop: thumbnails or outlines on the full image"),
     ("n", "skip"),
     ("Esc", "leave a field"),
 )
@@ -227,6 +228,11 @@ class ReviewerPage:
             '<article id="item" class="item" hidden>'
             '<div class="stage-wrap"><div class="stage" id="stage">'
             '<img id="picture" alt="The image under review"></div>'
+            '<div id="crops" class="crops" role="group" aria-label="Crop candidates, as '
+            'served" hidden></div>'
+            '<p id="view-toggle-box" class="view-toggle" hidden>'
+            '<button type="button" id="view-toggle" class="quiet" aria-pressed="false">'
+            "<kbd>o</kbd> <span>Outlines on the full image</span></button></p>"
             '<p id="picture-note" class="note" hidden></p></div>'
             '<section class="details" aria-label="Decision">'
             '<h2 id="item-title"></h2><dl id="ai" class="ai"></dl>'

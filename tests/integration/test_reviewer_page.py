@@ -4,6 +4,7 @@ each decision changed what is served. Screenshots land in tests/reviewer_artifac
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import shutil
@@ -14,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+import pyvips
 
 from tests.support import FAST_LANE, LoupeServer, shared_dir, wait_for
 from tests.vlm_server import VlmServer
@@ -204,6 +206,66 @@ def _assert_aligned(page: Any, crop_item: dict[str, Any]) -> None:
         assert abs(box["h"] - candidate["height"] / source["height"]) <= tolerance, box
 
 
+def _thumbnails(page: Any) -> list[dict[str, Any]]:
+    """The crop thumbnails once loaded: key, place, shown and natural size, caption."""
+    page.wait_for_function(
+        """() => {
+            const imgs = [...document.querySelectorAll('#crops .crop img')];
+            return !document.getElementById('crops').hidden && imgs.length > 0
+                && imgs.every(img => img.complete && img.naturalWidth > 0);
+        }""",
+        timeout=20_000,
+    )
+    return list(
+        page.evaluate(
+            """() => [...document.querySelectorAll('#crops .crop')].map(figure => {
+                const img = figure.querySelector('img');
+                const r = img.getBoundingClientRect();
+                return {key: figure.querySelector('.key').textContent,
+                        candidate: figure.dataset.candidate,
+                        left: r.left, top: r.top, right: r.right, width: r.width,
+                        height: r.height, natural: [img.naturalWidth, img.naturalHeight],
+                        src: img.getAttribute('src'),
+                        title: figure.querySelector('figcaption strong').textContent,
+                        reasons: [...figure.querySelectorAll('.reasons li')]
+                            .map(li => li.textContent)};
+            })"""
+        )
+    )
+
+
+def _assert_thumbnails(page: Any, server: LoupeServer, crop_item: dict[str, Any]) -> None:
+    """Each candidate shown as the crop it would serve, at the requested aspect, side by
+    side, keyed 1-3, its reasons underneath; the outlines hidden until toggled."""
+    payload = crop_item["payload"]
+    aspect = int(payload["w"]) / int(payload["h"])
+    shown = _thumbnails(page)
+    assert [t["key"] for t in shown] == ["1", "2", "3"]
+    assert page.evaluate("document.getElementById('queue').dataset.cropView") == "thumbnails"
+    assert not page.locator("#stage").is_visible()
+    for left, right in itertools.pairwise(shown):
+        assert abs(left["top"] - right["top"]) <= 2 and left["right"] <= right["left"], shown
+    for thumb, candidate in zip(shown, payload["candidates"], strict=True):
+        assert abs(thumb["width"] / thumb["height"] - aspect) <= 0.02 * aspect, thumb
+        natural = thumb["natural"][0] / thumb["natural"][1]
+        assert abs(natural - aspect) <= 0.02 * aspect, thumb
+        rect = ",".join(str(candidate[k]) for k in ("x", "y", "width", "height"))
+        assert f"rect={rect.replace(',', '%2C')}" in thumb["src"], thumb
+        assert candidate["strategy"] in thumb["title"]
+        assert thumb["reasons"] == candidate["reasons"]
+    # The pixels are the candidate's crop of the source, not a picture of the whole.
+    first = payload["candidates"][0]
+    served = httpx.get(f"{server.url}{shown[0]['src']}", headers=AUTH, timeout=60)
+    assert served.status_code == 200, served.text
+    got = pyvips.Image.new_from_buffer(served.content, "")
+    source = pyvips.Image.new_from_file(str(server.root / crop_item["path"]))
+    region = source.crop(first["x"], first["y"], first["width"], first["height"])
+    expected = region.resize(got.width / region.width, vscale=got.height / region.height)
+    whole = source.resize(got.width / source.width, vscale=got.height / source.height)
+    assert (got - expected).abs().avg() < 8
+    assert (got - whole).abs().avg() > (got - expected).abs().avg() + 8
+
+
 def _no_horizontal_overflow(page: Any) -> None:
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= 390, f"the page is {width}px wide at a 390px viewport"
@@ -296,8 +358,14 @@ def test_a_reviewer_works_the_queue_by_keyboard(server: LoupeServer, vlm: VlmSer
             page.click("a[data-filter=crop]")
             crop = _wait_item(page, "crop")
             assert crop["id"] == str(hero_item["id"]) and crop["counter"] == "2 left"
+            _assert_thumbnails(page, server, hero_item)
+            shot(page, "05-crop-thumbnails-1280.png")
+            page.keyboard.press("o")  # the outlines on the full image, as a toggle
+            assert page.locator("#stage").is_visible() and not page.locator("#crops").is_visible()
             _assert_aligned(page, hero_item)
-            shot(page, "05-crop-candidates-1280.png")
+            shot(page, "05-crop-outlines-1280.png")
+            page.keyboard.press("o")
+            assert page.locator("#crops").is_visible()
             page.fill("#reason", "candidate 2 keeps both faces and the table")
             page.keyboard.press("Escape")  # leave the field: keys are shortcuts again
             page.keyboard.press("2")
@@ -326,6 +394,11 @@ def test_a_reviewer_works_the_queue_by_keyboard(server: LoupeServer, vlm: VlmSer
             small.goto(f"{server.url}/admin/?component=crop")
             _wait_item(small, "crop")
             square = item(server, _page_state(small)["id"])
+            thumbs = _thumbnails(small)
+            assert len(thumbs) == 3 and all(t["right"] <= 390 for t in thumbs)
+            _no_horizontal_overflow(small)
+            shot(small, "08-crop-thumbnails-phone-390.png")
+            small.keyboard.press("o")
             _assert_aligned(small, square)
             shown = small.locator("#picture").bounding_box()
             assert shown is not None and 0 < shown["width"] <= 390 and shown["height"] > 0

@@ -9,6 +9,7 @@
   const SVG = "http://www.w3.org/2000/svg";
   const LIST_LIMIT = 200;
   const IMAGE_WIDTH = 1200;
+  const THUMB_WIDTH = 480; // a crop candidate's thumbnail: three side by side, sharp at 2x
 
   const $ = (id) => document.getElementById(id);
 
@@ -92,6 +93,9 @@
       title: $("item-title"),
       ai: $("ai"),
       candidates: $("candidates"),
+      crops: $("crops"),
+      viewToggle: $("view-toggle"),
+      viewToggleBox: $("view-toggle-box"),
       checks: $("checks"),
       draftBox: $("draft-box"),
       draft: $("draft"),
@@ -105,6 +109,7 @@
     let shownAt = 0;
     let waiting = null; // a decision held back until the reviewer gives a reason
     let busy = false;
+    let outlines = false; // crops: thumbnails of each candidate, or outlines on the full image
 
     function say(text, tone) {
       ui.message.textContent = text;
@@ -167,15 +172,83 @@
       );
     }
 
+    function cropUrl(path, candidate) {
+      // The preview of exactly the candidate's rect: the crop as it would be served.
+      const rect = [candidate.x, candidate.y, candidate.width, candidate.height].join(",");
+      const query = new URLSearchParams({ rect, w: String(THUMB_WIDTH) });
+      return `/admin/api/preview/${imagePath(path)}?${query}`;
+    }
+
+    function thumbnail(item, candidate, number) {
+      const payload = item.payload;
+      const picture = el("img", {
+        src: cropUrl(item.path, candidate),
+        alt: `Candidate ${number}: the crop it would serve`,
+        "data-rect": [candidate.x, candidate.y, candidate.width, candidate.height].join(","),
+      });
+      // CSSOM, not a style attribute: the requested aspect, whatever the rect's rounding
+      if (payload.w && payload.h) picture.style.aspectRatio = `${payload.w} / ${payload.h}`;
+      const button = el(
+        "button",
+        {
+          type: "button",
+          className: "thumb",
+          "data-candidate": String(number),
+          "aria-label": `${number === 1 ? "Accept" : "Use"} candidate ${number}`,
+        },
+        el("kbd", { className: "key" }, String(number)),
+        picture,
+      );
+      const served = sameRect(candidate, payload.served) ? " · served" : "";
+      const reasons = el("ul", { className: "reasons" });
+      for (const reason of candidate.reasons || []) reasons.append(el("li", {}, reason));
+      return el(
+        "figure",
+        { className: `crop c${number}`, "data-candidate": String(number) },
+        button,
+        el(
+          "figcaption",
+          {},
+          el(
+            "strong",
+            {},
+            `${number === 1 ? "AI's pick" : `Candidate ${number}`}${served} · ` +
+              `${candidate.strategy} · score ${candidate.score}`,
+          ),
+          reasons,
+        ),
+      );
+    }
+
+    function applyView() {
+      const crop = Boolean(current && current.component === "crop");
+      ui.viewToggleBox.hidden = !crop;
+      ui.crops.hidden = !crop || outlines;
+      ui.stage.hidden = crop && !outlines;
+      root.dataset.cropView = crop ? (outlines ? "outlines" : "thumbnails") : "";
+      ui.viewToggle.querySelector("span").textContent = outlines
+        ? "Cropped thumbnails"
+        : "Outlines on the full image";
+      ui.viewToggle.setAttribute("aria-pressed", String(outlines));
+    }
+
+    function toggleView() {
+      if (!current || current.component !== "crop") return;
+      outlines = !outlines;
+      applyView();
+    }
+
     function drawCandidates(item) {
       const payload = item.payload;
       const source = payload.source || {};
       const candidates = payload.candidates || [];
       ui.candidates.replaceChildren();
+      ui.crops.replaceChildren();
       ui.candidates.hidden = candidates.length === 0;
       if (!source.width || !source.height) return;
       candidates.slice(0, 3).forEach((candidate, index) => {
         const number = index + 1;
+        ui.crops.append(thumbnail(item, candidate, number));
         const box = el("div", { className: `box c${number}`, "data-candidate": String(number) });
         // CSSOM, not a style attribute: allowed by the page's style-src 'self'
         box.style.left = `${(candidate.x / source.width) * 100}%`;
@@ -203,8 +276,8 @@
               {},
               `${number === 1 ? "AI's pick" : `Candidate ${number}`}` +
                 `${sameRect(candidate, payload.served) ? " (served)" : ""}: ` +
-                `${candidate.strategy}, score ${candidate.score}, rect ${rect}` +
-                (why ? ` (${why})` : ""),
+                `${candidate.strategy}, score ${candidate.score}, rect ${rect}`,
+              why ? el("span", { className: "why" }, ` (${why})`) : null,
             ),
           ),
         );
@@ -225,6 +298,7 @@
       ui.checks.hidden = true;
       ui.candidates.replaceChildren();
       ui.candidates.hidden = true;
+      ui.crops.replaceChildren();
       ui.draftBox.hidden = true;
       ui.reason.value = "";
       showImage(item);
@@ -263,6 +337,7 @@
         fact("Processing", payload.processing || null);
         if (payload.policy) fact("Policy", payload.policy);
       }
+      applyView();
 
       for (const button of ui.actions.querySelectorAll("button[data-action]")) {
         const action = button.dataset.action;
@@ -370,8 +445,8 @@
         say(`There is no candidate ${number}.`, "bad");
         return;
       }
-      ui.stage.querySelectorAll(".box").forEach((box) => {
-        box.classList.toggle("picked", box.dataset.candidate === String(number));
+      document.querySelectorAll("#stage .box, #crops .crop").forEach((shown) => {
+        shown.classList.toggle("picked", shown.dataset.candidate === String(number));
       });
       if (number === 1) send("accept", undefined, false);
       else send("edit", { candidate: number }, true);
@@ -420,6 +495,7 @@
         r: reject,
         e: startEdit,
         n: skip,
+        o: toggleView,
         1: () => pick(1),
         2: () => pick(2),
         3: () => pick(3),
@@ -445,10 +521,14 @@
       } else if (action === "skip") skip();
     });
 
-    ui.candidates.addEventListener("click", (event) => {
-      const button = event.target.closest("button[data-candidate]");
-      if (button) pick(Number(button.dataset.candidate));
-    });
+    for (const list of [ui.candidates, ui.crops]) {
+      list.addEventListener("click", (event) => {
+        const button = event.target.closest("button[data-candidate]");
+        if (button) pick(Number(button.dataset.candidate));
+      });
+    }
+
+    ui.viewToggle.addEventListener("click", toggleView);
 
     ui.restart.addEventListener("click", () => {
       skipped.clear();
