@@ -25,6 +25,7 @@ from proxy.detectors import content as content_features
 from proxy.detectors import text as text_detector
 from proxy.detectors.content import ContentClassifier
 from proxy.detectors.faces import Face, FaceDetector
+from proxy.detectors.people import PersonRegion, person_regions
 from proxy.detectors.saliency import Saliency, SaliencyDetector
 from proxy.fingerprint import PhashMemo
 
@@ -32,7 +33,7 @@ log = logging.getLogger(__name__)
 ANALYSIS_SIDE = 640  # the detectors' working size: enough for faces of ~2% of the width
 MIN_ANALYSIS_SIDE = 512  # a cheap JPEG decode may land below ANALYSIS_SIDE, never below this
 GRID_SIDE = 16
-VERSION = 4  # bump when a component's output changes meaning (4: possible faces)
+VERSION = 5  # bump when a component's output changes meaning (4: possible faces, 5: people)
 
 
 class Analyzer:
@@ -125,13 +126,20 @@ class Analyzer:
             if not component.available
         }
         detections = faces.result()
+        salient = saliency.result()
+        people = (
+            person_regions(salient.mask, (small.width, small.height), detections.possible)
+            if salient is not None and salient.found
+            else []
+        )
         return Analysis(
             phash=phash,
             width=width,
             height=height,
             faces=_scaled(detections.faces, scale),
             possible_faces=_scaled(detections.possible, scale),
-            saliency=_saliency(saliency.result(), scale),
+            people=_scaled(people, scale),
+            saliency=_saliency(salient, scale),
             text=_scaled(text.regions, scale),
             text_coverage=text.coverage,
             content=content,
@@ -177,7 +185,9 @@ def analysis_copy(blob: bytes, header: pyvips.Image | None = None) -> pyvips.Ima
     return pyvips.Image.thumbnail_buffer(blob, ANALYSIS_SIDE, height=ANALYSIS_SIDE)
 
 
-def _scaled(found: Iterable[Face | text_detector.TextRegion], scale: float) -> tuple[FoundBox, ...]:
+def _scaled(
+    found: Iterable[Face | text_detector.TextRegion | PersonRegion], scale: float
+) -> tuple[FoundBox, ...]:
     """Boxes found on the analysis copy, in source pixels."""
     return tuple(
         FoundBox(b.x * scale, b.y * scale, b.width * scale, b.height * scale, b.score)

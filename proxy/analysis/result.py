@@ -38,6 +38,9 @@ class Analysis:
     # Detections below the face threshold: cropping keeps them when it can (small real
     # faces score low), /meta lists them apart; never counted as faces.
     possible_faces: tuple[FoundBox, ...] = ()
+    # Person regions: the salient blob around a possible face (its body); cropping keeps
+    # them like possible faces.
+    people: tuple[FoundBox, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -64,4 +67,5 @@ class Analysis:
             content=(content[0], content[1]) if content else None,
             unavailable=dict(raw.get("unavailable", {})),
             possible_faces=tuple(FoundBox(**box) for box in raw.get("possible_faces", ())),
+            people=tuple(FoundBox(**box) for box in raw.get("people", ())),
         )

@@ -27,14 +27,28 @@ def _within(found: tuple[FoundBox, ...], region: Rect) -> tuple[Box, ...]:
     return tuple(b for b in (_shift(f, region) for f in found) if _inside(b, region))
 
 
+# On a photograph or painting, text boxes covering less than this share of the picture are
+# specks (roof ridges, stripes, a number plate) more often than text a crop must keep whole:
+# they would outrank the salient subject. Text-like classes keep every box.
+MIN_PICTURE_TEXT = 0.01
+PICTURE_CLASSES = ("photo", "art")
+
+
+def text_counts(analysis: Analysis) -> bool:
+    """Whether the text boxes are evidence a crop should keep whole."""
+    picture = analysis.content is not None and analysis.content[0] in PICTURE_CLASSES
+    return not picture or analysis.text_coverage >= MIN_PICTURE_TEXT
+
+
 def evidence_for(analysis: Analysis, region: Rect) -> Evidence:
     whole = (region.x, region.y, region.w, region.h) == (0, 0, analysis.width, analysis.height)
     faces = _within(analysis.faces, region)
     possible = _within(analysis.possible_faces, region)
-    text = _within(analysis.text, region)
+    text = _within(analysis.text, region) if text_counts(analysis) else ()
+    people = _within(analysis.people, region)
     saliency = analysis.saliency
     if saliency is None:
-        return Evidence(faces=faces, text=text, possible_faces=possible)
+        return Evidence(faces=faces, text=text, possible_faces=possible, people=people)
     centroid = (saliency.centroid[0] - region.x, saliency.centroid[1] - region.y)
     return Evidence(
         faces=faces,
@@ -44,6 +58,7 @@ def evidence_for(analysis: Analysis, region: Rect) -> Evidence:
         text=text,
         saliency_centroid=centroid,
         possible_faces=possible,
+        people=people,
     )
 
 

@@ -44,6 +44,7 @@ def describe(info: SourceInfo, etag: str, analysis: Analysis) -> dict[str, Any]:
         ),
         "faces": [_box(face) for face in analysis.faces],
         "possible_faces": [_box(face) for face in analysis.possible_faces],
+        "people": [_box(person) for person in analysis.people],
         "saliency": ({**_box(saliency.box), "mass": round(saliency.mass, 4)} if saliency else None),
         "text": {
             "coverage": round(analysis.text_coverage, 4),

@@ -10,7 +10,9 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from proxy.analysis.result import Analysis, FoundBox
 from proxy.cropping import Box, Evidence, rank, score
+from proxy.cropping.evidence import candidates_for, evidence_for
 from proxy.cropping.people import Person, best_window, lexicographic
 from proxy.geometry import Size, window_size
 from proxy.params import Rect
@@ -242,3 +244,30 @@ def test_a_window_that_can_hold_the_face_and_the_uncertain_person_holds_both() -
     top = rank(source, window, ev)[0]
     assert inside(face, top.rect) and inside(lying, top.rect)
     assert "keeps 1/1 person regions" in top.reasons
+
+
+def test_specks_of_text_in_a_photo_are_no_promise_but_a_page_s_text_is() -> None:
+    """wikipedia/025's case: two text false positives (a roof ridge, a pole) on a photo
+    outranked the horse and rider."""
+    specks = (FoundBox(234, 241, 37, 17, 0.88), FoundBox(80, 592, 89, 13, 0.63))
+    photo = Analysis(
+        phash="0", width=1388, height=926, text=specks, text_coverage=0.003, content=("photo", 0.99)
+    )
+    whole = Rect(0, 0, 1388, 926)
+    assert evidence_for(photo, whole).text == ()
+    assert len(evidence_for(replace(photo, text_coverage=0.02), whole).text) == 2
+    assert len(evidence_for(replace(photo, content=("screenshot", 0.9)), whole).text) == 2
+    assert len(evidence_for(replace(photo, content=None), whole).text) == 2
+
+
+def test_person_regions_travel_from_the_analysis_to_the_crop() -> None:
+    body = FoundBox(900, 380, 140, 50, 0.5)
+    analysis = Analysis(
+        phash="0", width=1200, height=600, faces=(FoundBox(500, 200, 60, 80, 0.95),), people=(body,)
+    )
+    assert Analysis.from_dict(analysis.to_dict()) == analysis
+    region = Rect(100, 0, 1100, 600)
+    ev = evidence_for(analysis, region)
+    assert ev.people == (Box(800, 380, 140, 50, 0.5),)
+    top = candidates_for(analysis, region, Size(600, 600))[0]
+    assert top.rect.x <= 900 and top.rect.x + 600 >= 1040  # the body, whole, in source pixels
