@@ -61,8 +61,8 @@ class Person:
 
 @dataclass(frozen=True)
 class Tiers:
-    """Per window (arrays shaped like the grid of positions): the four tiers in [0, 1],
-    their smallest meaningful steps, and counts for the reasons."""
+    """Per window (arrays shaped like the grid of positions): the four tiers in [0, 1] and
+    their smallest meaningful steps."""
 
     confident: Floats
     uncertain: Floats
@@ -71,8 +71,6 @@ class Tiers:
     confident_step: float
     uncertain_step: float
     uncut_step: float
-    inside: Bools  # (..., people): kept whole
-    cut: Bools  # (..., people): cut by an edge
 
 
 def percent(score: float) -> int:
@@ -169,8 +167,6 @@ def tiers(
         confident_step=1.0 / max(n_confident, 1),
         uncertain_step=uncertain_step,
         uncut_step=1.0 / max(len(people), 1),
-        inside=inside,
-        cut=cut,
     )
 
 
