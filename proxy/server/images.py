@@ -26,7 +26,7 @@ from proxy.server.pool import ProcessingPool
 from proxy.server.telemetry import Telemetry
 from proxy.signing import expiry, verify_request
 from proxy.sources.base import Source, SourceRef
-from proxy.sources.paths import NotCanonical, SourcePath, canonical_path
+from proxy.sources.paths import BadPath, NotCanonical, SourcePath, canonical_path
 from proxy.urls import encode_component
 
 
@@ -81,10 +81,12 @@ def request_source_path(request: Request) -> SourcePath:
     """The route's ``{path}`` as a ``SourcePath``; any other spelling of a source answers a
     308 to the canonical one (the query kept), so it can never be a second source."""
     raw = str(request.path_params["path"])
+    full = str(request.scope["path"])
+    if not full.endswith(raw):  # a route's "$" also matches before a final line feed
+        raise BadPath("the path holds a line feed")
     path = canonical_path(raw)
     if path != raw:
-        full = str(request.scope["path"])
-        prefix = full[: len(full) - len(raw)] if full.endswith(raw) else full
+        prefix = full[: len(full) - len(raw)]
         location = prefix.rstrip("/") + "/" + "/".join(map(encode_component, path.split("/")))
         query = bytes(request.scope["query_string"]).decode("latin-1")
         raise NotCanonical(path, f"{location}?{query}" if query else location)

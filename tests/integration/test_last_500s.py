@@ -128,6 +128,19 @@ def test_a_nul_in_a_rule_prefix_is_400_on_postgresql(server: LoupeServer) -> Non
     nasty.is_problem(response, 400)
 
 
+@pytest.mark.parametrize(
+    "target",
+    ["/img/photo.png%0a", "/meta/photo.png%0A", "/admin/api/overrides/dir/%0a", "/img/a%0a/b"],
+)
+def test_a_line_feed_in_a_path_is_refused_never_stripped(server: LoupeServer, target: str) -> None:
+    """A route's pattern would match ``photo.png\n`` as ``photo.png`` (a regex "$" matches
+    before a final line feed): another spelling of a source, and a redirect built from it
+    would be an illegal header."""
+    response = httpx.get(server.url + target, headers=AUTH, timeout=30)
+    assert response.status_code in (400, 404), response.text
+    nasty.is_problem(response)
+
+
 def test_a_raw_nul_in_the_request_line_is_400(server: LoupeServer) -> None:
     for target in (b"/img/photo\x00.png", b"/meta/photo\x00.png", b"/img/%00/photo.png"):
         with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
