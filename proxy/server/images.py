@@ -94,14 +94,23 @@ def request_source_path(request: Request) -> SourcePath:
 
 
 def cache_control(
-    cache: CacheConfig, *, signed: bool, expires: int | None, now: float | None = None
+    cache: CacheConfig,
+    *,
+    signed: bool,
+    expires: int | None,
+    cap_s: int | None = None,
+    now: float | None = None,
 ) -> str:
     """How long a shared cache may keep an image. A signed URL's bytes can only change with
     its source identity, which is not in the URL, yet signed URLs are meant to be versioned
-    by their issuer: immutable, unless it expires: then no longer than it is valid."""
+    by their issuer: immutable, unless it expires: then no longer than it is valid.
+    ``cap_s``: an answer that may soon change (an image still under moderation review)."""
+    limit = cache.max_age_s if cap_s is None else min(cache.max_age_s, cap_s)
     if signed and expires is not None:
         left = max(0, expires - int(time.time() if now is None else now))
-        return f"public, max-age={min(cache.max_age_s, left)}"
+        return f"public, max-age={min(limit, left)}"
+    if cap_s is not None:
+        return f"public, max-age={limit}"
     if signed:
         return f"public, max-age={cache.max_age_s}, immutable"
     return (
@@ -117,14 +126,14 @@ async def screen(
     a known path included), and held ones answer 451 until a human approves them. Returns
     the verdict, and the bytes when they had to be read for it (render those, no others)."""
     status = await asyncio.to_thread(moderator.known_status, ref.path, ref.identity)
-    blob = None
-    if status is None:
-        read = await source.read(ref, config.limits.max_source_bytes)
-        blob = read
-        status = await pool.run(
-            lambda _deadline: moderator.scan(ref.path, ref.identity, read),
-            config.server.request_deadline_s,
-        )
+    if status is not None:
+        moderator.check(ref.path, status)
+        return status, None
+    blob = await source.read(ref, config.limits.max_source_bytes)
+    status = await pool.run(
+        lambda _deadline: moderator.scan(ref.path, ref.identity, blob),
+        config.server.request_deadline_s,
+    )
     moderator.check(ref.path, status)
     return status, blob
 
@@ -298,14 +307,12 @@ class ImageService:
                 break
             tries -= 1  # a decision landed during the render: answer what it decided
         self.telemetry.cache.labels(state).inc()
-        freshness = cache_control(self.config.cache, signed=signed, expires=expires)
-        response = self._respond(request, item, state, params, timings, freshness)
+        # A human may still reject an image under review: CDNs must ask again soon.
+        cap = self.config.moderation.review_max_age_s if status == "review" else None
+        freshness = cache_control(self.config.cache, signed=signed, expires=expires, cap_s=cap)
         if reviewing or stale:  # never let a shared cache keep what only reviewers may see,
-            response.headers["Cache-Control"] = "private, no-store"  # nor a raced render
-        elif status == "review":  # a human may still reject it: CDNs must ask again soon
-            response.headers["Cache-Control"] = (
-                f"public, max-age={self.config.moderation.review_max_age_s}"
-            )
+            freshness = "private, no-store"  # nor a render a decision overtook
+        response = self._respond(request, item, state, params, timings, freshness)
         if rules:
             response.headers["X-Loupe-Rules"] = ", ".join(sorted(rules))
         return response

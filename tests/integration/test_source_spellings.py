@@ -69,6 +69,7 @@ def test_other_spellings_are_redirected_to_the_canonical_path(
     response = raw_get(server, f"{route}/{spelling}?{query}", AUTH)
     nasty.is_problem(response, 308)
     assert response.headers["location"] == f"{route}/shop/a.png?{query}"
+    assert response.headers["cache-control"] == "public, max-age=60"  # a CDN may keep it
 
 
 def test_nfd_is_redirected_to_nfc(server: LoupeServer) -> None:
