@@ -257,6 +257,9 @@ class ModerationConfig(_Section):
     review_threshold: float = Field(
         0.4, ge=0, le=1, description="NSFW score at or above: served, but a human looks"
     )
+    review_max_age_s: int = Field(
+        60, ge=0, description="Cache-Control max-age of an image a human has yet to review"
+    )
 
 
 class Config(_Section):

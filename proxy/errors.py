@@ -97,3 +97,15 @@ class Overloaded(LoupeError):
 class DeadlineExceeded(Overloaded):
     slug = "deadline-exceeded"
     title = "Processing deadline exceeded"
+
+
+class SourceChanged(LoupeError):
+    """The bytes changed between locating a source and reading it: never render bytes
+    other than the ones the identity (and so moderation and the cache key) names."""
+
+    status = 503
+    slug = "source-changed"
+    title = "Source changed while being read"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, headers={"Retry-After": "1"})

@@ -2,13 +2,16 @@
 approves when it may not.
 
 Fail closed: with moderation on, a source nobody could scan (model missing, scan failed) is
-held for review; unscanned content is never served. Verdicts live in the store, so every
-node and every size of the source shares one; a short in-process memo keeps the store off
-the hot path of cache hits.
+held for review; unscanned content is never served. Verdicts belong to the bytes (their
+SHA-256), not to the path: new bytes at a known path are scanned again before they are
+served, a human's approval covers the bytes they saw and no others, and the same bytes
+under another path share the verdict. A short in-process memo, keyed by the source's
+identity, keeps the store off the hot path of cache hits.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
@@ -19,8 +22,8 @@ from cachetools import TTLCache
 
 from proxy.config import ModerationConfig
 from proxy.errors import LoupeError
+from proxy.sources.paths import SourcePath
 from proxy.stores import Store
-from proxy.stores.base import SourceRecord
 
 log = logging.getLogger(__name__)
 SCAN_SIDE = 256
@@ -55,36 +58,44 @@ class Moderator:
         self.store = store
         self.scorer = scorer
         self.config = config
-        self._memo: TTLCache[str, str] = TTLCache(maxsize=65_536, ttl=MEMO_SECONDS)
+        # path -> (identity, status): a new identity (new bytes) misses it
+        self._memo: TTLCache[str, tuple[str, str]] = TTLCache(maxsize=65_536, ttl=MEMO_SECONDS)
         self._lock = threading.Lock()
 
     @property
     def enabled(self) -> bool:
         return self.config.enabled
 
-    def known_status(self, path: str) -> str | None:
-        """The stored verdict (memoised briefly); None when never scanned. Blocking."""
+    def known_status(self, path: SourcePath, identity: str) -> str | None:
+        """The verdict on ``path``'s bytes as of ``identity`` (memoised briefly); None when
+        those bytes were never judged and must be scanned. Blocking."""
         with self._lock:
             memo = self._memo.get(path)
-        if memo is not None:
-            return memo
-        record = self.store.source(path)
-        status = (
-            None
-            if record is None or record.moderation_status == "unscanned"
-            else (record.moderation_status)
-        )
+        if memo is not None and memo[0] == identity:
+            return memo[1]
+        status = self.store.moderation_of(path, identity)
         if status is not None:
             with self._lock:
-                self._memo[path] = status
+                self._memo[path] = (identity, status)
         return status
 
-    def forget(self, path: str) -> None:
+    def forget(self, path: SourcePath) -> None:
         with self._lock:
             self._memo.pop(path, None)
 
-    def scan(self, path: str, blob: bytes) -> str:
-        """Score the source, store the verdict, queue a human where one is needed. Blocking."""
+    def scan(self, path: SourcePath, identity: str, blob: bytes) -> str:
+        """The verdict on ``blob`` (the bytes of ``path`` at ``identity``): the one these
+        bytes already have, or a fresh score, stored with a human queued where one is
+        needed. Blocking."""
+        digest = hashlib.sha256(blob).hexdigest()
+        status = self.store.bind_content(path, identity, digest)
+        if status is None:
+            status = self._judge(path, digest, blob)
+        with self._lock:
+            self._memo[path] = (identity, status)
+        return status
+
+    def _judge(self, path: SourcePath, digest: str, blob: bytes) -> str:
         score: float | None = None
         problem = ""
         if self.scorer is None or not self.scorer.available:
@@ -100,20 +111,20 @@ class Moderator:
         if problem:
             log.error("holding %s: %s", path, problem)
         status = verdict(score, self.config)
-        self.store.record_source(SourceRecord(path=path))
-        self.store.set_moderation(path, status, score)
+        self.store.set_verdict(digest, status, score)
+        stored = self.store.moderation_of_digest(digest) or status  # a human's word stands
         self.store.count_outcome("moderation", "auto" if status == "clear" else "review")
-        if status != "clear":
+        if stored == status and status != "clear":
             payload = {
                 "score": None if score is None else round(score, 4),
                 "verdict": status,
                 "reason": problem or f"NSFW score {score:.2f}",
                 "scanned_at": time.time(),
+                "digest": digest,
             }
-            self.store.open_review(path, "moderation", path, payload)
-        with self._lock:
-            self._memo[path] = status
-        return status
+            # One item per picture, however many paths show it.
+            self.store.open_review(path, "moderation", f"sha256:{digest}", payload)
+        return stored
 
     @staticmethod
     def check(path: str, status: str) -> None:

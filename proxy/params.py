@@ -48,6 +48,7 @@ KNOWN = (
     )
     | PASSTHROUGH
 )
+_NAME = re.compile(r"[A-Za-z0-9_.-]*")  # no "%" or "+": a name means what it spells
 _HEX = re.compile(r"^(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6}|[0-9a-fA-F]{8})$")
 
 
@@ -170,9 +171,25 @@ def _background(raw: str) -> tuple[int, int, int, int]:
     return (r, g, b, a)
 
 
+def raw_pairs(query: str) -> list[tuple[str, str]]:
+    """The raw ``(name, value)`` pairs of a query string, values still encoded. Names are
+    plain ASCII words and never percent-encoded: ``%65xpires`` or ``%73`` would let the
+    signature check and the parser see different parameters, so they are refused."""
+    pairs = []
+    for piece in query.split("&"):
+        if not piece:  # a trailing or doubled "&" is harmless and common by hand
+            continue
+        name, _, value = piece.partition("=")
+        if not _NAME.fullmatch(name):
+            shown = name[:40]
+            raise BadParameter(f"parameter names are plain words, never encoded; got {shown!r}")
+        pairs.append((name, value))
+    return pairs
+
+
 def split_query(query: str) -> dict[str, str]:
     """Parse a raw query string, refusing unknown and repeated parameters."""
-    # Empty pieces (a trailing or doubled "&") are harmless and common in hand-made URLs.
+    raw_pairs(query)  # names as the signature check sees them
     query = "&".join(piece for piece in query.split("&") if piece)
     try:
         pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query))

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 
 from proxy.params import TransformParams
+from proxy.sources.paths import canonical_prefix
 
 RULES = {
     "never-crop": "fit=crop pads to the box instead of cutting (fit=fill)",
@@ -22,8 +23,9 @@ LOSSLESS_POLICIES = frozenset({"medical", "legal"})
 
 
 def normalise_prefix(prefix: str) -> str:
-    """``shop/`` and ``/shop`` are the folder ``shop``; a file path stays as it is."""
-    return prefix.strip().strip("/")
+    """``shop/``, ``/shop`` and ``./shop`` are the folder ``shop`` (the canonical source
+    path); empty is every source. Raises ``BadPath`` for what no source path can be."""
+    return canonical_prefix(prefix) or ""
 
 
 def covers(prefix: str, path: str) -> bool:

@@ -1,6 +1,7 @@
 """URL signatures (``s``): hex HMAC-SHA256 of the request path, ``?`` and the query string
 exactly as sent with ``s`` removed. Several keys allow rotation; ``expires`` (Unix seconds)
-is an ordinary, therefore signed, parameter.
+is an ordinary, therefore signed, parameter. Parameter names are never percent-encoded
+(``raw_pairs`` refuses ``%65xpires``), so this check and the parser read the same names.
 
 The same function signs (``loupe sign``, the URL builders) and verifies, so the two can
 never disagree about the canonical string.
@@ -13,7 +14,8 @@ import hmac
 import time
 from collections.abc import Sequence
 
-from proxy.errors import Forbidden, Unauthorized
+from proxy.errors import BadParameter, Forbidden, Unauthorized
+from proxy.params import raw_pairs
 
 
 def strip_signature(query: str) -> tuple[str, str | None]:
@@ -44,14 +46,17 @@ def sign_url(key: str, path: str, query: str = "") -> str:
     return f"{path}?{stripped}&s={mark}" if stripped else f"{path}?s={mark}"
 
 
-def _expires(query_without_s: str) -> int | None:
-    for pair in query_without_s.split("&"):
-        if pair.startswith("expires="):
-            value = pair[len("expires=") :]
-            if not value.isdigit():
-                raise Forbidden("expires must be a Unix timestamp in seconds")
-            return int(value)
-    return None
+def expiry(query: str) -> int | None:
+    """The ``expires`` of a raw query (Unix seconds), read with the parser's own splitting
+    (``raw_pairs``), so the signature check and the parser can never see different ones."""
+    found = [value for name, value in raw_pairs(query) if name == "expires"]
+    if not found:
+        return None
+    if len(found) > 1:
+        raise BadParameter("parameter 'expires' is repeated")
+    if not found[0].isdigit() or not found[0].isascii():
+        raise Forbidden("expires must be a Unix timestamp in seconds")
+    return int(found[0])
 
 
 def verify(keys: Sequence[str], path: str, query: str, *, now: float | None = None) -> bool:
@@ -62,6 +67,7 @@ def verify(keys: Sequence[str], path: str, query: str, *, now: float | None = No
     """
     if not keys:
         return False
+    raw_pairs(query)  # names as the parser will read them (no %73 for s)
     stripped, given = strip_signature(query)
     if not given:
         raise Unauthorized("this server requires signed URLs: the s parameter is missing")
@@ -72,7 +78,7 @@ def verify(keys: Sequence[str], path: str, query: str, *, now: float | None = No
         matched |= hmac.compare_digest(expected, given.lower().encode("utf-8", "surrogateescape"))
     if not matched:
         raise Forbidden("the URL signature does not match")
-    expires = _expires(stripped)
+    expires = expiry(stripped)
     if expires is not None and expires < (time.time() if now is None else now):
         raise Forbidden("the signed URL has expired")
     return True

@@ -14,10 +14,12 @@ from tqdm import tqdm
 from proxy.analysis.analyzer import Analyzer
 from proxy.cache.shared import SharedKV
 from proxy.config import Config
+from proxy.errors import LoupeError
 from proxy.fingerprint import PhashMemo
 from proxy.lane.lane import Lane, assemble
 from proxy.lane.worker import Worker
 from proxy.server.app import build_sources, configure_process
+from proxy.sources.paths import SourcePath, canonical_path
 from proxy.stores import Store, StoreError, open_store
 
 log = logging.getLogger(__name__)
@@ -114,10 +116,11 @@ def ingest(
             payload = {"caption": caption} if caption else {}
             queued = 0
             for path in tqdm(found, desc="queueing", unit="image", disable=bars):
-                relative = path.relative_to(root).as_posix()
-                queued += await asyncio.to_thread(
-                    runtime.lane.enqueue_source, relative, payload, again=again
-                )
+                source = _source_path(path.relative_to(root).as_posix())
+                if source is not None:
+                    queued += await asyncio.to_thread(
+                        runtime.lane.enqueue_source, source, payload, again=again
+                    )
             if process:
                 await _drain(runtime, bars)
             return queued, await asyncio.to_thread(runtime.store.job_counts)
@@ -130,6 +133,20 @@ def ingest(
     summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
     print(f"loupe: {len(found)} images, {queued} jobs queued; jobs now: {summary}")
     return 0
+
+
+def _source_path(relative: str) -> SourcePath | None:
+    """The canonical path of a file below the root; None (and a warning) for a name no URL
+    can reach, such as one ending in a dot or not in NFC."""
+    try:
+        path = canonical_path(relative)
+    except LoupeError as exc:
+        print(f"loupe: skipping {relative!r}: {exc.detail}", file=sys.stderr)
+        return None
+    if path != relative:
+        print(f"loupe: skipping {relative!r}: its canonical path is {path!r}", file=sys.stderr)
+        return None
+    return path
 
 
 async def _drain(runtime: _Runtime, bars: bool | None) -> None:

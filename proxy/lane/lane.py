@@ -21,6 +21,7 @@ from proxy.lane.tasks import describe, fingerprint, moderate, sample
 from proxy.lane.worker import Handler, Worker
 from proxy.moderation import Moderator
 from proxy.sources.base import Source
+from proxy.sources.paths import SourcePath
 from proxy.stores import Store
 
 log = logging.getLogger(__name__)
@@ -90,7 +91,7 @@ class Lane:
 
     def enqueue_source(
         self,
-        path: str,
+        path: SourcePath,
         payload: Mapping[str, Any] | None = None,
         *,
         again: bool = False,
@@ -105,7 +106,7 @@ class Lane:
             )
         return queued
 
-    def seen(self, path: str, version: str = "") -> bool:
+    def seen(self, path: SourcePath, version: str = "") -> bool:
         """Note a served source; True the first time this process sees this version of it,
         when its jobs should be queued (the store dedupes across processes and restarts)."""
         key = f"{path}\n{version}"

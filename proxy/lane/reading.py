@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from proxy.alt.context import read_sidecar
-from proxy.sources.base import Source
+from proxy.sources.base import Source, SourceRef
+from proxy.sources.paths import SourcePath
 
 
 class SourceBytes:
@@ -17,11 +18,16 @@ class SourceBytes:
         self.max_bytes = max_bytes
         self.local_root = local_root
 
-    async def read(self, path: str) -> bytes:
-        ref = await self.source.locate(path)
+    async def read(self, path: SourcePath) -> bytes:
+        return await self.read_located(await self.locate(path))
+
+    async def locate(self, path: SourcePath) -> SourceRef:
+        return await self.source.locate(path)
+
+    async def read_located(self, ref: SourceRef) -> bytes:
         return await self.source.read(ref, self.max_bytes)
 
-    def sidecar(self, path: str) -> Mapping[str, Any] | None:
+    def sidecar(self, path: SourcePath) -> Mapping[str, Any] | None:
         """``photo.jpg.json`` beside a local source (caption, title); origins have none."""
         if self.local_root is None:
             return None

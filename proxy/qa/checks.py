@@ -36,6 +36,7 @@ GREY_INTERPRETATIONS = frozenset({"b-w", "grey16"})
 # output is wrong anyway, and a bogus header must not cost a huge allocation.
 MAX_DECODE_FACTOR = 4
 MIN_BYTES_ABOVE_PIXELS = 64 * 64
+BLACK_REFERENCE_MAX = 16  # the brightest 8-bit value of a source that counts as black
 # The D50-adapted colorants (rXYZ, gXYZ, bXYZ) of sRGB, as every matrix sRGB profile
 # stores them. Display P3 red is (0.515, 0.241, -0.001), Adobe RGB red (0.610, 0.311, 0.019).
 SRGB_COLORANTS = (
@@ -344,6 +345,29 @@ def _not_blank(decoded: _Decoded, expected: Expectation, reference: pyvips.Image
     if black and expected.lossy:
         return Check("not-blank", False, "entirely black lossy output")
     return Check("not-blank", True, "flat" if flat else "varies")
+
+
+def black_like_reference(report: QAReport, reference: bytes) -> QAReport:
+    """``report`` with its black-output failure lifted when ``reference`` (the same request
+    rendered losslessly) is black too: then the source is, and the output tells the truth.
+    A dark source may quantise to all-black, so "black" allows ``BLACK_REFERENCE_MAX``."""
+    try:
+        image = pyvips.Image.new_from_buffer(reference, "", fail_on="error")
+        rows = image.stats().tolist()[1:]
+    except pyvips.Error:
+        return report
+    colour = rows[:-1] if image.hasalpha() and len(rows) > 1 else rows
+    scale = 257.0 if image.format == "ushort" else 1.0
+    brightest = max(row[1] for row in colour) / scale
+    if brightest > BLACK_REFERENCE_MAX:
+        return report
+    detail = f"black, and so is the source rendered losslessly (brightest {brightest:g})"
+    return QAReport(
+        tuple(
+            Check(check.name, True, detail) if check.name == "not-blank" else check
+            for check in report.checks
+        )
+    )
 
 
 def _is_flat(image: pyvips.Image) -> bool:

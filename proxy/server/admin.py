@@ -20,9 +20,11 @@ from proxy.feedback.metrics import collaboration
 from proxy.params import dimension, split_query
 from proxy.rules import RULES, normalise_prefix
 from proxy.server.auth import AdminAuth
+from proxy.server.images import request_source_path
 from proxy.server.meta import MetaService
 from proxy.server.openapi import openapi_json
 from proxy.server.review import decide, parse_decision
+from proxy.sources.paths import SourcePath
 from proxy.stores import Store
 from proxy.stores.base import (
     COMPONENTS,
@@ -35,7 +37,7 @@ from proxy.stores.base import (
 
 MAX_BODY = 64 * 1024
 MAX_ID = 2**63 - 1  # both stores keep ids as signed 64-bit integers
-Purge = Callable[[str], Awaitable[int]]
+Purge = Callable[[SourcePath], Awaitable[int]]
 
 
 async def json_body(request: Request) -> dict[str, Any]:
@@ -140,7 +142,7 @@ class AdminApi:
 
     async def crops(self, request: Request) -> Response:
         self.auth.require(request)
-        path = request.path_params["path"]
+        path = request_source_path(request)
         raw = split_query(request.url.query)
         if "w" not in raw or "h" not in raw:
             raise BadParameter("crops need w and h")
@@ -159,7 +161,7 @@ class AdminApi:
 
     async def overrides(self, request: Request) -> Response:
         reviewer = self.auth.require(request)
-        path = request.path_params["path"]
+        path = request_source_path(request)
         if request.method == "GET":
             found = await self._store(self.store.overrides, path)
             return JSONResponse({"path": path, "overrides": [_override_json(o) for o in found]})
@@ -212,7 +214,7 @@ class AdminApi:
 
     async def alt(self, request: Request) -> Response:
         reviewer = self.auth.require(request)
-        path = request.path_params["path"]
+        path = request_source_path(request)
         if request.method == "GET":
             return JSONResponse({"path": path, **alt_json(await self._store(self.store.alt, path))})
         body = await json_body(request)
@@ -279,7 +281,10 @@ class AdminApi:
 
     async def purge_source(self, request: Request) -> Response:
         self.auth.require(request)
-        path = request.path_params["path"]
+        path = request_source_path(request)
+        # A node that misses the purge message still stops using its copies: the new
+        # generation is in every cache key (within the 2 s memo).
+        await self._store(self.store.bump_generation, path)
         return JSONResponse({"path": path, "purged": await self.purge(path)})
 
     async def rules(self, request: Request) -> Response:

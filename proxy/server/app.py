@@ -56,6 +56,7 @@ from proxy.server.reviewer import reviewer_routes
 from proxy.server.telemetry import Telemetry
 from proxy.sources.http import HttpSource, OriginPolicy
 from proxy.sources.local import LocalSource
+from proxy.sources.paths import SourcePath, canonical_path
 from proxy.sources.router import SourceRouter
 from proxy.stores import open_store
 
@@ -235,15 +236,24 @@ def create_app(config: Config) -> Starlette:
     images = ImageService(config, source, cache, pool, telemetry, settings, decisions, qa, shared)
     rules = ValidationRules(config.limits, images_config.allow_svg, settings.scan)
     facts = StoredFacts(store, config.qa.duplicate_distance)
-    meta = MetaService(config, source, analyzer, pool, rules, facts)
+    meta = MetaService(config, source, analyzer, pool, rules, facts, moderator)
     ops = Operations(telemetry, pool, config.sources.root, data_dir)
 
-    async def purge_here(path: str) -> int:
+    async def purge_here(path: SourcePath) -> int:
         """Drop a source's cached variants and memoised decisions on this node."""
         decisions.forget(path)
         return await asyncio.to_thread(cache.purge, path)
 
-    async def purge(path: str) -> int:
+    async def purge_message(tag: str) -> int:
+        """Another node's purge, from the shared channel."""
+        try:
+            path = canonical_path(tag)
+        except LoupeError:
+            log.warning("ignored a purge of the non-canonical path %r", tag)
+            return 0
+        return await purge_here(path)
+
+    async def purge(path: SourcePath) -> int:
         """Everywhere: this node, the shared tier, and (through it) every other node."""
         dropped = await purge_here(path)
         if shared is not None:
@@ -264,7 +274,7 @@ def create_app(config: Config) -> Starlette:
         threading.Thread(target=avif.get, name="loupe-avif-calibration", daemon=True).start()
         lane.start()
         if shared is not None:
-            shared.listen(purge_here)
+            shared.listen(purge_message)
         try:
             yield
         finally:

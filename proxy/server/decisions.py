@@ -1,14 +1,21 @@
 """Where the request path meets the store: human crops to apply, moderation to enforce, and
 what a served render leaves behind (jobs for the lane, a crop review for high stakes, the
-tallies of AI decisions). Writes happen off the response path; reads are memoised briefly."""
+tallies of AI decisions). Writes happen off the response path; reads are memoised briefly.
+
+What decides a source's images (its decision generation, human crops and the rules covering
+it) is read in one transaction and memoised together for at most ``SNAPSHOT_MEMO_S``. The
+generation is part of every cache key, so a node that missed a purge message still serves
+the new answer once its memo expires, and a render is only stored when the generation is
+still the one it was keyed with.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import threading
-import time
 from concurrent.futures import Executor
+from dataclasses import dataclass
 from typing import Any
 
 from cachetools import LRUCache, TTLCache
@@ -20,12 +27,27 @@ from proxy.moderation import Moderator
 from proxy.params import TransformParams
 from proxy.processing.pipeline import Rendered
 from proxy.rules import rules_for
+from proxy.sources.paths import SourcePath
 from proxy.stores import Store
 
 log = logging.getLogger(__name__)
 HIGH_STAKES = frozenset({"featured", "social", "hero"})
-OVERRIDE_MEMO_S = 2.0
-RULES_MEMO_S = 2.0
+SNAPSHOT_MEMO_S = 2.0
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What decides one source's images, read together: its decision generation (in the
+    cache key), its human crops and the exception rules covering it."""
+
+    generation: int
+    crops: tuple[StoredCrop, ...]
+    rules: frozenset[str]
+
+    def override_for(self, params: TransformParams) -> StoredCrop | None:
+        if params.fit != "crop" or params.width is None or params.height is None:
+            return None
+        return applicable(self.crops, params.width, params.height, params.ctx)
 
 
 class Decisions:
@@ -34,58 +56,54 @@ class Decisions:
         self.lane = lane
         self.moderator = moderator
         self.io = io
-        self._overrides: TTLCache[str, tuple[StoredCrop, ...]] = TTLCache(
-            maxsize=16_384, ttl=OVERRIDE_MEMO_S
-        )
+        self._snapshots: TTLCache[str, Snapshot] = TTLCache(maxsize=16_384, ttl=SNAPSHOT_MEMO_S)
         self._counted: LRUCache[str, bool] = LRUCache(maxsize=65_536)
-        self._rules: list[tuple[str, str]] = []
-        self._rules_at = -RULES_MEMO_S
         self._lock = threading.Lock()
 
     # -- before rendering ---------------------------------------------------------------
 
-    async def override_for(self, path: str, params: TransformParams) -> StoredCrop | None:
-        if params.fit != "crop" or params.width is None or params.height is None:
-            return None
+    async def snapshot(self, path: SourcePath) -> Snapshot:
         with self._lock:
-            known = self._overrides.get(path)
-        if known is None:
-            stored = await asyncio.to_thread(self.store.overrides, path)
-            known = tuple(StoredCrop(o.aspect, o.ctx, o.rect, o.by) for o in stored)
-            with self._lock:
-                self._overrides[path] = known
-        return applicable(known, params.width, params.height, params.ctx)
+            known = self._snapshots.get(path)
+        if known is not None:
+            return known
+        generation, stored, rows = await asyncio.to_thread(self.store.decisions_for, path)
+        known = Snapshot(
+            generation,
+            tuple(StoredCrop(o.aspect, o.ctx, o.rect, o.by) for o in stored),
+            rules_for(path, rows),
+        )
+        with self._lock:
+            self._snapshots[path] = known
+        return known
 
-    async def rules_for(self, path: str) -> frozenset[str]:
-        """The exception rules covering ``path``, from a snapshot refreshed every
-        ``RULES_MEMO_S`` (rules are few; one query per node per interval)."""
-        now = time.monotonic()
-        if now - self._rules_at > RULES_MEMO_S:
-            rows = await asyncio.to_thread(self.store.rules)
-            self._rules = [(prefix, rule) for prefix, rule, *_ in rows]
-            self._rules_at = now
-        return rules_for(path, self._rules)
+    async def still_current(self, path: SourcePath, snapshot: Snapshot) -> bool:
+        """Whether no decision landed since ``snapshot`` was read (asks the store itself:
+        a render that straddled a decision must not be stored as the answer after it)."""
+        return await asyncio.to_thread(self.store.generation, path) == snapshot.generation
 
     def forget_rules(self) -> None:
-        self._rules_at = -RULES_MEMO_S
+        """A rule changed: it may cover any source."""
+        with self._lock:
+            self._snapshots.clear()
 
-    def forget(self, path: str) -> None:
+    def forget(self, path: SourcePath) -> None:
         """A human changed this source's decisions: stop using memoised ones."""
         with self._lock:
-            self._overrides.pop(path, None)
+            self._snapshots.pop(path, None)
         self.moderator.forget(path)
 
     # -- after rendering (in the background) -------------------------------------------
 
     def rendered(
-        self, path: str, params: TransformParams, result: Rendered, version: str = ""
+        self, path: SourcePath, params: TransformParams, result: Rendered, version: str = ""
     ) -> None:
         """Queue what a fresh render implies; never raises into the response. ``version``:
         the source's identity, so a new picture at the same path gets its own jobs."""
         self.io.submit(self._after, path, params, result, version)
 
     def _after(
-        self, path: str, params: TransformParams, result: Rendered, version: str = ""
+        self, path: SourcePath, params: TransformParams, result: Rendered, version: str = ""
     ) -> None:
         try:
             plan = result.plan
@@ -103,7 +121,7 @@ class Decisions:
         except Exception:  # the lane is best effort from here; the response went out
             log.exception("recording the render of %s failed", path)
 
-    def _crop_outcome(self, path: str, params: TransformParams, result: Rendered) -> None:
+    def _crop_outcome(self, path: SourcePath, params: TransformParams, result: Rendered) -> None:
         assert params.width is not None and params.height is not None
         aspect = aspect_of(params.width, params.height)
         ctx = params.ctx if params.ctx in HIGH_STAKES else ""

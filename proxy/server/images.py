@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, replace
+from functools import partial
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -12,18 +13,21 @@ from starlette.responses import Response
 from proxy.cache.results import CachedImage, ResultCache, cache_key, strong_etag
 from proxy.cache.shared import SharedTier
 from proxy.cache.singleflight import SingleFlight
-from proxy.config import Config
+from proxy.config import CacheConfig, Config
+from proxy.moderation import Moderator
 from proxy.negotiate import AcceptClass, parse_accept
 from proxy.params import TransformParams, parse_params
 from proxy.policies import policy_for_path
 from proxy.processing.pipeline import Rendered, RenderSettings, render
 from proxy.qa.gate import QualityGate
 from proxy.rules import apply_rules
-from proxy.server.decisions import Decisions
+from proxy.server.decisions import Decisions, Snapshot
 from proxy.server.pool import ProcessingPool
 from proxy.server.telemetry import Telemetry
-from proxy.signing import verify_request
+from proxy.signing import expiry, verify_request
 from proxy.sources.base import Source, SourceRef
+from proxy.sources.paths import BadPath, NotCanonical, SourcePath, canonical_path
+from proxy.urls import encode_component
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,22 @@ class Outcome:
     item: CachedImage
     timings: tuple[tuple[str, float], ...]
     state: str | None = None  # hit/coalesced when another node's result was used
+    stale: bool = False  # a decision landed during the render: not stored, not the answer
+
+
+@dataclass(frozen=True)
+class Wanted:
+    """One render to produce: the located source, the request and what decided it."""
+
+    ref: SourceRef
+    params: TransformParams
+    accept: AcceptClass
+    key: str
+    snapshot: Snapshot | None
+    blob: bytes | None = None  # bytes already read (by moderation): rendered as they are
+
+
+RETRIES_AFTER_A_DECISION = 2
 
 
 def describe(rendered: Rendered) -> dict[str, str]:
@@ -55,6 +75,67 @@ def describe(rendered: Rendered) -> dict[str, str]:
 def raw_request_path(request: Request) -> bytes:
     """The path as the client sent it (percent-encoding intact), as signatures cover it."""
     return bytes(request.scope.get("raw_path") or request.url.path.encode())
+
+
+def request_source_path(request: Request) -> SourcePath:
+    """The route's ``{path}`` as a ``SourcePath``; any other spelling of a source answers a
+    308 to the canonical one (the query kept), so it can never be a second source."""
+    raw = str(request.path_params["path"])
+    full = str(request.scope["path"])
+    if not full.endswith(raw):  # a route's "$" also matches before a final line feed
+        raise BadPath("the path holds a line feed")
+    path = canonical_path(raw)
+    if path != raw:
+        prefix = full[: len(full) - len(raw)]
+        location = prefix.rstrip("/") + "/" + "/".join(map(encode_component, path.split("/")))
+        query = bytes(request.scope["query_string"]).decode("latin-1")
+        raise NotCanonical(path, f"{location}?{query}" if query else location)
+    return path
+
+
+def cache_control(
+    cache: CacheConfig,
+    *,
+    signed: bool,
+    expires: int | None,
+    cap_s: int | None = None,
+    now: float | None = None,
+) -> str:
+    """How long a shared cache may keep an image. A signed URL's bytes can only change with
+    its source identity, which is not in the URL, yet signed URLs are meant to be versioned
+    by their issuer: immutable, unless it expires: then no longer than it is valid.
+    ``cap_s``: an answer that may soon change (an image still under moderation review)."""
+    limit = cache.max_age_s if cap_s is None else min(cache.max_age_s, cap_s)
+    if signed and expires is not None:
+        left = max(0, expires - int(time.time() if now is None else now))
+        return f"public, max-age={min(limit, left)}"
+    if cap_s is not None:
+        return f"public, max-age={limit}"
+    if signed:
+        return f"public, max-age={cache.max_age_s}, immutable"
+    return (
+        f"public, max-age={cache.max_age_s}, "
+        f"stale-while-revalidate={cache.stale_while_revalidate_s}"
+    )
+
+
+async def screen(
+    moderator: Moderator, source: Source, ref: SourceRef, pool: ProcessingPool, config: Config
+) -> tuple[str, bytes | None]:
+    """Fail closed: a source's bytes are scanned before they are first served (new bytes at
+    a known path included), and held ones answer 451 until a human approves them. Returns
+    the verdict, and the bytes when they had to be read for it (render those, no others)."""
+    status = await asyncio.to_thread(moderator.known_status, ref.path, ref.identity)
+    if status is not None:
+        moderator.check(ref.path, status)
+        return status, None
+    blob = await source.read(ref, config.limits.max_source_bytes)
+    status = await pool.run(
+        lambda _deadline: moderator.scan(ref.path, ref.identity, blob),
+        config.server.request_deadline_s,
+    )
+    moderator.check(ref.path, status)
+    return status, blob
 
 
 def if_none_match(header: str | None, etag: str) -> bool:
@@ -97,44 +178,44 @@ class ImageService:
         self.safe_settings = replace(settings, quality=None, analyzer=None)
         self.flights: SingleFlight[Outcome] = SingleFlight()
 
-    async def _first(
-        self, ref: SourceRef, params: TransformParams, accept: AcceptClass, key: str
-    ) -> Outcome:
+    async def _first(self, wanted: Wanted) -> Outcome:
         """A local miss: another node's result, or compute it, once across every node."""
         shared = self.shared
         if shared is None:
-            return await self._compute(ref, params, accept, key)
+            return await self._compute(wanted)
+        key, tag = wanted.key, wanted.ref.path
         started = time.perf_counter()
         found = await shared.get(key)
         if found is not None:
-            await self.cache.put(key, found, tag=ref.path)
+            await self.cache.put(key, found, tag=tag)
             return Outcome(found, (("shared", time.perf_counter() - started),), "hit")
         async with shared.lock(key) as computing_here:
             if computing_here:
-                outcome = await self._compute(ref, params, accept, key)
-                await shared.put(key, outcome.item, ref.path)  # before the lock goes
+                outcome = await self._compute(wanted)
+                if not outcome.stale:
+                    await shared.put(key, outcome.item, tag)  # before the lock goes
                 return outcome
         found = await shared.wait_for(key, self.config.server.request_deadline_s)
         if found is None:  # the other node failed or gave up: do it here
-            return await self._compute(ref, params, accept, key)
-        await self.cache.put(key, found, tag=ref.path)
+            return await self._compute(wanted)
+        await self.cache.put(key, found, tag=tag)
         return Outcome(found, (("shared", time.perf_counter() - started),), "coalesced")
 
-    async def _compute(
-        self, ref: SourceRef, params: TransformParams, accept: AcceptClass, key: str
-    ) -> Outcome:
+    async def _compute(self, wanted: Wanted) -> Outcome:
+        ref, params, accept = wanted.ref, wanted.params, wanted.accept
         max_bytes = self.config.limits.max_source_bytes
         decisions = self.decisions
-        override = await decisions.override_for(ref.path, params) if decisions else None
+        override = wanted.snapshot.override_for(params) if wanted.snapshot else None
         qa = self.qa
         variant_name = params.canonical_query(self.config.images.default_crop) + (
             f"|{accept.key}" if params.fm == "auto" and accept.key else ""
         )
         with self.pool.admit() as ticket:
             started = time.perf_counter()
-            reader = self.source.blocking_reader(ref, max_bytes)
+            prefetched = wanted.blob
+            reader = None if prefetched is not None else self.source.blocking_reader(ref, max_bytes)
             if reader is None:  # a source that needs the event loop: fetch, hand bytes over
-                fetched_blob = await self.source.read(ref, max_bytes)
+                fetched_blob = prefetched or await self.source.read(ref, max_bytes)
                 reader = lambda: fetched_blob  # noqa: E731
             waited = time.perf_counter() - started
 
@@ -166,73 +247,91 @@ class ImageService:
             headers=describe(rendered),
         )
         stored = time.perf_counter()
-        await self.cache.put(key, item, tag=ref.path)
+        snapshot = wanted.snapshot
+        if (
+            snapshot is not None
+            and decisions is not None
+            and not await decisions.still_current(ref.path, snapshot)
+        ):  # a decision landed meanwhile: this render is not its answer
+            decisions.forget(ref.path)
+            return Outcome(item, (("fetch", fetched), *rendered.timings), stale=True)
+        await self.cache.put(wanted.key, item, tag=ref.path)
         if decisions is not None:
             decisions.rendered(ref.path, params, rendered, ref.identity)
         timings = (("fetch", fetched), *rendered.timings, ("store", time.perf_counter() - stored))
         return Outcome(item, timings)
 
     async def handle(self, request: Request) -> Response:
-        signed = verify_request(
-            self.config.signing.keys, raw_request_path(request), request.scope["query_string"]
-        )
-        return await self._serve(request, signed=signed, reviewing=False)
+        query = request.scope["query_string"]
+        signed = verify_request(self.config.signing.keys, raw_request_path(request), query)
+        expires = expiry(query.decode("latin-1")) if signed else None
+        return await self._serve(request, signed=signed, reviewing=False, expires=expires)
 
     async def preview(self, request: Request) -> Response:
         """The image as a reviewer must see it: unsigned, and even while moderation holds
         it (deciding on it is the point). The caller has checked the admin credentials."""
         return await self._serve(request, signed=False, reviewing=True)
 
-    async def _serve(self, request: Request, *, signed: bool, reviewing: bool) -> Response:
+    async def _serve(
+        self, request: Request, *, signed: bool, reviewing: bool, expires: int | None = None
+    ) -> Response:
         started = time.perf_counter()
-        path = request.path_params["path"]
+        path = request_source_path(request)
         default_crop = self.config.images.default_crop
-        params = parse_params(request.url.query, default_crop=default_crop)
-        if params.policy is None:
+        asked = parse_params(request.url.query, default_crop=default_crop)
+        if asked.policy is None:
             configured = policy_for_path(path, self.config.images.source_policies)
             if configured is not None:
-                params = replace(params, policy=configured)  # type: ignore[arg-type]
-        rules: frozenset[str] = frozenset()
-        if self.decisions is not None:
-            rules = await self.decisions.rules_for(path)
-            params = apply_rules(params, rules)
+                asked = replace(asked, policy=configured)  # type: ignore[arg-type]
         accept = parse_accept(request.headers.get("accept"))
         ref = await self.source.locate(path)
+        status, blob = None, None
         if self.decisions is not None and self.decisions.moderator.enabled and not reviewing:
-            await self._moderate(ref)
-        variant = accept.key if params.fm == "auto" else ""
-        key = cache_key(path, params.canonical_query(default_crop), variant, ref.identity)
-        item, _tier = await self.cache.get(key)
-        if item is not None:
-            state = "hit"
-            timings: tuple[tuple[str, float], ...] = (("cache", time.perf_counter() - started),)
-        else:
-            outcome, joined = await self.flights.run(
-                key, lambda: self._first(ref, params, accept, key)
+            status, blob = await self._moderate(ref)
+        variant = accept.key if asked.fm == "auto" else ""
+        tries = RETRIES_AFTER_A_DECISION
+        while True:
+            snapshot = await self.decisions.snapshot(path) if self.decisions else None
+            rules = snapshot.rules if snapshot else frozenset()
+            params = apply_rules(asked, rules)
+            key = cache_key(
+                path,
+                params.canonical_query(default_crop),
+                variant,
+                ref.identity,
+                snapshot.generation if snapshot else 0,
             )
-            item, timings = outcome.item, outcome.timings
-            state = "coalesced" if joined else (outcome.state or "miss")
+            wanted = Wanted(ref, params, accept, key, snapshot, blob)
+            item, state, timings, stale = await self._lookup(wanted, started)
+            if not stale or not tries:
+                break
+            tries -= 1  # a decision landed during the render: answer what it decided
         self.telemetry.cache.labels(state).inc()
-        response = self._respond(request, item, state, params, timings, signed=signed)
-        if reviewing:  # never let a shared cache keep what only reviewers may see
-            response.headers["Cache-Control"] = "private, no-store"
+        # A human may still reject an image under review: CDNs must ask again soon.
+        cap = self.config.moderation.review_max_age_s if status == "review" else None
+        freshness = cache_control(self.config.cache, signed=signed, expires=expires, cap_s=cap)
+        if reviewing or stale:  # never let a shared cache keep what only reviewers may see,
+            freshness = "private, no-store"  # nor a render a decision overtook
+        response = self._respond(request, item, state, params, timings, freshness)
         if rules:
             response.headers["X-Loupe-Rules"] = ", ".join(sorted(rules))
         return response
 
-    async def _moderate(self, ref: SourceRef) -> None:
-        """Fail closed: a source is scanned before its first byte is served, and a held
-        one answers 451 until a human approves it."""
+    async def _lookup(
+        self, wanted: Wanted, started: float
+    ) -> tuple[CachedImage, str, tuple[tuple[str, float], ...], bool]:
+        """The cached result for ``wanted``, or one render shared by every concurrent
+        request for it: (item, cache state, timings, whether a decision overtook it)."""
+        item, _tier = await self.cache.get(wanted.key)
+        if item is not None:
+            return item, "hit", (("cache", time.perf_counter() - started),), False
+        outcome, joined = await self.flights.run(wanted.key, partial(self._first, wanted))
+        state = "coalesced" if joined else (outcome.state or "miss")
+        return outcome.item, state, outcome.timings, outcome.stale
+
+    async def _moderate(self, ref: SourceRef) -> tuple[str, bytes | None]:
         assert self.decisions is not None
-        moderator = self.decisions.moderator
-        status = await asyncio.to_thread(moderator.known_status, ref.path)
-        if status is None:
-            blob = await self.source.read(ref, self.config.limits.max_source_bytes)
-            status = await self.pool.run(
-                lambda _deadline: moderator.scan(ref.path, blob),
-                self.config.server.request_deadline_s,
-            )
-        moderator.check(ref.path, status)
+        return await screen(self.decisions.moderator, self.source, ref, self.pool, self.config)
 
     def _respond(
         self,
@@ -241,18 +340,8 @@ class ImageService:
         state: str,
         params: TransformParams,
         timings: tuple[tuple[str, float], ...],
-        *,
-        signed: bool,
+        freshness: str,
     ) -> Response:
-        cache = self.config.cache
-        # A signed URL's bytes can only change with its source identity, which is not in
-        # the URL, yet signed URLs are meant to be versioned by their issuer: immutable.
-        freshness = (
-            f"public, max-age={cache.max_age_s}, immutable"
-            if signed
-            else f"public, max-age={cache.max_age_s}, "
-            f"stale-while-revalidate={cache.stale_while_revalidate_s}"
-        )
         headers = {
             "ETag": item.etag,
             "Cache-Control": freshness,

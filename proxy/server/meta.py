@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
@@ -15,15 +16,18 @@ from proxy.analysis.result import Analysis
 from proxy.config import Config
 from proxy.cropping.evidence import ranked_crops as crops
 from proxy.errors import BadParameter
+from proxy.moderation import Moderator
 from proxy.params import dimension, split_query
 from proxy.processing.plan import SourceInfo
 from proxy.processing.validate import ValidationRules, validate
-from proxy.server.images import raw_request_path
+from proxy.server.images import raw_request_path, request_source_path, screen
 from proxy.server.pool import ProcessingPool
-from proxy.signing import verify_request
+from proxy.signing import expiry, verify_request
 from proxy.sources.base import Source, SourceRef
+from proxy.sources.paths import SourcePath
 
 META_PARAMS = frozenset({"w", "h", "s", "expires"})
+META_MAX_AGE_S = 10  # decisions change when humans act: a CDN may keep this only briefly
 
 
 def describe(info: SourceInfo, etag: str, analysis: Analysis) -> dict[str, Any]:
@@ -66,8 +70,10 @@ class MetaService:
         analyzer: Analyzer,
         pool: ProcessingPool,
         rules: ValidationRules,
-        decisions: Callable[[str, str], dict[str, Any]] | None = None,
+        decisions: Callable[[SourcePath, str], dict[str, Any]] | None = None,
+        moderator: Moderator | None = None,
     ) -> None:
+        self.moderator = moderator
         self.decisions = decisions  # alt, moderation, qa, duplicates from the store
         self.config = config
         self.source = source
@@ -76,32 +82,42 @@ class MetaService:
         self.rules = rules
 
     async def handle(self, request: Request) -> Response:
-        path = request.path_params["path"]
         query = request.scope["query_string"]
-        verify_request(self.config.signing.keys, raw_request_path(request), query)
+        signed = verify_request(self.config.signing.keys, raw_request_path(request), query)
+        expires = expiry(query.decode("latin-1")) if signed else None
+        path = request_source_path(request)
         raw = split_query(query.decode("latin-1"))
         unknown = set(raw) - META_PARAMS
         if unknown:
             raise BadParameter(f"/meta takes w and h only; got {', '.join(sorted(unknown))}")
         width = dimension("w", raw["w"]) if "w" in raw else None
         height = dimension("h", raw["h"]) if "h" in raw else None
-        ref, info, analysis = await self.inspect(path)
+        ref = await self.source.locate(path)
+        blob: bytes | None = None
+        if self.moderator is not None and self.moderator.enabled:
+            # the facts of a held or rejected picture are as withheld as its pixels
+            _status, blob = await screen(self.moderator, self.source, ref, self.pool, self.config)
+        info, analysis = await self._analyse(ref, blob)
         body = describe(info, f'"{ref.identity}"', analysis)
         if width is not None and height is not None:
             body["crops"] = crops(info, analysis, width, height)
         if self.decisions is not None:
             body.update(await asyncio.to_thread(self.decisions, path, analysis.phash))
-        # Decisions change when humans act: a CDN may keep this only briefly.
-        return JSONResponse(body, headers={"Cache-Control": "public, max-age=10"})
+        left = META_MAX_AGE_S if expires is None else max(0, expires - int(time.time()))
+        max_age = min(META_MAX_AGE_S, left)
+        return JSONResponse(body, headers={"Cache-Control": f"public, max-age={max_age}"})
 
-    async def inspect(self, path: str) -> tuple[SourceRef, SourceInfo, Analysis]:
+    async def inspect(self, path: SourcePath) -> tuple[SourceRef, SourceInfo, Analysis]:
         """Locate, validate and analyse a source (the analysis is cached by phash)."""
         ref = await self.source.locate(path)
-        blob = await self.source.read(ref, self.config.limits.max_source_bytes)
+        info, analysis = await self._analyse(ref, None)
+        return ref, info, analysis
+
+    async def _analyse(self, ref: SourceRef, blob: bytes | None) -> tuple[SourceInfo, Analysis]:
+        read = blob or await self.source.read(ref, self.config.limits.max_source_bytes)
 
         def work(_deadline: float) -> tuple[SourceInfo, Analysis]:
-            info, _header = validate(blob, self.rules)
-            return info, self.analyzer.analyse(blob)
+            info, _header = validate(read, self.rules)
+            return info, self.analyzer.analyse(read)
 
-        info, analysis = await self.pool.run(work, self.config.server.request_deadline_s)
-        return ref, info, analysis
+        return await self.pool.run(work, self.config.server.request_deadline_s)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from proxy.server.admin import alt_json
+from proxy.sources.paths import SourcePath
 from proxy.stores import Store
 
 
@@ -13,7 +14,7 @@ class StoredFacts:
         self.store = store
         self.duplicate_distance = duplicate_distance
 
-    def __call__(self, path: str, phash: str) -> dict[str, Any]:
+    def __call__(self, path: SourcePath, phash: str) -> dict[str, Any]:
         """Blocking; run it in a thread."""
         record = self.store.source(path)
         qa = self.store.qa_results(path)

@@ -62,7 +62,27 @@ def _problem(description: str, headers: dict[str, Schema] | None = None) -> Sche
 
 
 ERRORS: dict[int, tuple[str, Schema]] = {
-    400: ("BadParameter", _problem("a bad parameter or request body")),
+    308: (
+        "NotCanonical",
+        _problem(
+            "another spelling of a source path (a trailing or doubled slash, a ./ segment, "
+            "not NFC): Location names the canonical path, the query kept",
+            {
+                "Location": {
+                    "description": "the same route with the canonical source path",
+                    "required": True,
+                    "schema": {"type": "string"},
+                }
+            },
+        ),
+    ),
+    400: (
+        "BadParameter",
+        _problem(
+            "a bad parameter or request body, or a source path that cannot be one (.., a "
+            "backslash, a control character such as NUL, double percent-encoding)"
+        ),
+    ),
     401: (
         "Unauthorized",
         _problem(
@@ -92,6 +112,7 @@ ERRORS: dict[int, tuple[str, Schema]] = {
     ),
     409: ("Conflict", _problem("the review item was already decided")),
     413: ("SourceTooLarge", _problem("the source exceeds the byte or pixel limits")),
+    414: ("PathTooLong", _problem("the source path is longer than 1024 bytes")),
     415: ("UnsupportedImage", _problem("the source is not a supported image")),
     422: ("DamagedImage", _problem("the source image is damaged")),
     502: ("OriginFailed", _problem("the HTTP origin behind the source failed")),
@@ -110,6 +131,7 @@ ERRORS: dict[int, tuple[str, Schema]] = {
     504: ("OriginTimeout", _problem("the HTTP origin behind the source timed out")),
 }
 SOURCE_ERRORS = (404, 413, 415, 422, 502, 504)  # locating, reading and analysing a source
+PATH_ERRORS = (308, 400, 404, 414)  # the {path} of a route: canonical_path's answers
 
 
 def _errors(*statuses: int) -> dict[str, Schema]:
@@ -460,7 +482,7 @@ PATHS: dict[str, Schema] = {
             "getCropCandidates",
             "three ranked crop candidates for a w x h box",
             {"200": _ok("the candidates and the source's overrides", _ref("Crops"))}
-            | _errors(400, *SOURCE_ERRORS),
+            | _errors(*PATH_ERRORS, 400, *SOURCE_ERRORS),
             description="The other /img parameters (fit, crop, dpr, ...) are accepted and "
             "ignored; an unknown or repeated parameter is a 400.",
             parameters=[
@@ -485,14 +507,14 @@ PATHS: dict[str, Schema] = {
             "listOverrides",
             "the source's human crops",
             {"200": _ok("every override, empty for an unknown source", _ref("OverrideList"))}
-            | _errors(404),
+            | _errors(*PATH_ERRORS, 404),
             parameters=[SOURCE],
         ),
         "put": _operation(
             "putOverride",
             "set a user crop that beats every AI choice for its aspect, at every size",
             {"200": _ok("the stored override", _ref("StoredOverride"))}
-            | _errors(400, *SOURCE_ERRORS),
+            | _errors(*PATH_ERRORS, 400, *SOURCE_ERRORS),
             parameters=[SOURCE, REVIEWER],
             body="OverrideRequest",
             description="Replaces the override for the same aspect and ctx, records the "
@@ -501,7 +523,8 @@ PATHS: dict[str, Schema] = {
         "delete": _operation(
             "deleteOverrides",
             "drop the source's overrides (of one aspect, or all)",
-            {"204": {"description": "dropped; cached variants purged"}} | _errors(400, 404),
+            {"204": {"description": "dropped; cached variants purged"}}
+            | _errors(*PATH_ERRORS, 400, 404),
             parameters=[
                 SOURCE,
                 _query(
@@ -517,13 +540,14 @@ PATHS: dict[str, Schema] = {
             "getAlt",
             "the source's alt text, with any draft awaiting review",
             {"200": _ok("the alt text; status empty for an unknown source", _ref("Alt"))}
-            | _errors(404),
+            | _errors(*PATH_ERRORS, 404),
             parameters=[SOURCE],
         ),
         "put": _operation(
             "putAlt",
             "set the alt text (published at once, status user)",
-            {"200": _ok("the stored alt text", _ref("Alt"))} | _errors(400, *SOURCE_ERRORS),
+            {"200": _ok("the stored alt text", _ref("Alt"))}
+            | _errors(*PATH_ERRORS, 400, *SOURCE_ERRORS),
             parameters=[SOURCE, REVIEWER],
             body="AltRequest",
         ),
@@ -577,7 +601,8 @@ PATHS: dict[str, Schema] = {
         "post": _operation(
             "purgeSource",
             "drop every cached variant of a source on this node",
-            {"200": _ok("how many variants were dropped", _ref("Purged"))} | _errors(404),
+            {"200": _ok("how many variants were dropped", _ref("Purged"))}
+            | _errors(*PATH_ERRORS, 404),
             parameters=[SOURCE],
         ),
     },
@@ -602,7 +627,7 @@ PATHS: dict[str, Schema] = {
         "put": _operation(
             "putRule",
             "set an exception rule on a source or folder",
-            {"200": _ok("the stored rule", _ref("StoredRule"))} | _errors(400),
+            {"200": _ok("the stored rule", _ref("StoredRule"))} | _errors(400, 404, 414),
             parameters=[REVIEWER],
             body="RuleRequest",
             description="Takes effect on the next request: rules rewrite the request before "
@@ -611,7 +636,7 @@ PATHS: dict[str, Schema] = {
         "delete": _operation(
             "deleteRule",
             "drop one exception rule",
-            {"204": {"description": "dropped"}} | _errors(404),
+            {"204": {"description": "dropped"}} | _errors(400, 404, 414),
             parameters=[
                 _query("prefix", {"type": "string", "default": ""}, "as set (normalised)"),
                 _query("rule", {"enum": list(RULES)}, "the rule to drop", required=True),

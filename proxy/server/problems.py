@@ -38,7 +38,7 @@ def problem(
 
 
 def from_loupe_error(request: Request, exc: LoupeError, error_max_age: int) -> Response:
-    cacheable = exc.status in (400, 404, 413, 415, 422)
+    cacheable = exc.status in (308, 400, 404, 413, 414, 415, 422)
     return problem(
         exc.status,
         exc.title,

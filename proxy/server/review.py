@@ -150,9 +150,15 @@ def decide(store: Store, item: ReviewItem, decision: Decision) -> ReviewItem:
         if decision.action == "edit":
             raise BadParameter("moderation items are accepted (approve) or rejected")
         correction = {"moderation": verdict}
+        digest = item.payload.get("digest")
 
         def effect(tx: Tx) -> None:
-            store.apply_moderation(tx, item.path, verdict)
+            # The verdict is on the bytes the item showed: other bytes at the same path
+            # (changed since) are not approved by it, the same bytes elsewhere are.
+            if isinstance(digest, str) and digest:
+                store.apply_verdict(tx, digest, verdict, None, human=True)
+            else:
+                store.apply_moderation(tx, item.path, verdict)
 
     feedback = Feedback(
         review_id=item.id,

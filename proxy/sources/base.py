@@ -6,19 +6,21 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from proxy.sources.paths import SourcePath
+
 
 @dataclass(frozen=True)
 class SourceRef:
     """A located source: its key and an identity that changes whenever its bytes do."""
 
-    path: str
+    path: SourcePath
     identity: str
     size: int
     inner: SourceRef | None = None  # the routed source's own ref, when a router wrapped it
 
 
 class Source(Protocol):
-    async def locate(self, path: str) -> SourceRef:
+    async def locate(self, path: SourcePath) -> SourceRef:
         """Find ``path`` cheaply (no body read); raises ``SourceNotFound``/``Forbidden``."""
 
     async def read(self, ref: SourceRef, max_bytes: int) -> bytes:

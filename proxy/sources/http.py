@@ -1,7 +1,13 @@
-"""An HTTP origin: ``/img/NAME/path`` -> ``<origin url>/path``, fetched through httpx
+"""An HTTP origin: ``/img/NAME/path`` -> ``<origin url>path``, fetched through httpx
 with pooled connections, timeouts, a redirect limit, a streaming byte cap and the SSRF
-guard on every hop. The origin's ETag/Last-Modified become the source identity, and
-are revalidated (conditional GET) once ``revalidate_after_s`` has passed.
+guard on every hop.
+
+The URL is the base with the canonical path appended, every segment percent-encoded
+(``%`` and ``;`` included), and checked to have the base's scheme, host, port and path
+prefix: no spelling of a path can reach another host, port or folder. An https origin is
+never followed to plain http. The identity of a source is the SHA-256 of its bytes (what
+moderation judges and the caches key on); the origin's ETag/Last-Modified are only used
+to revalidate (conditional GET) once ``revalidate_after_s`` has passed.
 """
 
 from __future__ import annotations
@@ -11,14 +17,27 @@ import hashlib
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from urllib.parse import quote, urljoin, urlsplit
+from urllib.parse import quote, unquote, urljoin, urlsplit, urlunsplit
 
 import httpx
 from cachetools import LRUCache
 
-from proxy.errors import Forbidden, OriginFailed, OriginTimeout, SourceNotFound, SourceTooLarge
+from proxy.errors import (
+    Forbidden,
+    OriginFailed,
+    OriginTimeout,
+    SourceChanged,
+    SourceNotFound,
+    SourceTooLarge,
+)
 from proxy.sources.base import SourceRef
 from proxy.sources.netguard import IPAddress, resolve_allowed
+from proxy.sources.paths import BadPath, SourcePath
+
+# RFC 3986 pchar without "%" (every escape in a source path is the path's own text) and
+# without ";" (path parameters: Tomcat reads "..;" as "..").
+SEGMENT_SAFE = "!$&'()*+,=:@-._~"
+BODY_STATUSES = frozenset({200, 203})
 
 
 @dataclass(frozen=True)
@@ -64,23 +83,51 @@ class HttpSource:
         self.name = name
         self._resolve = resolve
         self.base_url = base_url
+        self._base = urlsplit(base_url)
+        if not self._base.path.endswith("/"):
+            self._base = self._base._replace(path=self._base.path + "/")
         self.policy = policy
         self.client = client
         self._known: LRUCache[str, _Known] = LRUCache(maxsize=10_000)
         # Bodies fetched by locate(), handed to the read() that follows it.
         self._bodies: LRUCache[str, bytes] = LRUCache(maxsize=64 * 1024 * 1024, getsizeof=len)
 
-    def url_for(self, path: str) -> str:
-        if any(part in ("..", ".") for part in path.split("/")):
-            raise Forbidden(f"path {path!r} is not allowed")
-        return urljoin(self.base_url, quote(path.lstrip("/"), safe="/%:@!$&'()*+,;=-._~"))
+    def url_for(self, path: SourcePath) -> str:
+        """The base URL with ``path`` below it, or ``BadPath``: never anything else."""
+        encoded = "/".join(quote(segment, safe=SEGMENT_SAFE) for segment in path.split("/"))
+        base = self._base
+        url = urlunsplit((base.scheme, base.netloc, base.path + encoded, base.query, ""))
+        if not self._below_base(url):
+            raise BadPath(f"path {path!r} does not stay below origin {self.name!r}")
+        return url
+
+    def _below_base(self, url: str) -> bool:
+        """Same scheme, user, host, port and query as the base; a path that starts with the
+        base's and has no segment a server could read as a dot segment or a separator."""
+        got, base = urlsplit(url), self._base
+        same = (got.scheme, got.netloc, got.query, got.fragment) == (
+            base.scheme,
+            base.netloc,
+            base.query,
+            "",
+        ) and (got.hostname, got.port) == (base.hostname, base.port)
+        if not same or not got.path.startswith(base.path):
+            return False
+        for segment in got.path[len(base.path) :].split("/"):
+            plain = unquote(segment)
+            if plain in ("", ".", "..") or "/" in plain or "\\" in plain or ";" in segment:
+                return False
+        return True
 
     async def _send(self, url: str, headers: dict[str, str]) -> httpx.Response:
         """GET with redirects followed by hand, so every hop passes the guard."""
+        secure = urlsplit(url).scheme == "https"
         for _hop in range(self.policy.max_redirects + 1):
             parts = urlsplit(url)
             if parts.scheme not in ("http", "https") or not parts.hostname:
                 raise Forbidden(f"origin redirected to a non-HTTP URL {url!r}")
+            if secure and parts.scheme != "https":
+                raise Forbidden(f"https origin {self.name!r} redirected to plain http")
             host = parts.hostname
             if not _host_allowed(host, self.policy.allow_hosts):
                 raise Forbidden(f"host {host!r} is not on origin {self.name!r}'s allow list")
@@ -126,12 +173,13 @@ class HttpSource:
             async with asyncio.timeout(self.policy.fetch_deadline_s):
                 response = await self._send(url, {"Accept": "image/*", **conditional})
                 try:
-                    if response.status_code == 304:
+                    status = response.status_code
+                    if status == 304 and conditional:
                         return response, b""
-                    if response.status_code in (404, 410):
+                    if status in (404, 410):
                         raise SourceNotFound(f"origin {self.name!r} has no {url!r}")
-                    if response.status_code >= 400:
-                        raise OriginFailed(f"origin {self.name!r} answered {response.status_code}")
+                    if status not in BODY_STATUSES:  # an unasked-for 304, a 206, a 204...
+                        raise OriginFailed(f"origin {self.name!r} answered {status}")
                     declared = response.headers.get("content-length", "")
                     if declared.isdigit() and int(declared) > self.policy.max_bytes:
                         limit = self.policy.max_bytes
@@ -155,42 +203,50 @@ class HttpSource:
             raise OriginFailed(f"origin {self.name!r} failed: {type(exc).__name__}") from None
 
     @staticmethod
-    def _identity(response: httpx.Response, body: bytes) -> tuple[str, dict[str, str]]:
+    def _validator(response: httpx.Response) -> dict[str, str]:
         etag = response.headers.get("etag")
         modified = response.headers.get("last-modified")
         if etag:
-            return f"etag:{etag}", {"If-None-Match": etag}
+            return {"If-None-Match": etag}
         if modified:
-            return f"lm:{modified}", {"If-Modified-Since": modified}
-        return "sha256:" + hashlib.sha256(body).hexdigest(), {}
+            return {"If-Modified-Since": modified}
+        return {}
 
-    async def locate(self, path: str) -> SourceRef:
+    async def locate(self, path: SourcePath) -> SourceRef:
         url = self.url_for(path)
         known = self._known.get(url)
         now = time.monotonic()
         if known and now - known.checked_at < self.policy.revalidate_after_s:
-            return SourceRef(url, known.identity, known.size)
+            return SourceRef(path, known.identity, known.size)
         response, body = await self._fetch(url, known.validator if known else {})
         if response.status_code == 304 and known:
             known.checked_at = now
-            return SourceRef(url, known.identity, known.size)
-        identity, validator = self._identity(response, body)
-        self._known[url] = _Known(identity, validator, len(body), now)
+            return SourceRef(path, known.identity, known.size)
+        identity = content_identity(body)
+        self._known[url] = _Known(identity, self._validator(response), len(body), now)
         self._bodies[f"{url}\n{identity}"] = body
-        return SourceRef(url, identity, len(body))
+        return SourceRef(path, identity, len(body))
 
     def blocking_reader(self, ref: SourceRef, max_bytes: int) -> Callable[[], bytes] | None:
         """Bytes fetched by ``locate`` are handed over as they are; others need the loop."""
-        body = self._bodies.get(f"{ref.path}\n{ref.identity}")
+        slot = f"{self.url_for(ref.path)}\n{ref.identity}"
+        body = self._bodies.get(slot)
         if body is None or len(body) > max_bytes:
             return None
-        del self._bodies[f"{ref.path}\n{ref.identity}"]
+        del self._bodies[slot]
         return lambda: body
 
     async def read(self, ref: SourceRef, max_bytes: int) -> bytes:
-        body = self._bodies.pop(f"{ref.path}\n{ref.identity}", None)
+        url = self.url_for(ref.path)
+        body = self._bodies.pop(f"{url}\n{ref.identity}", None)
         if body is None:
-            _, body = await self._fetch(ref.path, {})
+            _, body = await self._fetch(url, {})
+            if content_identity(body) != ref.identity:  # never other bytes than located
+                raise SourceChanged(f"origin {self.name!r} changed {ref.path!r} meanwhile")
         if len(body) > max_bytes:
             raise SourceTooLarge(f"source is {len(body)} bytes; the limit is {max_bytes}")
         return body
+
+
+def content_identity(body: bytes) -> str:
+    return "sha256:" + hashlib.sha256(body).hexdigest()

@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 import httpx
 
 from proxy.sources.base import Source, SourceRef
+from proxy.sources.paths import SourcePath
 
 
 class SourceRouter:
@@ -18,12 +19,13 @@ class SourceRouter:
         self.origins = dict(origins)
         self._client = client
 
-    def _route(self, path: str) -> tuple[Source, str]:
-        name, _, rest = path.lstrip("/").partition("/")
+    def _route(self, path: SourcePath) -> tuple[Source, SourcePath]:
+        name, _, rest = path.partition("/")
         origin = self.origins.get(name)
-        return (origin, rest) if origin is not None and rest else (self.local, path)
+        # The rest of a canonical path is canonical too.
+        return (origin, SourcePath(rest)) if origin is not None and rest else (self.local, path)
 
-    async def locate(self, path: str) -> SourceRef:
+    async def locate(self, path: SourcePath) -> SourceRef:
         source, inner = self._route(path)
         ref = await source.locate(inner)
         return SourceRef(path, ref.identity, ref.size, inner=ref)

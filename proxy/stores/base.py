@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from proxy.errors import LoupeError
+from proxy.sources.paths import SourcePath
 
 AltStatus = Literal["empty", "draft", "machine", "reviewed", "user"]
 Component = Literal["alt", "crop", "qa", "moderation", "sample"]
@@ -38,7 +39,7 @@ class ReviewConflict(LoupeError):
 
 @dataclass(frozen=True)
 class SourceRecord:
-    path: str
+    path: SourcePath
     phash: str | None = None
     width: int | None = None
     height: int | None = None
@@ -57,7 +58,7 @@ class Override:
     """A human crop: ``by="user"`` through the admin API, ``"human"`` picked in review.
     ``ctx=""`` applies in every context."""
 
-    path: str
+    path: SourcePath
     aspect: str
     rect: tuple[int, int, int, int]
     ctx: str = ""
@@ -69,7 +70,7 @@ class Override:
 
 @dataclass(frozen=True)
 class AltText:
-    path: str
+    path: SourcePath
     text: str
     status: AltStatus
     phash: str | None = None
@@ -93,7 +94,7 @@ class AltText:
 @dataclass(frozen=True)
 class ReviewItem:
     id: int
-    path: str
+    path: SourcePath
     component: Component
     subject: str
     status: ReviewStatus
@@ -108,7 +109,7 @@ class Feedback:
     """A human decision kept beside the AI output it judged."""
 
     review_id: int | None
-    path: str
+    path: SourcePath
     component: str
     action: str
     ai_output: dict[str, Any]
@@ -123,7 +124,7 @@ class Feedback:
 
 @dataclass(frozen=True)
 class QAResult:
-    path: str
+    path: SourcePath
     variant: str
     passed: bool
     report: dict[str, Any]

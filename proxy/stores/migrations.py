@@ -167,6 +167,32 @@ MIGRATIONS: tuple[Migration, ...] = (
         );
         """,
     ),
+    Migration(
+        5,
+        "moderation verdicts belong to the bytes (SHA-256), and a source to its bytes",
+        """
+        CREATE TABLE verdicts (
+            digest TEXT PRIMARY KEY,
+            status TEXT NOT NULL,
+            score DOUBLE PRECISION,
+            by_human INTEGER NOT NULL DEFAULT 0,
+            updated DOUBLE PRECISION NOT NULL
+        );
+        ALTER TABLE sources ADD COLUMN content_digest TEXT;
+        ALTER TABLE sources ADD COLUMN content_identity TEXT;
+        CREATE INDEX sources_content_digest ON sources (content_digest);
+        """,
+    ),
+    Migration(
+        6,
+        "decision generations of sources and folders, for cache keys",
+        """
+        CREATE TABLE generations (
+            prefix TEXT PRIMARY KEY,
+            n BIGINT NOT NULL
+        );
+        """,
+    ),
 )
 
 

@@ -14,7 +14,7 @@ import psycopg
 from psycopg_pool import ConnectionPool
 
 from proxy.stores.base import StoreError
-from proxy.stores.sql import Row, SqlStore, Tx
+from proxy.stores.sql import Row, SqlStore, Tx, checked_params
 
 MIGRATION_LOCK = 0x4C6F757065  # "Loupe"
 
@@ -24,7 +24,7 @@ class _Tx:
         self.connection = connection
 
     def run(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
-        cursor = self.connection.execute(sql.replace("?", "%s"), tuple(params))
+        cursor = self.connection.execute(sql.replace("?", "%s"), checked_params(params))
         return list(cursor.fetchall()) if cursor.description is not None else []
 
 

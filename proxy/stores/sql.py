@@ -12,6 +12,8 @@ from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
 from proxy.duplicates.index import chunks, hamming, parse_phash
+from proxy.errors import BadParameter
+from proxy.sources.paths import SourcePath, ancestors
 from proxy.stores.base import (
     AltText,
     Feedback,
@@ -34,6 +36,15 @@ class Tx(Protocol):
     """One transaction: ``?`` placeholders in, rows out."""
 
     def run(self, sql: str, params: Sequence[Any] = ()) -> list[Row]: ...
+
+
+def checked_params(params: Sequence[Any]) -> tuple[Any, ...]:
+    """The parameters of a statement, refusing text with a NUL byte on every backend alike:
+    PostgreSQL cannot store one, and a request that carries one is bad input (400)."""
+    for value in params:
+        if isinstance(value, str) and "\x00" in value:
+            raise BadParameter("text with a NUL byte cannot be stored")
+    return tuple(params)
 
 
 def _json(value: Any) -> str:
@@ -145,7 +156,7 @@ class SqlStore(ABC):
             )
         return self._source(row[0]), not before
 
-    def _index_phash(self, tx: Tx, path: str, phash: str) -> None:
+    def _index_phash(self, tx: Tx, path: SourcePath, phash: str) -> None:
         tx.run("DELETE FROM phash_chunks WHERE path = ?", (path,))
         for number, value in enumerate(chunks(parse_phash(phash), DUPLICATE_CHUNKS)):
             tx.run(
@@ -153,7 +164,7 @@ class SqlStore(ABC):
                 (number, _signed64(value), path),
             )
 
-    def source(self, path: str) -> SourceRecord | None:
+    def source(self, path: SourcePath) -> SourceRecord | None:
         with self.transaction(write=False) as tx:
             rows = tx.run(f"SELECT {self._SOURCE_COLUMNS} FROM sources WHERE path = ?", (path,))
         return self._source(rows[0]) if rows else None
@@ -161,7 +172,7 @@ class SqlStore(ABC):
     @staticmethod
     def _source(row: Row) -> SourceRecord:
         return SourceRecord(
-            path=row[0],
+            path=SourcePath(row[0]),
             phash=row[1],
             width=row[2],
             height=row[3],
@@ -175,16 +186,127 @@ class SqlStore(ABC):
             last_seen=row[11],
         )
 
-    def set_moderation(self, path: str, status: str, score: float | None) -> None:
+    def set_moderation(self, path: SourcePath, status: str, score: float | None) -> None:
         with self.transaction() as tx:
             tx.run(
                 "UPDATE sources SET moderation_status = ?, moderation_score = ? WHERE path = ?",
                 (status, score, path),
             )
 
+    # -- moderation verdicts: they belong to the bytes (a SHA-256 digest), not the path ----
+
+    def moderation_of(self, path: SourcePath, identity: str) -> str | None:
+        """The verdict on ``path``'s content as of ``identity``; None when that content was
+        never bound to a digest (new bytes, or never seen): it must be scanned first."""
+        with self.transaction(write=False) as tx:
+            rows = tx.run(
+                "SELECT moderation_status FROM sources WHERE path = ? AND content_identity = ?",
+                (path, identity),
+            )
+        status = rows[0][0] if rows else None
+        return None if status in (None, "unscanned") else str(status)
+
+    def bind_content(self, path: SourcePath, identity: str, digest: str) -> str | None:
+        """Record that ``path`` at ``identity`` holds the bytes ``digest``, and take over the
+        verdict those bytes already have (under any path); None when they have none yet."""
+        now = time.time()
+        with self.transaction() as tx:
+            rows = tx.run("SELECT status, score FROM verdicts WHERE digest = ?", (digest,))
+            status, score = (rows[0][0], rows[0][1]) if rows else ("unscanned", None)
+            tx.run(
+                "INSERT INTO sources (path, first_seen, last_seen, content_identity, "
+                "content_digest, moderation_status, moderation_score) VALUES (?,?,?,?,?,?,?) "
+                "ON CONFLICT (path) DO UPDATE SET content_identity = excluded.content_identity, "
+                "content_digest = excluded.content_digest, "
+                "moderation_status = excluded.moderation_status, "
+                "moderation_score = excluded.moderation_score, last_seen = excluded.last_seen",
+                (path, now, now, identity, digest, status, score),
+            )
+        return None if status == "unscanned" else str(status)
+
+    def moderation_of_digest(self, digest: str) -> str | None:
+        with self.transaction(write=False) as tx:
+            rows = tx.run("SELECT status FROM verdicts WHERE digest = ?", (digest,))
+        return str(rows[0][0]) if rows else None
+
+    def set_verdict(
+        self, digest: str, status: str, score: float | None, *, human: bool = False
+    ) -> list[SourcePath]:
+        """Judge the bytes ``digest`` wherever they are served; returns those paths. A
+        machine verdict never replaces a human's."""
+        with self.transaction() as tx:
+            return self.apply_verdict(tx, digest, status, score, human=human)
+
+    def apply_verdict(
+        self, tx: Tx, digest: str, status: str, score: float | None, *, human: bool
+    ) -> list[SourcePath]:
+        stored = tx.run(
+            "INSERT INTO verdicts (digest, status, score, by_human, updated) VALUES (?,?,?,?,?) "
+            "ON CONFLICT (digest) DO UPDATE SET status = excluded.status, "
+            "score = COALESCE(excluded.score, verdicts.score), by_human = excluded.by_human, "
+            "updated = excluded.updated WHERE excluded.by_human = 1 OR verdicts.by_human = 0 "
+            "RETURNING status, score",
+            (digest, status, score, int(human), time.time()),
+        )
+        if not stored:  # a human already judged these bytes
+            return []
+        rows = tx.run(
+            "UPDATE sources SET moderation_status = ?, moderation_score = ? "
+            "WHERE content_digest = ? RETURNING path",
+            (stored[0][0], stored[0][1], digest),
+        )
+        paths = [SourcePath(row[0]) for row in rows]
+        for path in paths:
+            self._bump(tx, path)
+        return paths
+
+    # -- decision generations: part of every cache key ---------------------------------
+
+    def _bump(self, tx: Tx, prefix: str) -> None:
+        """A decision changed what is served for ``prefix`` (a source, or a folder and all
+        below it; ``""`` is every source)."""
+        tx.run(
+            "INSERT INTO generations (prefix, n) VALUES (?, 1) "
+            "ON CONFLICT (prefix) DO UPDATE SET n = generations.n + 1",
+            (prefix,),
+        )
+
+    def bump_generation(self, prefix: str) -> None:
+        with self.transaction() as tx:
+            self._bump(tx, prefix)
+
+    def generation(self, path: SourcePath) -> int:
+        """The sum of the counters of ``path`` and every folder above it: it grows with
+        every decision on any of them."""
+        with self.transaction(write=False) as tx:
+            return self._generation(tx, path)
+
+    def _generation(self, tx: Tx, path: SourcePath) -> int:
+        covering = ancestors(path)
+        rows = tx.run(
+            "SELECT COALESCE(SUM(n), 0) FROM generations "
+            f"WHERE prefix IN ({', '.join('?' for _ in covering)})",
+            covering,
+        )
+        return int(rows[0][0] or 0)
+
+    def decisions_for(self, path: SourcePath) -> tuple[int, list[Override], list[tuple[str, str]]]:
+        """One consistent read of what decides ``path``'s images: its generation, its
+        human crops and the rules covering it (one transaction, so they agree)."""
+        covering = ancestors(path)
+        marks = ", ".join("?" for _ in covering)
+        with self.transaction(write=False) as tx:
+            generation = self._generation(tx, path)
+            overrides = self._overrides(tx, path)
+            rules = tx.run(
+                f"SELECT prefix, rule FROM rules WHERE prefix IN ({marks}) ORDER BY prefix, rule",
+                covering,
+            )
+        return generation, overrides, [(row[0], row[1]) for row in rules]
+
     def near_duplicates(
-        self, phash: str, max_distance: int, *, exclude: str | None = None
-    ) -> list[tuple[str, int]]:
+        self, phash: str, max_distance: int, *, exclude: SourcePath | None = None
+    ) -> list[tuple[SourcePath, int]]:
         """Sources within ``max_distance`` bits: exact matches on any of the 8 chunks find
         every candidate (pigeonhole, up to distance 7), then the full distance filters."""
         if max_distance >= DUPLICATE_CHUNKS:
@@ -202,7 +324,7 @@ class SqlStore(ABC):
                 params,
             )
         found = [
-            (path, hamming(wanted, parse_phash(other)))
+            (SourcePath(path), hamming(wanted, parse_phash(other)))
             for path, other in rows
             if path != exclude and other
         ]
@@ -216,16 +338,19 @@ class SqlStore(ABC):
             self.apply_override(tx, stamped)
         return stamped
 
-    def overrides(self, path: str) -> list[Override]:
+    def overrides(self, path: SourcePath) -> list[Override]:
         with self.transaction(write=False) as tx:
-            rows = tx.run(
-                "SELECT path, aspect, ctx, x, y, w, h, made_by, reviewer, reason, created "
-                "FROM overrides WHERE path = ? ORDER BY aspect, ctx",
-                (path,),
-            )
+            return self._overrides(tx, path)
+
+    def _overrides(self, tx: Tx, path: SourcePath) -> list[Override]:
+        rows = tx.run(
+            "SELECT path, aspect, ctx, x, y, w, h, made_by, reviewer, reason, created "
+            "FROM overrides WHERE path = ? ORDER BY aspect, ctx",
+            (path,),
+        )
         return [
             Override(
-                path=r[0],
+                path=SourcePath(r[0]),
                 aspect=r[1],
                 ctx=r[2],
                 rect=(r[3], r[4], r[5], r[6]),
@@ -237,7 +362,7 @@ class SqlStore(ABC):
             for r in rows
         ]
 
-    def delete_overrides(self, path: str, aspect: str | None = None) -> int:
+    def delete_overrides(self, path: SourcePath, aspect: str | None = None) -> int:
         with self.transaction() as tx:
             if aspect is None:
                 rows = tx.run("DELETE FROM overrides WHERE path = ? RETURNING aspect", (path,))
@@ -246,6 +371,8 @@ class SqlStore(ABC):
                     "DELETE FROM overrides WHERE path = ? AND aspect = ? RETURNING aspect",
                     (path, aspect),
                 )
+            if rows:
+                self._bump(tx, path)
         return len(rows)
 
     # -- exception rules ------------------------------------------------------------------
@@ -258,6 +385,7 @@ class SqlStore(ABC):
                 "reason = excluded.reason, created = excluded.created",
                 (prefix, rule, reviewer, reason, time.time()),
             )
+            self._bump(tx, prefix)
 
     def rules(self) -> list[tuple[str, str, str, str, float]]:
         """Every rule: (prefix, rule, reviewer, reason, created). Few; read whole."""
@@ -272,6 +400,8 @@ class SqlStore(ABC):
             rows = tx.run(
                 "DELETE FROM rules WHERE prefix = ? AND rule = ? RETURNING rule", (prefix, rule)
             )
+            if rows:
+                self._bump(tx, prefix)
         return bool(rows)
 
     # -- alt text -------------------------------------------------------------------------
@@ -315,12 +445,12 @@ class SqlStore(ABC):
             self._put_alt(tx, stamped)
         return True
 
-    def alt(self, path: str) -> AltText | None:
+    def alt(self, path: SourcePath) -> AltText | None:
         with self.transaction(write=False) as tx:
             rows = tx.run(f"SELECT {self._ALT_COLUMNS} FROM alt_texts WHERE path = ?", (path,))
         return self._alt(rows[0]) if rows else None
 
-    def alt_by_phash(self, phash: str, *, exclude: str | None = None) -> AltText | None:
+    def alt_by_phash(self, phash: str, *, exclude: SourcePath | None = None) -> AltText | None:
         """The best text already written for the same picture under another path."""
         with self.transaction(write=False) as tx:
             rows = tx.run(
@@ -331,7 +461,7 @@ class SqlStore(ABC):
         usable.sort(key=lambda alt: (ALT_RANK[alt.status], alt.updated), reverse=True)
         return usable[0] if usable else None
 
-    def claim_phash(self, phash: str, path: str, ttl_s: float) -> bool:
+    def claim_phash(self, phash: str, path: SourcePath, ttl_s: float) -> bool:
         """Claim the right to describe a picture for ``ttl_s``, so two copies of it are not
         sent to the model at once; the holder may renew, others wait for its text."""
         now = time.time()
@@ -347,7 +477,7 @@ class SqlStore(ABC):
     @staticmethod
     def _alt(row: Row) -> AltText:
         return AltText(
-            path=row[0],
+            path=SourcePath(row[0]),
             phash=row[1],
             text=row[2],
             status=row[3],
@@ -363,7 +493,7 @@ class SqlStore(ABC):
     _REVIEW_COLUMNS = "id, path, component, subject, status, payload, created, decided, decision"
 
     def open_review(
-        self, path: str, component: str, subject: str, payload: dict[str, Any]
+        self, path: SourcePath, component: str, subject: str, payload: dict[str, Any]
     ) -> ReviewItem | None:
         """Queue an item unless one is already pending for the same subject."""
         with self.transaction() as tx:
@@ -395,7 +525,7 @@ class SqlStore(ABC):
         *,
         status: str | None = "pending",
         component: str | None = None,
-        path: str | None = None,
+        path: SourcePath | None = None,
         limit: int = 50,
         after_id: int = 0,
     ) -> list[ReviewItem]:
@@ -455,7 +585,7 @@ class SqlStore(ABC):
     def _review(row: Row) -> ReviewItem:
         return ReviewItem(
             id=int(row[0]),
-            path=row[1],
+            path=SourcePath(row[1]),
             component=row[2],
             subject=row[3],
             status=row[4],
@@ -490,12 +620,15 @@ class SqlStore(ABC):
                 override.created or time.time(),
             ),
         )
+        self._bump(tx, override.path)
 
     def apply_alt(self, tx: Tx, alt: AltText) -> None:
         self._put_alt(tx, AltText(**{**alt.__dict__, "updated": time.time()}))
 
-    def apply_moderation(self, tx: Tx, path: str, status: str) -> None:
+    def apply_moderation(self, tx: Tx, path: SourcePath, status: str) -> None:
+        """A verdict on whatever ``path`` holds (an item that names no digest)."""
         tx.run("UPDATE sources SET moderation_status = ? WHERE path = ?", (status, path))
+        self._bump(tx, path)
 
     # -- feedback -------------------------------------------------------------------------
 
@@ -537,7 +670,7 @@ class SqlStore(ABC):
                 yield Feedback(
                     id=int(r[0]),
                     review_id=r[1],
-                    path=r[2],
+                    path=SourcePath(r[2]),
                     component=r[3],
                     action=r[4],
                     ai_output=_loads(r[5]) or {},
@@ -576,7 +709,7 @@ class SqlStore(ABC):
                     ),
                 )
 
-    def qa_results(self, path: str, limit: int = 20) -> list[QAResult]:
+    def qa_results(self, path: SourcePath, limit: int = 20) -> list[QAResult]:
         with self.transaction(write=False) as tx:
             rows = tx.run(
                 "SELECT path, variant, passed, report, created FROM qa_results WHERE path = ? "
@@ -584,7 +717,13 @@ class SqlStore(ABC):
                 (path, limit),
             )
         return [
-            QAResult(path=r[0], variant=r[1], passed=bool(r[2]), report=_loads(r[3]), created=r[4])
+            QAResult(
+                path=SourcePath(r[0]),
+                variant=r[1],
+                passed=bool(r[2]),
+                report=_loads(r[3]),
+                created=r[4],
+            )
             for r in rows
         ]
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from proxy.stores.base import StoreError
-from proxy.stores.sql import Row, SqlStore
+from proxy.stores.sql import Row, SqlStore, checked_params
 
 BUSY_TIMEOUT_MS = 10_000
 
@@ -26,7 +26,7 @@ class _Tx:
         self.connection = connection
 
     def run(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
-        return self.connection.execute(sql, tuple(params)).fetchall()
+        return self.connection.execute(sql, checked_params(params)).fetchall()
 
 
 class SqliteStore(SqlStore):

@@ -85,10 +85,19 @@ def test_bad_parameter_beats_a_missing_source(server: LoupeServer) -> None:
 
 
 @pytest.mark.parametrize(
-    "path", ["kodak/missing.png", "missing/kodim01.png", "kodak", "kodak/", "kodak/kodim01.png/x"]
+    "path", ["kodak/missing.png", "missing/kodim01.png", "kodak", "kodak/kodim01.png/x"]
 )
 def test_missing_source_is_404(server: LoupeServer, path: str) -> None:
     assert_problem(get(server, path), 404)
+
+
+def test_a_folder_with_a_slash_is_redirected_to_its_canonical_path_then_404(
+    server: LoupeServer,
+) -> None:
+    response = get(server, "kodak/", "w=10")
+    assert_problem(response, 308)
+    assert response.headers["location"] == "/img/kodak?w=10"
+    assert_problem(get(server, "kodak", "w=10"), 404)
 
 
 # --- a root of our own: broken files, and a secret next to it ------------------------------
@@ -171,6 +180,10 @@ def test_the_broken_root_still_serves_good_images(broken: LoupeServer) -> None:
 )
 def test_paths_never_leave_the_root(broken: LoupeServer, target: str) -> None:
     response = raw_get(broken, target)
+    if response.status_code == 308:  # another spelling: redirected to the canonical one
+        location = response.headers["location"]
+        assert location.startswith("/img/") and "//" not in location, location
+        response = raw_get(broken, location)
     assert response.status_code in (400, 403, 404), f"{target}: {response.status_code}"
     assert SECRET not in response.content
     assert b"root:" not in response.content

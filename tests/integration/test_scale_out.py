@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +18,7 @@ import httpx
 import pytest
 import redis
 
+from proxy.server.decisions import SNAPSHOT_MEMO_S
 from tests.support import REPO, LoupeServer, postgres_schema, shared_dir, wait_for
 
 REDIS_URL = os.environ.get("LOUPE_TEST_REDIS", "redis://127.0.0.1:6379/0")
@@ -123,6 +125,56 @@ def test_a_purge_on_a_empties_b(cluster: tuple[LoupeServer, LoupeServer, str]) -
         timeout=10,
         what="B to drop k06.png",
     )
+
+
+@pytest.fixture(scope="module")
+def deaf(
+    cluster: tuple[LoupeServer, LoupeServer, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LoupeServer]:
+    """A node on the same store and Redis that hears none of the others' purge messages:
+    its own key prefix is another channel (and its own shared entries, which no purge of
+    the others ever drops)."""
+    a, _b, store = cluster
+    prefix = f"loupe-test-deaf-{uuid.uuid4().hex[:8]}:"
+    args = (
+        "--store", store, "--redis", REDIS_URL, "--admin-token", TOKEN,
+        "--models-dir", str(shared_dir() / "models"),
+    )  # fmt: skip
+    env = {"LOUPE_REDIS_PREFIX": prefix, "LOUPE_LANE_WORKERS": "0"}
+    node = LoupeServer(a.root, tmp_path_factory.mktemp("node-deaf"), env=env, args=args)
+    try:
+        yield node
+    finally:
+        node.stop()
+        client = redis.Redis.from_url(REDIS_URL)
+        for key in client.scan_iter(f"{prefix}*"):
+            client.delete(key)
+
+
+def test_a_node_that_missed_the_purge_serves_a_decision_within_the_memo_time(
+    cluster: tuple[LoupeServer, LoupeServer, str], deaf: LoupeServer
+) -> None:
+    a, _b, _ = cluster
+    url = f"{deaf.url}/img/k01.png?w=200&h=200&fit=crop&fm=jpeg"
+    first = httpx.get(url, timeout=60)
+    assert first.status_code == 200 and "by=ai" in first.headers["x-loupe-crop"]
+    assert httpx.get(url, timeout=60).headers["x-loupe-cache"] == "hit"  # kept on that node
+    put = httpx.put(
+        f"{a.url}/admin/api/overrides/k01.png",
+        json={"aspect": "1:1", "rect": [0, 0, 512, 512]},
+        headers=AUTH,
+        timeout=30,
+    )
+    assert put.status_code == 200, put.text
+    decided = time.monotonic()
+    wait_for(
+        lambda: "by=user" in httpx.get(url, timeout=60).headers["x-loupe-crop"],
+        timeout=15,
+        interval=0.2,
+        what="the node that missed the purge to serve the override",
+    )
+    elapsed = time.monotonic() - decided
+    assert elapsed < SNAPSHOT_MEMO_S + 3.0, f"took {elapsed:.1f} s"
 
 
 def test_a_worker_process_does_the_jobs_and_a_killed_one_loses_nothing(

@@ -111,7 +111,7 @@ def test_expired_is_403_and_future_is_200(signed: LoupeServer) -> None:
     future = f"w=10&expires={int(time.time()) + 600}"
     response = get(signed, f"/img/x.png?{future}&s={sig('old', '/img/x.png', future)}")
     assert response.status_code == 200, response.text
-    assert "immutable" in response.headers["cache-control"]
+    assert response.headers["cache-control"] == "public, max-age=600"  # its time left
     # Moving the expiry breaks the signature.
     later = future.replace("expires=", "expires=9")
     nasty.is_problem(get(signed, f"/img/x.png?{later}&s={sig('old', '/img/x.png', future)}"), 403)
@@ -160,3 +160,40 @@ def test_without_keys_nothing_is_immutable(tmp_path: Path) -> None:
         assert "immutable" not in stray.headers["cache-control"]
     finally:
         server.stop()
+
+
+def test_an_expiring_url_is_cached_no_longer_than_it_is_valid(signed: LoupeServer) -> None:
+    for left in (120, 5):
+        query = f"w=11&expires={int(time.time()) + left}"
+        for route in ("/img/x.png", "/meta/x.png"):
+            response = get(signed, f"{route}?{query}&s={sig('new', route, query)}")
+            assert response.status_code == 200, response.text
+            control = response.headers["cache-control"]
+            assert "immutable" not in control and "stale-while" not in control, control
+            max_age = int(control.rsplit("max-age=", 1)[1])
+            assert max_age <= left, f"{route}: {control} outlives the URL ({left} s)"
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "w=10&%65xpires={past}",
+        "w=10&%45xpires={past}",
+        "w=10&expire%73={past}",
+        "w=10&ex%70ires={past}",
+        "w=10&expires%00={past}",
+        "w=10&+expires={past}",
+        "%77=10&expires={future}",
+        "w=10&f%6d=png",
+        "w=10&s%3D=1",
+    ],
+)
+def test_encoded_parameter_names_are_refused(signed: LoupeServer, query: str) -> None:
+    """The signature check and the parser must never read different names: an encoded name
+    (whose signature is right, as its issuer made it) is a 400, never served."""
+    now = int(time.time())
+    raw = query.format(past=now - 60, future=now + 600)
+    response = get(signed, f"/img/x.png?{raw}&s={sig('new', '/img/x.png', raw)}")
+    nasty.is_problem(response, 400)
+    encoded_s = f"w=10&%73={sig('new', '/img/x.png', 'w=10')}"
+    nasty.is_problem(get(signed, f"/img/x.png?{encoded_s}"), 400)

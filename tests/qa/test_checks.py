@@ -19,6 +19,7 @@ from proxy.qa.checks import (
     Expectation,
     QALimits,
     QAReport,
+    black_like_reference,
     check_output,
     srgb_profile,
 )
@@ -257,6 +258,21 @@ def test_an_all_black_output_of_a_picture(photo: pyvips.Image) -> None:
     assert_only(check_output(body, expect(), LIMITS), ["not-blank"])
     png = encode(tagged(black), ".png")
     assert_only(check_output(png, expect(mime="image/png", lossy=False), LIMITS), [])
+
+
+def test_a_black_lossy_output_passes_only_when_the_lossless_rendering_is_black(
+    photo: pyvips.Image,
+) -> None:
+    black = pyvips.Image.black(600, 400, bands=3).copy(interpretation="srgb").cast("uchar")
+    report = check_output(encode(tagged(black)), expect(), LIMITS)
+    assert_only(report, ["not-blank"])
+    dark = (black + 9).cast("uchar").copy(interpretation="srgb")  # quantises to black
+    for reference in (black, dark):
+        lifted = black_like_reference(report, encode(tagged(reference), ".png"))
+        assert_only(lifted, [])
+        assert "so is the source" in next(c for c in lifted.checks if c.name == "not-blank").detail
+    assert_only(black_like_reference(report, encode(tagged(photo), ".png")), ["not-blank"])
+    assert_only(black_like_reference(report, b"not an image"), ["not-blank"])
 
 
 def test_a_flat_grey_output_of_a_picture(photo: pyvips.Image) -> None:

@@ -15,8 +15,8 @@ from urllib.parse import unquote
 import pytest
 
 from proxy.errors import Forbidden, Unauthorized
-from proxy.params import KNOWN, PASSTHROUGH, parse_params, split_query
-from proxy.signing import verify
+from proxy.params import KNOWN, PASSTHROUGH, parse_params, raw_pairs, split_query
+from proxy.signing import expiry, verify
 from proxy.urls import PARAMS, ParamValue, build_url, canonical_query, encode_component, srcset
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -69,6 +69,21 @@ def test_signed_vectors_verify(vector: dict[str, Any]) -> None:
     stripped = "&".join(p for p in query.split("&") if not p.startswith("s="))
     assert (f"{path}?{stripped}" if stripped else path) == vector["signed_string"]
     assert verify([vector["key"]], path, query, now=NOW) is True
+
+
+@pytest.mark.parametrize("vector", VECTORS, ids=[v["name"] for v in VECTORS])
+def test_builders_and_parser_read_the_same_names(vector: dict[str, Any]) -> None:
+    """Names are never percent-encoded, by the builders (Python and JS share the vectors)
+    or anyone: the signature check and the parser then agree on s and expires."""
+    assert all(encode_component(name) == name for name in PARAMS)
+    if "expected" not in vector:
+        return
+    urls = [entry.rsplit(" ", 1)[0] for entry in vector["expected"].split(", ")]
+    for url in urls if vector["call"] == "srcset" else [vector["expected"]]:
+        _path, query = split(url, vector.get("base", ""))
+        pairs = dict(raw_pairs(query))
+        assert all(encode_component(name) == name for name in pairs)
+        assert expiry(query) == (int(pairs["expires"]) if "expires" in pairs else None)
 
 
 def test_signed_srcset_entries_verify() -> None:

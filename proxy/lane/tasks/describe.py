@@ -25,6 +25,7 @@ from proxy.alt.context import AltContext, context_for
 from proxy.lane.reading import SourceBytes
 from proxy.lane.worker import JobFailed
 from proxy.rules import rules_for
+from proxy.sources.paths import SourcePath, canonical_path
 from proxy.stores import Store
 from proxy.stores.base import AltText, Job
 
@@ -54,7 +55,7 @@ class DescribeTask:
         self.max_attempts = max_attempts
 
     async def __call__(self, job: Job) -> None:
-        path = job.subject
+        path = canonical_path(job.subject)
         rules = await asyncio.to_thread(self.store.rules)
         if "no-alt-text" in rules_for(path, [(prefix, rule) for prefix, rule, *_ in rules]):
             return  # a reviewer ruled these sources out of machine descriptions
@@ -112,7 +113,7 @@ class DescribeTask:
             }
             await asyncio.to_thread(self.store.open_review, path, KIND, path, payload)
 
-    async def _reuse(self, path: str, phash: str) -> bool:
+    async def _reuse(self, path: SourcePath, phash: str) -> bool:
         """Take the text the same picture has under another path; while another worker is
         describing it, wait for that text rather than paying for a second model call."""
         deadline = time.monotonic() + self.claim_s
@@ -127,7 +128,7 @@ class DescribeTask:
                 return False
             await asyncio.sleep(CLAIM_POLL_S)
 
-    def _context(self, path: str, blob: bytes, job: Job) -> AltContext:
+    def _context(self, path: SourcePath, blob: bytes, job: Job) -> AltContext:
         base = context_for(path, blob, self.sources.sidecar(path))
         given = job.payload  # ingest may pass a caption or title
         return replace(
@@ -137,7 +138,7 @@ class DescribeTask:
         )
 
     async def _leave_empty(
-        self, path: str, phash: str, context: AltContext | None, exc: AltTextError
+        self, path: SourcePath, phash: str, context: AltContext | None, exc: AltTextError
     ) -> None:
         log.warning("alt text for %s: %s (%s)", path, exc.reason, exc)
         hints = context.to_json() if context is not None else {}

@@ -10,6 +10,7 @@ import pyvips
 from proxy.analysis.analyzer import Analyzer
 from proxy.lane.reading import SourceBytes
 from proxy.lane.worker import JobFailed
+from proxy.sources.paths import SourcePath, canonical_path
 from proxy.stores import Store
 from proxy.stores.base import Job, SourceRecord
 
@@ -23,14 +24,15 @@ class FingerprintTask:
         self.analyzer = analyzer
 
     async def __call__(self, job: Job) -> None:
-        blob = await self.sources.read(job.subject)
+        path = canonical_path(job.subject)
+        blob = await self.sources.read(path)
         try:
-            record = await asyncio.to_thread(self._describe, job.subject, blob)
+            record = await asyncio.to_thread(self._describe, path, blob)
         except pyvips.Error as exc:
             raise JobFailed(f"undecodable source: {exc}", permanent=True) from exc
         await asyncio.to_thread(self.store.record_source, record)
 
-    def _describe(self, path: str, blob: bytes) -> SourceRecord:
+    def _describe(self, path: SourcePath, blob: bytes) -> SourceRecord:
         header = pyvips.Image.new_from_buffer(blob, "")
         analysis = self.analyzer.analyse(blob)  # cached by phash: shared with smart crops
         loader = str(header.get("vips-loader")) if "vips-loader" in header.get_fields() else ""

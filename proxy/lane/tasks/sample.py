@@ -7,6 +7,7 @@ import asyncio
 from functools import partial
 
 from proxy.qa.sampling import should_sample, stratum
+from proxy.sources.paths import canonical_path
 from proxy.stores import Store
 from proxy.stores.base import Job
 
@@ -19,7 +20,7 @@ class SampleTask:
         self.rate = rate
 
     async def __call__(self, job: Job) -> None:
-        path = job.subject
+        path = canonical_path(job.subject)
         record = await asyncio.to_thread(self.store.source, path)
         content = record.content_class if record else None
         processing = str(job.payload.get("processing", "unknown"))
