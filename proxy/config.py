@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 from proxy.errors import ConfigError
+from proxy.providers import provider_name
 
 CropName = Literal["smart", "faces", "entropy", "attention", "center", "focalpoint"]
 PolicyName = Literal["general", "product", "art", "screenshot", "medical", "legal"]
@@ -114,6 +115,29 @@ class SecurityConfig(_Section):
         None, description="clamd socket path or tcp://host:port; set = scan every source"
     )
     clamd_timeout_s: float = Field(10.0, gt=0)
+
+
+class AnalysisConfig(_Section):
+    providers: tuple[str, ...] = Field(
+        ("cuda", "cpu"),
+        description="onnxruntime execution providers, best first (cuda, rocm, coreml, "
+        "directml, openvino, tensorrt or a full name); those this onnxruntime build lacks "
+        "are skipped, CPU is always the last resort. CUDA needs the gpu extra",
+    )
+
+    @field_validator("providers", mode="before")
+    @classmethod
+    def _providers_from_text(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("providers")
+    @classmethod
+    def _known_providers(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for name in value:
+            provider_name(name)  # raises ValueError naming the known ones
+        return value
 
 
 class StorageConfig(_Section):
@@ -265,6 +289,7 @@ class Config(_Section):
     signing: SigningConfig = SigningConfig()
     security: SecurityConfig = SecurityConfig()
     storage: StorageConfig = StorageConfig()
+    analysis: AnalysisConfig = AnalysisConfig()
     limits: LimitsConfig = LimitsConfig()
     cache: CacheConfig = CacheConfig()
     images: ImagesConfig = ImagesConfig()

@@ -25,6 +25,15 @@ class SaliencyResult:
 
 
 @dataclass(frozen=True)
+class ModelUsed:
+    """One model that went into an analysis: which part, which model, which bytes."""
+
+    component: str  # faces, saliency, content
+    name: str  # the manifest entry
+    sha256: str
+
+
+@dataclass(frozen=True)
 class Analysis:
     phash: str
     width: int
@@ -38,6 +47,8 @@ class Analysis:
     # Detections below the face threshold: cropping keeps them when it can (small real
     # faces score low), /meta lists them apart; never counted as faces.
     possible_faces: tuple[FoundBox, ...] = ()
+    models: tuple[ModelUsed, ...] = ()  # what produced it (the cache key has their sha256)
+    version: int = 0  # the analysis code version
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -64,4 +75,6 @@ class Analysis:
             content=(content[0], content[1]) if content else None,
             unavailable=dict(raw.get("unavailable", {})),
             possible_faces=tuple(FoundBox(**box) for box in raw.get("possible_faces", ())),
+            models=tuple(ModelUsed(**model) for model in raw.get("models", ())),
+            version=int(raw.get("version", 0)),
         )

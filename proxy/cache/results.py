@@ -21,9 +21,12 @@ class CachedImage:
     headers: dict[str, str] = field(default_factory=dict)  # X-Loupe-* that describe the body
 
 
-def cache_key(path: str, canonical_query: str, variant: str, identity: str) -> str:
-    """The canonical request, the negotiated variant and the source identity, hashed."""
-    raw = "\n".join((path, canonical_query, variant, identity))
+def cache_key(
+    path: str, canonical_query: str, variant: str, identity: str, models: str = ""
+) -> str:
+    """The canonical request, the negotiated variant, the source identity and the identity
+    of the models the render may consult (``pipeline.models_identity``), hashed."""
+    raw = "\n".join((path, canonical_query, variant, identity, models))
     return hashlib.sha256(raw.encode()).hexdigest()
 
 

@@ -41,6 +41,7 @@ class _Runtime(contextlib.AbstractAsyncContextManager["_Runtime"]):
             data / "ai" / "analysis",
             self.fingerprint,
             shared=SharedKV(config.redis, "ai") if config.redis.url else None,
+            providers=config.analysis.providers,
         )
         self.lane: Lane
         self.lane, _moderator, self.vlm = assemble(

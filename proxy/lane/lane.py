@@ -61,7 +61,9 @@ def assemble(
     """The lane with every collaborator, as ``loupe serve``, ``worker`` and ``ingest`` use it."""
     moderator = Moderator(
         store,
-        NsfwDetector(config.storage.models_dir) if config.moderation.enabled else None,
+        NsfwDetector(config.storage.models_dir, providers=config.analysis.providers)
+        if config.moderation.enabled
+        else None,
         config.moderation,
     )
     vlm = VlmClient(config.vlm)

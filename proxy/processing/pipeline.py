@@ -80,6 +80,26 @@ class Rendered:
     timings: tuple[tuple[str, float], ...]  # (stage, seconds)
 
 
+# Fits that cut a window out of the source (a crop strategy places it).
+CROPPING_FITS = frozenset({"crop"})
+
+
+def models_identity(params: TransformParams, settings: RenderSettings) -> str:
+    """The identity (code version, sha256 of each model) of what a render of ``params`` may
+    consult: the analysis for smart and faces crops and for ``q=auto`` (its content class
+    picks the policy), the quality predictor for ``q=auto``. It belongs in the result's
+    cache key: a result made without a model, or with an older one, is then not served once
+    the model changes; the next request renders again, no purge needed."""
+    parts: list[str] = []
+    auto = params.quality is None
+    crops = params.fit in CROPPING_FITS and params.crop in ("smart", "faces")
+    if settings.analyzer is not None and (crops or auto):
+        parts.append(f"analysis={settings.analyzer.identity}")
+    if settings.quality is not None and auto:
+        parts.append(f"quality={settings.quality.predictor.identity[:16]}")
+    return ",".join(parts)
+
+
 CLASS_POLICIES = {"screenshot": "screenshot", "diagram": "screenshot", "art": "art"}
 CLASS_CONFIDENCE = 0.6
 

@@ -25,6 +25,7 @@ from proxy.analysis.analyzer import Analyzer
 from proxy.cache.results import ResultCache
 from proxy.cache.shared import SharedKV, SharedTier
 from proxy.config import Config
+from proxy.detectors.base import OnnxComponent
 from proxy.errors import LoupeError
 from proxy.feedback.prometheus import CollaborationCollector
 from proxy.fingerprint import PhashMemo
@@ -136,6 +137,20 @@ def forward_only_libvips_warnings() -> None:
     )
 
 
+def log_models(models: list[dict[str, str | None]]) -> None:
+    """One start-up line per model: which bytes, on which execution provider."""
+    for model in models:
+        if model["provider"]:
+            log.info(
+                "model %s (sha256 %s) runs on %s",
+                model["model"],
+                (model["sha256"] or "?")[:12],
+                model["provider"],
+            )
+        else:
+            log.warning("model %s unavailable: %s", model["model"], model["state"])
+
+
 def build_sources(config: Config) -> SourceRouter:
     """The local folder plus one HTTP source per configured origin, sharing one client."""
     sources = config.sources
@@ -203,6 +218,10 @@ def create_app(config: Config) -> Starlette:
         data_dir / "ai" / "analysis",
         fingerprint,
         shared=SharedKV(config.redis, "ai") if config.redis.url else None,
+        providers=config.analysis.providers,
+    )
+    predictor = QualityPredictor(
+        find_model(PREDICTOR_FILE, config.storage.models_dir), config.analysis.providers
     )
     settings = RenderSettings(
         limits=config.limits,
@@ -215,7 +234,7 @@ def create_app(config: Config) -> Starlette:
         analyzer=analyzer,
         quality=QualityTools(
             metric=ssimulacra2.Reference,
-            predictor=QualityPredictor(find_model(PREDICTOR_FILE, config.storage.models_dir)),
+            predictor=predictor,
             decisions=decisions_cache,
             policies=policies,
             encoder=encoder,
@@ -236,7 +255,11 @@ def create_app(config: Config) -> Starlette:
     rules = ValidationRules(config.limits, images_config.allow_svg, settings.scan)
     facts = StoredFacts(store, config.qa.duplicate_distance)
     meta = MetaService(config, source, analyzer, pool, rules, facts)
-    ops = Operations(telemetry, pool, config.sources.root, data_dir)
+    models = [part.describe() for _, part in analyzer.components] + [predictor.describe()]
+    if isinstance(moderator.scorer, OnnxComponent):
+        models.append(moderator.scorer.describe())
+    log_models(models)
+    ops = Operations(telemetry, pool, config.sources.root, data_dir, models)
 
     async def purge_here(path: str) -> int:
         """Drop a source's cached variants and memoised decisions on this node."""

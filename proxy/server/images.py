@@ -16,7 +16,7 @@ from proxy.config import Config
 from proxy.negotiate import AcceptClass, parse_accept
 from proxy.params import TransformParams, parse_params
 from proxy.policies import policy_for_path
-from proxy.processing.pipeline import Rendered, RenderSettings, render
+from proxy.processing.pipeline import Rendered, RenderSettings, models_identity, render
 from proxy.qa.gate import QualityGate
 from proxy.rules import apply_rules
 from proxy.server.decisions import Decisions
@@ -201,7 +201,8 @@ class ImageService:
         if self.decisions is not None and self.decisions.moderator.enabled and not reviewing:
             await self._moderate(ref)
         variant = accept.key if params.fm == "auto" else ""
-        key = cache_key(path, params.canonical_query(default_crop), variant, ref.identity)
+        models = models_identity(params, self.settings)
+        key = cache_key(path, params.canonical_query(default_crop), variant, ref.identity, models)
         item, _tier = await self.cache.get(key)
         if item is not None:
             state = "hit"

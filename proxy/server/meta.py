@@ -50,6 +50,9 @@ def describe(info: SourceInfo, etag: str, analysis: Analysis) -> dict[str, Any]:
             "regions": [_box(region) for region in analysis.text],
         },
         "unavailable": analysis.unavailable,
+        # The models this analysis really came from (never where their files live).
+        "models": [asdict(model) for model in analysis.models],
+        "analysis_version": analysis.version,
     }
 
 
