@@ -3,8 +3,12 @@ cached as JSON-able dicts and served by ``/meta``)."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
+
+import numpy as np
+
+from proxy.geometry import Size, turn_box, turned_size
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,42 @@ class Analysis:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def turned(self, rotate: int, flip: str) -> Analysis:
+        """The same findings in the coordinates of the picture turned by ``rot``/``flip``
+        (the analysis itself is cached once, for the picture as its EXIF shows it)."""
+        if not rotate and not flip:
+            return self
+        size = Size(self.width, self.height)
+
+        def box(found: FoundBox) -> FoundBox:
+            x, y, w, h = turn_box((found.x, found.y, found.width, found.height), size, rotate, flip)
+            return FoundBox(x, y, w, h, found.score)
+
+        saliency = self.saliency
+        if saliency is not None:
+            grid = np.rot90(np.asarray(saliency.grid, dtype=np.float64), k=-(rotate // 90))
+            if "h" in flip:
+                grid = np.fliplr(grid)
+            if "v" in flip:
+                grid = np.flipud(grid)
+            cx, cy, _, _ = turn_box((*saliency.centroid, 0.0, 0.0), size, rotate, flip)
+            saliency = SaliencyResult(
+                box=box(saliency.box),
+                mass=saliency.mass,
+                centroid=(cx, cy),
+                grid=tuple(tuple(float(v) for v in row) for row in grid),
+            )
+        turned = turned_size(size, rotate)
+        return replace(
+            self,
+            width=turned.width,
+            height=turned.height,
+            faces=tuple(box(face) for face in self.faces),
+            possible_faces=tuple(box(face) for face in self.possible_faces),
+            text=tuple(box(region) for region in self.text),
+            saliency=saliency,
+        )
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> Analysis:

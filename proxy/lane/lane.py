@@ -67,6 +67,11 @@ def assemble(
         config.moderation,
     )
     vlm = VlmClient(config.vlm)
+    if not vlm.enabled:
+        log.info(
+            "alt text disabled: no VLM is configured (--vlm-url, vlm.url); new images get "
+            "an empty alt text and a review item"
+        )
     sources = SourceBytes(source, config.limits.max_source_bytes, config.sources.root)
     handlers = build_handlers(config, store, sources, analyzer, vlm, moderator, fingerprint_of)
     return Lane(config, store, handlers), moderator, vlm

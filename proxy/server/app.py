@@ -49,6 +49,7 @@ from proxy.server.admin import AdminApi
 from proxy.server.auth import AdminAuth
 from proxy.server.decisions import Decisions
 from proxy.server.images import ImageService
+from proxy.server.logs import ACCESS, access_line
 from proxy.server.meta import MetaService
 from proxy.server.meta_decisions import StoredFacts
 from proxy.server.ops import Operations
@@ -65,13 +66,15 @@ PREDICTOR_FILE = "quality/quality_predictor.onnx"
 
 
 class RequestMetrics:
-    """Counts requests by route and status and times them, for every response."""
+    """Counts requests by route and status and times them, for every response, and writes
+    the access line (method, path, status, bytes, ms, cache state) when ``access`` is on."""
 
     routes = frozenset({"/img", "/meta", "/admin", "/healthz", "/readyz", "/metrics"})
 
-    def __init__(self, app: ASGIApp, telemetry: Telemetry) -> None:
+    def __init__(self, app: ASGIApp, telemetry: Telemetry, access: bool = True) -> None:
         self.app = app
         self.telemetry = telemetry
+        self.access = logging.getLogger(ACCESS) if access else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -81,18 +84,31 @@ class RequestMetrics:
         route = first if first in self.routes else "other"  # bounded label cardinality
         started = time.perf_counter()
         status = 500
+        sent = 0
+        cache = "-"
 
         async def record(message: Message) -> None:
-            nonlocal status
+            nonlocal status, sent, cache
             if message["type"] == "http.response.start":
                 status = message["status"]
+                for name, value in message.get("headers", ()):
+                    if name.lower() == b"x-loupe-cache":
+                        cache = value.decode("latin-1")
+            elif message["type"] == "http.response.body":
+                sent += len(message.get("body", b""))
             await send(message)
 
         try:
             await self.app(scope, receive, record)
         finally:
+            elapsed = time.perf_counter() - started
             self.telemetry.requests.labels(route, str(status)).inc()
-            self.telemetry.latency.labels(route).observe(time.perf_counter() - started)
+            self.telemetry.latency.labels(route).observe(elapsed)
+            if self.access is not None:
+                query = scope.get("query_string", b"").decode("latin-1")
+                path = str(scope["path"]) + (f"?{query}" if query else "")
+                text, fields = access_line(scope["method"], path, status, sent, elapsed, cache)
+                self.access.info(text, extra={"fields": fields})
 
 
 def configure_process(*, allow_svg: bool = False) -> None:
@@ -333,7 +349,7 @@ def create_app(config: Config) -> Starlette:
         },
         lifespan=lifespan,
     )
-    app.add_middleware(RequestMetrics, telemetry=telemetry)
+    app.add_middleware(RequestMetrics, telemetry=telemetry, access=config.log.access)
     app.state.images = images
     app.state.store = store
     app.state.telemetry = telemetry

@@ -14,7 +14,7 @@ from proxy.cache.shared import SharedTier
 from proxy.cache.singleflight import SingleFlight
 from proxy.config import Config
 from proxy.negotiate import AcceptClass, parse_accept
-from proxy.params import TransformParams, parse_params
+from proxy.params import TransformParams, drop_ignored, parse_params
 from proxy.policies import policy_for_path
 from proxy.processing.pipeline import Rendered, RenderSettings, models_identity, render
 from proxy.qa.gate import QualityGate
@@ -172,22 +172,30 @@ class ImageService:
         timings = (("fetch", fetched), *rendered.timings, ("store", time.perf_counter() - stored))
         return Outcome(item, timings)
 
+    def _query(self, request: Request) -> str:
+        """The raw query without tracking parameters (``params.drop_ignored``)."""
+        raw = bytes(request.scope["query_string"]).decode("latin-1")
+        return drop_ignored(raw, self.config.images.ignored_params)[0]
+
     async def handle(self, request: Request) -> Response:
+        query = self._query(request)
         signed = verify_request(
-            self.config.signing.keys, raw_request_path(request), request.scope["query_string"]
+            self.config.signing.keys, raw_request_path(request), query.encode("latin-1")
         )
-        return await self._serve(request, signed=signed, reviewing=False)
+        return await self._serve(request, query, signed=signed, reviewing=False)
 
     async def preview(self, request: Request) -> Response:
         """The image as a reviewer must see it: unsigned, and even while moderation holds
         it (deciding on it is the point). The caller has checked the admin credentials."""
-        return await self._serve(request, signed=False, reviewing=True)
+        return await self._serve(request, self._query(request), signed=False, reviewing=True)
 
-    async def _serve(self, request: Request, *, signed: bool, reviewing: bool) -> Response:
+    async def _serve(
+        self, request: Request, query: str, *, signed: bool, reviewing: bool
+    ) -> Response:
         started = time.perf_counter()
         path = request.path_params["path"]
         default_crop = self.config.images.default_crop
-        params = parse_params(request.url.query, default_crop=default_crop)
+        params = parse_params(query, default_crop=default_crop)
         if params.policy is None:
             configured = policy_for_path(path, self.config.images.source_policies)
             if configured is not None:

@@ -15,7 +15,7 @@ from proxy.analysis.result import Analysis
 from proxy.config import Config
 from proxy.cropping.evidence import ranked_crops as crops
 from proxy.errors import BadParameter
-from proxy.params import dimension, split_query
+from proxy.params import dimension, drop_ignored, split_query
 from proxy.processing.plan import SourceInfo
 from proxy.processing.validate import ValidationRules, validate
 from proxy.server.images import raw_request_path
@@ -79,9 +79,12 @@ class MetaService:
 
     async def handle(self, request: Request) -> Response:
         path = request.path_params["path"]
-        query = request.scope["query_string"]
-        verify_request(self.config.signing.keys, raw_request_path(request), query)
-        raw = split_query(query.decode("latin-1"))
+        query, _ = drop_ignored(
+            bytes(request.scope["query_string"]).decode("latin-1"),
+            self.config.images.ignored_params,
+        )
+        verify_request(self.config.signing.keys, raw_request_path(request), query.encode("latin-1"))
+        raw = split_query(query)
         unknown = set(raw) - META_PARAMS
         if unknown:
             raise BadParameter(f"/meta takes w and h only; got {', '.join(sorted(unknown))}")
