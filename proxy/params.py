@@ -32,7 +32,7 @@ AUTO_NAMES = ("format", "compress")
 ROTATIONS = ("0", "90", "180", "270")
 Flip = Literal["", "h", "v", "hv"]
 FLIPS = {"h": "h", "v": "v", "hv": "hv", "vh": "hv"}
-MAX_BLUR = 2000  # imgix's range; the Gaussian sigma is blur / 10 output pixels
+MAX_BLUR = 100  # the contract's range (API.md); the Gaussian sigma is blur / 2 output pixels
 MAX_SHARP = 100
 PolicyName = Literal["general", "product", "art", "screenshot", "medical", "legal"]
 Context = Literal["gallery", "search", "feed", "featured", "social", "hero"]
@@ -110,7 +110,7 @@ class TransformParams:
     upscale: bool = False
     aspect: tuple[float, float] | None = None  # ar=W:H with fit=crop and neither side
     progressive: bool = False  # fm=pjpg
-    blur: int = 0  # 0-2000 (imgix)
+    blur: int = 0  # 0-100
     sharp: int = 0  # 0-100 (imgix)
     rotate: int = 0  # degrees clockwise, 90-degree steps, applied after EXIF orientation
     flip: Flip = ""  # h, v or hv, after the rotation

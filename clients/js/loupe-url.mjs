@@ -166,7 +166,7 @@ function checkValues(raw) {
   }
   for (const name of ["policy", "ctx", "rot", "flip"]) if (raw.has(name)) choice(name, raw.get(name));
   if (raw.has("bg") && !HEX.test(raw.get("bg").replace(/^#/, ""))) refuse("bg", raw.get("bg"));
-  if (raw.has("blur")) integerIn("blur", raw.get("blur"), 0, 2000);
+  if (raw.has("blur")) integerIn("blur", raw.get("blur"), 0, 100);
   if (raw.has("sharp")) integerIn("sharp", raw.get("sharp"), 0, 100);
 }
 

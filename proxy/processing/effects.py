@@ -1,5 +1,5 @@
-"""``blur`` and ``sharp`` on the output-size image (imgix's ranges: blur 0-2000, sharp
-0-100), in premultiplied alpha so edges do not darken."""
+"""``blur`` and ``sharp`` on the output-size image (both 0-100), in premultiplied alpha so
+edges do not darken."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pyvips
 
 from proxy.processing.plan import RenderPlan
 
-BLUR_PER_SIGMA = 10  # blur=N is a Gaussian of sigma N/10 output pixels
+BLUR_PER_SIGMA = 2  # blur=N is a Gaussian of sigma N/2 output pixels (100: 50 px)
 DIRECT_SIGMA = 8.0  # wider blurs run on a shrunk copy: the cost stays bounded
 
 

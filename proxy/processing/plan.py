@@ -14,10 +14,10 @@ from proxy.geometry import Layout
 from proxy.params import Rect
 
 OutputFormat = Literal["jpeg", "png", "webp", "avif", "gif"]
-# Who placed the crop: the models or pixel analysis (ai), a reviewer's pick (human), an
-# override through the admin API (user), or the URL's own geometry (url: center,
-# focalpoint, rect, or no cut at all).
-DecidedBy = Literal["ai", "human", "user", "url"]
+# Who placed the crop (API.md): a model or heuristic (ai), a reviewer's pick (human), or a
+# user: an override set through the admin API, or geometry given explicitly in the URL
+# (center, focalpoint, rect, or no cut at all).
+DecidedBy = Literal["ai", "human", "user"]
 
 MIME = {
     "jpeg": "image/jpeg",

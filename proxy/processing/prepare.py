@@ -102,7 +102,7 @@ def make_plan(
         quality_auto = params.quality is None and not choice.animated
     strategy, requested = _crop_decision(params, layout.needs_window)
     # Who chose the region: a strategy that looks at the pixels, or the URL's own geometry.
-    by = "ai" if strategy in PIXEL_STRATEGIES else "url"
+    by = "ai" if strategy in PIXEL_STRATEGIES else "user"
     decision = CropDecision(strategy, layout.window, by, requested)  # type: ignore[arg-type]
     if region is not None and override is not None:
         # A human's crop: the region is theirs; a sliver of aspect mismatch is trimmed evenly.

@@ -321,7 +321,7 @@ PLAUSIBLE: dict[str, list[ParamValue]] = {
     "upscale": [True, False, "1", "2"],
     "ar": ["16:9", "1.91:1", "1:1", "1:100", "1:101", "0:1", "16x9", "16:9:1", " 4 : 3 ", "1e1:1"],
     "auto": ["format", "compress", "format,compress", "format, compress", "enhance", ""],
-    "blur": [0, 1, 2000, 2001, -1],
+    "blur": [0, 1, 100, 101, 2000, -1],
     "sharp": [0, 100, 101],
     "rot": [0, 90, 180, 270, 360, 45, "90.0"],
     "flip": ["h", "v", "hv", "vh", "x", ""],
