@@ -9,22 +9,10 @@ from pathlib import Path
 
 import httpx
 
-from proxy import model_files
 from proxy.manifest import load
-from tests.support import LoupeServer
+from tests.support import LoupeServer, broken_crop_models
 
 QUERY = {"w": 600, "h": 200, "fit": "crop", "crop": "smart", "fm": "jpeg"}
-
-
-def _broken_models(folder: Path) -> Path:
-    """Copies of the crop models with one byte changed: found first, refused (mismatch)."""
-    folder.mkdir()
-    for name in ("yunet", "u2netp"):
-        entry = load()[name]
-        data = bytearray((model_files.SHIPPED / entry.file).read_bytes())
-        data[len(data) // 2] ^= 0xFF
-        (folder / entry.file).write_bytes(bytes(data))
-    return folder
 
 
 def test_a_result_made_without_the_models_is_not_served_once_they_are_there(
@@ -34,7 +22,7 @@ def test_a_result_made_without_the_models_is_not_served_once_they_are_there(
     root.mkdir()
     shutil.copy(data_root / "kodak" / "kodim18.png", root / "portrait.png")
     data = tmp_path / "data"
-    models = _broken_models(tmp_path / "models")
+    models = broken_crop_models(tmp_path / "models")
     blind = LoupeServer(root, data, args=("--models-dir", str(models)))
     try:
         first = httpx.get(f"{blind.url}/img/portrait.png", params=QUERY, timeout=60)
