@@ -11,11 +11,12 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Annotated, Any, Literal, cast
 from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -36,6 +37,10 @@ def comma_list(value: object) -> object:
     if isinstance(value, str):
         return tuple(part.strip() for part in value.split(",") if part.strip())
     return value
+
+
+# A tuple of names that the environment and flags may give as one "a,b,c" string.
+CommaList = Annotated[tuple[str, ...], BeforeValidator(comma_list)]
 
 
 class _Section(BaseModel):
@@ -132,17 +137,12 @@ class SecurityConfig(_Section):
 
 
 class AnalysisConfig(_Section):
-    providers: tuple[str, ...] = Field(
+    providers: CommaList = Field(
         ("cuda", "cpu"),
         description="onnxruntime execution providers, best first (cuda, rocm, coreml, "
         "directml, openvino, tensorrt or a full name); those this onnxruntime build lacks "
         "are skipped, CPU is always the last resort. CUDA needs the gpu extra",
     )
-
-    @field_validator("providers", mode="before")
-    @classmethod
-    def _providers_from_text(cls, value: object) -> object:
-        return comma_list(value)
 
     @field_validator("providers")
     @classmethod
@@ -195,16 +195,11 @@ class ImagesConfig(_Section):
     png_compression: int = Field(6, ge=0, le=9)
     allow_svg: bool = False
     policies_file: Path | None = None
-    ignored_params: tuple[str, ...] = Field(
+    ignored_params: CommaList = Field(
         (),
         description="query parameters dropped before the signature check and the cache key, "
         "besides ixlib and utm_*; a trailing * matches a prefix",
     )
-
-    @field_validator("ignored_params", mode="before")
-    @classmethod
-    def _ignored_from_text(cls, value: object) -> object:
-        return comma_list(value)
 
     @field_validator("ignored_params")
     @classmethod
