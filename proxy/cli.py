@@ -11,7 +11,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from proxy import __version__
 from proxy.config import Config, load_config, redacted
@@ -253,8 +253,17 @@ def _sign(config: Config, url: str, key: str | None, expires_in: int | None) -> 
         print("loupe: no signing key: pass --key or configure signing.keys", file=sys.stderr)
         return 2
     parts = urlsplit(url)
-    if not parts.path.startswith("/img/") or parts.path == "/img/":
-        print(f"loupe: only image URLs are signed: /img/<path>?..., got {url!r}", file=sys.stderr)
+    segments = [unquote(segment) for segment in parts.path.split("/")[2:]]
+    if (
+        not parts.path.startswith("/img/")
+        or not segments
+        or any(segment in ("", ".", "..") for segment in segments)
+    ):
+        print(
+            f"loupe: only image URLs are signed: /img/<path>?... without empty, '.' or '..' "
+            f"segments, got {url!r}",
+            file=sys.stderr,
+        )
         return 2
     query, _ = strip_signature(parts.query)
     query, dropped = drop_ignored(query, config.images.ignored_params)

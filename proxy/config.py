@@ -205,8 +205,8 @@ class ImagesConfig(_Section):
     @classmethod
     def _not_a_contract_parameter(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         for name in value:
-            prefix = name.removesuffix("*")
-            hits = [k for k in KNOWN if k.startswith(prefix)] if name.endswith("*") else [name]
+            prefix = name.lower().removesuffix("*")  # ignoring compares without case
+            hits = [k for k in KNOWN if k.startswith(prefix)] if name.endswith("*") else [prefix]
             if not prefix or set(hits) & KNOWN:
                 raise ValueError(f"{name!r} cannot be ignored: it is empty or names a parameter")
         return value

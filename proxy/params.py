@@ -42,8 +42,9 @@ FOCAL_DIGITS = 4  # decimals of fp-x/fp-y that are kept (and written to the cano
 # Parameters the contract names but whose handling lives elsewhere (signing).
 PASSTHROUGH = frozenset({"s", "expires"})
 # Tracking and SDK parameters, dropped before the signature check and the cache key (so
-# they never bust the cache); images.ignored_params adds more. A trailing * is a prefix.
-IGNORED = ("ixlib", "utm_*")
+# they never bust the cache); images.ignored_params adds more. A trailing * is a prefix;
+# names compare without case (UTM_Source is utm_source). ixid: imgix/Unsplash's image id.
+IGNORED = ("ixlib", "ixid", "utm_*")
 KNOWN = (
     frozenset(
         {
@@ -237,7 +238,9 @@ def split_query(query: str) -> dict[str, str]:
 
 
 def _ignored(name: str, extra: Sequence[str]) -> bool:
+    name = name.lower()
     for pattern in (*IGNORED, *extra):
+        pattern = pattern.lower()
         if pattern.endswith("*") and name.startswith(pattern[:-1]):
             return True
         if name == pattern:

@@ -97,6 +97,10 @@ def test_sign_only_what_the_server_would_take() -> None:
     for bad, fragment in [
         ("/meta/a.jpg?w=3", "only image URLs are signed"),
         ("/a.jpg?w=3", "only image URLs are signed"),
+        ("/img/", "only image URLs are signed"),
+        ("/img/../secret.jpg?w=3", "only image URLs are signed"),
+        ("/img/a/%2e%2e/b.jpg", "only image URLs are signed"),
+        ("https://cdn.example.com/other/a.jpg", "only image URLs are signed"),
         ("/img/a.jpg?w=0", "w must be between 1 and 8192"),
         ("/img/a.jpg?rot=45", "rot must be one of"),
         ("/img/a.jpg?wdth=3", "unknown parameter 'wdth'"),

@@ -41,7 +41,7 @@ def test_unset_secrets_stay_visible_as_unset() -> None:
     assert shown["admin"]["token"] is None and shown["signing"]["keys"] == []
 
 
-@pytest.mark.parametrize("name", ["w", "fm", "f*", "s", "*", ""])
+@pytest.mark.parametrize("name", ["w", "W", "fm", "f*", "F*", "s", "*", ""])
 def test_ignored_params_cannot_swallow_a_loupe_parameter(name: str) -> None:
     with pytest.raises(ConfigError, match="cannot be ignored"):
         load_config(environ={}, overrides={"images": {"ignored_params": ["fbclid", name]}})

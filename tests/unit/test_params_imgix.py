@@ -84,6 +84,7 @@ def test_unknown_names_stay_a_400_that_lists_the_known_ones() -> None:
         ("w=300&utm_source=x&ixlib=js-3.8", "w=300", ("utm_source", "ixlib")),
         ("utm_campaign=a%20b&w=1&utm_medium=", "w=1", ("utm_campaign", "utm_medium")),
         ("ut%6D_source=x&w=1", "w=1", ("utm_source",)),  # an encoded name is still tracking
+        ("UTM_Source=x&ixid=M3w&w=1", "w=1", ("UTM_Source", "ixid")),  # any case; Unsplash ids
         ("w=1&s=abc", "w=1&s=abc", ()),
         ("", "", ()),
     ],
