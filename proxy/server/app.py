@@ -8,7 +8,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -25,7 +25,7 @@ from proxy.analysis.analyzer import Analyzer
 from proxy.cache.results import ResultCache
 from proxy.cache.shared import SharedKV, SharedTier
 from proxy.config import Config
-from proxy.detectors.base import OnnxComponent
+from proxy.detectors.base import OnnxComponent, available_providers
 from proxy.errors import LoupeError
 from proxy.feedback.prometheus import CollaborationCollector
 from proxy.fingerprint import PhashMemo
@@ -38,6 +38,7 @@ from proxy.processing.compress import QualityTools
 from proxy.processing.finalize import EncoderSettings
 from proxy.processing.pipeline import RenderSettings
 from proxy.processing.validate import ValidationRules
+from proxy.providers import provider_name
 from proxy.qa.checks import QALimits
 from proxy.qa.gate import QualityGate
 from proxy.quality import ssimulacra2
@@ -153,8 +154,18 @@ def forward_only_libvips_warnings() -> None:
     )
 
 
-def log_models(models: list[dict[str, str | None]]) -> None:
-    """One start-up line per model: which bytes, on which execution provider."""
+def log_models(models: list[dict[str, str | None]], wanted: Sequence[str]) -> None:
+    """One start-up line per model: which bytes, on which execution provider; and one line
+    when a provider asked for in ``analysis.providers`` is not in this onnxruntime build."""
+    available = available_providers()
+    missing = [name for name in wanted if provider_name(name) not in available]
+    if missing:
+        log.info(
+            "analysis.providers: %s not in this onnxruntime build (it has %s); the models "
+            "run on the next one (CUDA needs the gpu extra, onnxruntime-gpu)",
+            ", ".join(missing),
+            ", ".join(available),
+        )
     for model in models:
         if model["provider"]:
             log.info(
@@ -274,7 +285,7 @@ def create_app(config: Config) -> Starlette:
     models = [part.describe() for _, part in analyzer.components] + [predictor.describe()]
     if isinstance(moderator.scorer, OnnxComponent):
         models.append(moderator.scorer.describe())
-    log_models(models)
+    log_models(models, config.analysis.providers)
     ops = Operations(telemetry, pool, config.sources.root, data_dir, models)
 
     async def purge_here(path: str) -> int:

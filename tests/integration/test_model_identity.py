@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 
+from proxy.detectors.base import available_providers
 from proxy.manifest import load
 from tests.support import LoupeServer, broken_crop_models
 
@@ -54,5 +55,8 @@ def test_a_result_made_without_the_models_is_not_served_once_they_are_there(
         assert str(tmp_path) not in str(ready) and "site-packages" not in str(ready)
         log = seeing.log.read_text()
         assert "model yunet (sha256 8f2383e4dd3c) runs on" in log
+        if "CUDAExecutionProvider" not in available_providers():  # the CPU build (CI)
+            assert "analysis.providers: cuda not in this onnxruntime build" in log
+            assert providers["yunet"] == "CPUExecutionProvider"
     finally:
         seeing.stop()
