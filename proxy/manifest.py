@@ -40,6 +40,7 @@ class ModelEntry:
     license: str
     source: str
     task: str = ""
+    license_file: str = ""  # beside the shipped file (proxy/models_data/), when it ships one
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,7 @@ def _entry(name: str, table: object) -> ModelEntry:
         raise ManifestError(f"manifest entry [{name}]: sha256 must be 64 hex digits")
     if not isinstance(size, int) or isinstance(size, bool) or size < 0:
         raise ManifestError(f"manifest entry [{name}]: bytes must be a non-negative integer")
-    texts = {key: table.get(key, "") for key in ("license", "source", "task")}
+    texts = {key: table.get(key, "") for key in ("license", "source", "task", "license_file")}
     for key, value in texts.items():
         if not isinstance(value, str):
             raise ManifestError(f"manifest entry [{name}]: {key} must be a string")
@@ -89,6 +90,7 @@ def _entry(name: str, table: object) -> ModelEntry:
         license=texts["license"],
         source=texts["source"],
         task=texts["task"],
+        license_file=texts["license_file"],
     )
 
 

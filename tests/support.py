@@ -114,6 +114,7 @@ class LoupeServer:
                 str(self.port),
                 "--data-dir",
                 str(data_dir),
+                "--create-root",
                 *args,
             ],
             env=environ,
@@ -149,3 +150,18 @@ class LoupeServer:
             self.process.kill()
             self.process.wait()
         self._log_handle.close()
+
+
+def broken_crop_models(folder: Path) -> Path:
+    """A models folder with YuNet and u2netp one byte off: found first, then refused
+    (sha256 mismatch), so smart crops run without their models."""
+    from proxy import model_files
+    from proxy.manifest import load
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("yunet", "u2netp"):
+        entry = load()[name]
+        data = bytearray((model_files.SHIPPED / entry.file).read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        (folder / entry.file).write_bytes(bytes(data))
+    return folder

@@ -17,7 +17,9 @@
  * 3. Parameters are emitted in the order given (object / Map insertion order) as `name=value`
  *    joined by `&`; `null` / `undefined` are skipped. Names must be contract parameters
  *    ({@link PARAMS}); `s` and `expires` are refused (the builder adds them). Nothing to emit:
- *    no `?`.
+ *    no `?`. Values must be ones the server accepts (the rules of its parser, with the default
+ *    crop): `w=0`, `rot=45`, `ar` without `fit=crop`, `fp-x` without `crop=focalpoint` raise a
+ *    RangeError, as the server would answer 400.
  * 4. Values: strings as they are; booleans `1` / `0`; finite numbers as the shortest
  *    round-tripping decimal in positional notation (`2` not `2.0`, `0.0000001` not `1e-7`,
  *    `-0` is `0`); `rect` may be an array of four numbers, written `x,y,w,h`.
@@ -47,9 +49,126 @@
 export const PARAMS = Object.freeze([
   "w", "h", "dpr", "fit", "crop", "fp-x", "fp-y", "rect",
   "fm", "q", "policy", "ctx", "bg", "upscale",
+  "ar", "auto", "blur", "sharp", "rot", "flip",
 ]);
 const KNOWN = new Set(PARAMS);
 const ADDED = new Set(["s", "expires"]);
+
+// The server's rules for values (proxy/params.py), so a URL it would refuse is never built.
+const MAX_DIMENSION = 8192;
+const CHOICES = {
+  fit: ["clip", "crop", "fill", "scale", "max", "min"],
+  crop: ["smart", "faces", "entropy", "attention", "center", "focalpoint"],
+  fm: ["auto", "jpeg", "png", "webp", "avif", "gif", "jpg", "pjpg"],
+  policy: ["general", "product", "art", "screenshot", "medical", "legal"],
+  ctx: ["gallery", "search", "feed", "featured", "social", "hero"],
+  upscale: ["0", "1"],
+  rot: ["0", "90", "180", "270"],
+  flip: ["h", "v", "hv", "vh"],
+};
+const AUTO = ["format", "compress"];
+const INTEGER = /^[0-9]{1,6}$/;
+const DECIMAL = /^(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$/;
+const HEX = /^(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6}|[0-9a-fA-F]{8})$/;
+
+/** @param {string} name @param {string} raw @returns {never} */
+function refuse(name, raw) {
+  throw new RangeError(`the server refuses ${name}=${JSON.stringify(raw)}`);
+}
+
+/** @param {string} name @param {string} raw @param {number} low @param {number} high */
+function integerIn(name, raw, low, high) {
+  const value = INTEGER.test(raw) ? Number(raw) : NaN;
+  if (!(value >= low && value <= high)) refuse(name, raw);
+  return value;
+}
+
+/** @param {string} name @param {string} raw @param {number} low @param {number} high */
+function decimalIn(name, raw, low, high) {
+  const value = DECIMAL.test(raw) ? Number(raw) : NaN;
+  if (!(value >= low && value <= high)) refuse(name, raw);
+  return value;
+}
+
+/** @param {string} name @param {string} raw */
+function choice(name, raw) {
+  if (!CHOICES[name].includes(raw)) refuse(name, raw);
+  return raw;
+}
+
+/** Python's round(): halves go to the even neighbour. @param {number} x */
+function roundHalfEven(x) {
+  const floor = Math.floor(x);
+  const rest = x - floor;
+  if (rest !== 0.5) return rest < 0.5 ? floor : floor + 1;
+  return floor % 2 === 0 ? floor : floor + 1;
+}
+
+/** @param {number} a @param {number} b */
+function gcd(a, b) {
+  while (b) [a, b] = [b, a % b];
+  return a;
+}
+
+/** A completed side must stay within what dpr could ask for. @param {number} side */
+function capped(name, raw, side) {
+  if (side > MAX_DIMENSION * 4) refuse(name, raw);
+  return Math.max(1, side);
+}
+
+const trimSpaces = (/** @type {string} */ text) => text.replace(/^ +| +$/g, "");
+
+/**
+ * Refuse what the server's parser refuses (proxy/params.py `parse_params`).
+ * @param {Map<string, string>} raw unencoded values by name
+ */
+function checkValues(raw) {
+  const dpr = raw.has("dpr") ? decimalIn("dpr", raw.get("dpr"), 1, 4) : 1;
+  const side = (/** @type {string} */ name) =>
+    raw.has(name)
+      ? capped(name, raw.get(name), roundHalfEven(integerIn(name, raw.get(name), 1, MAX_DIMENSION) * dpr))
+      : null;
+  const width = side("w");
+  const height = side("h");
+  if (raw.has("upscale")) choice("upscale", raw.get("upscale"));
+  const fit = raw.has("fit") ? choice("fit", raw.get("fit")) : "clip";
+  const crop = raw.has("crop") ? choice("crop", raw.get("crop")) : "smart";
+  for (const name of ["fp-x", "fp-y"]) {
+    if (!raw.has(name)) continue;
+    if (crop !== "focalpoint") refuse(name, raw.get(name));
+    decimalIn(name, raw.get(name), 0, 1);
+  }
+  if (raw.has("ar")) {
+    const text = raw.get("ar");
+    const parts = text.split(":");
+    if (parts.length !== 2) refuse("ar", text);
+    let [aw, ah] = parts.map((part) => decimalIn("ar", trimSpaces(part), 0.0001, 10000));
+    if (!(aw / ah >= 0.01 && aw / ah <= 100)) refuse("ar", text);
+    if (fit !== "crop" && fit !== "min") refuse("ar", text);
+    const divisor = Number.isInteger(aw) && Number.isInteger(ah) ? gcd(aw, ah) : 1;
+    [aw, ah] = [aw / divisor, ah / divisor];
+    const round = (/** @type {number} */ v) => Math.max(1, Math.trunc(v + 0.5));
+    if (width !== null && height === null) capped("ar", text, round((width * ah) / aw));
+    if (height !== null && width === null) capped("ar", text, round((height * aw) / ah));
+  }
+  if (raw.has("rect")) {
+    const text = raw.get("rect");
+    const parts = text.split(",").map(trimSpaces);
+    if (parts.length !== 4) refuse("rect", text);
+    parts.forEach((part, i) => integerIn("rect", part, i < 2 ? 0 : 1, 1000000));
+  }
+  if (raw.has("fm")) choice("fm", raw.get("fm"));
+  if (raw.has("q") && raw.get("q") !== "auto") integerIn("q", raw.get("q"), 1, 100);
+  if (raw.has("auto")) {
+    for (const part of raw.get("auto").split(",")) {
+      if (!AUTO.includes(trimSpaces(part))) refuse("auto", raw.get("auto"));
+    }
+  }
+  for (const name of ["policy", "ctx", "rot", "flip"]) if (raw.has(name)) choice(name, raw.get(name));
+  if (raw.has("bg") && !HEX.test(raw.get("bg").replace(/^#/, ""))) refuse("bg", raw.get("bg"));
+  if (raw.has("blur")) integerIn("blur", raw.get("blur"), 0, 100);
+  if (raw.has("sharp")) integerIn("sharp", raw.get("sharp"), 0, 100);
+}
 
 /**
  * @typedef {string | number | bigint | boolean | number[] | null | undefined} ParamValue
@@ -151,6 +270,7 @@ function entriesOf(params) {
 /** @param {[string, ParamValue][]} entries @returns {string} */
 function queryOf(entries) {
   const pairs = [];
+  const values = new Map();
   for (const [name, value] of entries) {
     if (ADDED.has(name)) {
       const hint = name === "s" ? "pass key" : "pass expires (with key)";
@@ -161,8 +281,11 @@ function queryOf(entries) {
       throw new RangeError(`unknown parameter ${JSON.stringify(name)}; known: ${known}`);
     }
     if (value === null || value === undefined) continue;
-    pairs.push(`${encodeComponent(name)}=${encodeComponent(formatValue(name, value))}`);
+    const text = formatValue(name, value);
+    pairs.push(`${encodeComponent(name)}=${encodeComponent(text)}`);
+    values.set(name, text);
   }
+  checkValues(values);
   return pairs.join("&");
 }
 

@@ -12,6 +12,7 @@ import {
   buildUrlSync,
   canonicalQuery,
   encodeComponent,
+  formatValue,
   requestPath,
   srcset,
   srcsetSync,
@@ -107,13 +108,19 @@ test("Map params, Date expires, iterable widths", async () => {
 test("helpers and edge cases", () => {
   assert.equal(encodeComponent("a b+c/é"), "a%20b%2Bc%2F%C3%A9");
   assert.equal(requestPath("/x y/z"), "/img/x%20y/z");
-  assert.equal(canonicalQuery({ dpr: 1e-7, w: 2.5e21, h: -1.25e-8 }),
-    "dpr=0.0000001&w=2500000000000000000000&h=-0.0000000125");
+  assert.equal(formatValue("dpr", 1e-7), "0.0000001");
+  assert.equal(formatValue("w", 2.5e21), "2500000000000000000000");
+  assert.equal(formatValue("h", -1.25e-8), "-0.0000000125");
   assert.throws(() => canonicalQuery({ dpr: Number.NaN }), RangeError);
   assert.throws(() => canonicalQuery({ dpr: Number.POSITIVE_INFINITY }), RangeError);
+  // Values the server refuses are refused, not only unknown names.
+  assert.throws(() => canonicalQuery({ dpr: 1e-7 }), RangeError);
+  assert.throws(() => canonicalQuery({ rot: 45 }), RangeError);
+  assert.throws(() => canonicalQuery({ ar: "16:9", w: 300 }), RangeError);
+  assert.equal(canonicalQuery({ ar: "16:9", fit: "min", w: 300 }), "ar=16%3A9&fit=min&w=300");
   assert.deepEqual([...PARAMS].sort(), [
-    "bg", "crop", "ctx", "dpr", "fit", "fm", "fp-x", "fp-y", "h", "policy", "q", "rect",
-    "upscale", "w",
+    "ar", "auto", "bg", "blur", "crop", "ctx", "dpr", "fit", "flip", "fm", "fp-x", "fp-y", "h",
+    "policy", "q", "rect", "rot", "sharp", "upscale", "w",
   ]);
 });
 

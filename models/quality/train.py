@@ -200,7 +200,7 @@ def for_format(reference: pyvips.Image, fmt: str) -> pyvips.Image:
 
 
 def encoder_for(image: pyvips.Image, fmt: str, encoder: EncoderSettings) -> Callable[[int], bytes]:
-    plan: Any = SimpleNamespace(format=fmt, lossless=False, quality=None)
+    plan: Any = SimpleNamespace(format=fmt, lossless=False, quality=None, progressive=False)
 
     def encode(quality: int) -> bytes:
         suffix, options = save_options(plan, encoder, quality)

@@ -4,14 +4,18 @@ result by perceptual hash (diskcache), so other sizes and re-uploads reuse it.
 Every component may be unavailable (missing model): its part stays empty and its reason
 is recorded, and the pipeline degrades (``crop=smart`` falls back to attention). Saliency
 costs about 0.5 s on one core: it runs at most once per source.
+
+The cache key carries :attr:`Analyzer.identity` (the code version and the sha256 of every
+model): adding, removing or upgrading a model makes the next request analyse again.
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -19,21 +23,29 @@ import diskcache
 import numpy as np
 import pyvips
 
-from proxy.analysis.result import Analysis, FoundBox, SaliencyResult
+from proxy.analysis.result import Analysis, FoundBox, ModelUsed, SaliencyResult
 from proxy.cache.shared import SharedKV
 from proxy.detectors import content as content_features
 from proxy.detectors import text as text_detector
+from proxy.detectors.base import OnnxComponent
 from proxy.detectors.content import ContentClassifier
 from proxy.detectors.faces import Face, FaceDetector
 from proxy.detectors.people import PersonRegion, person_regions
 from proxy.detectors.saliency import Saliency, SaliencyDetector
 from proxy.fingerprint import PhashMemo
+from proxy.providers import CPU_ONLY
 
 log = logging.getLogger(__name__)
 ANALYSIS_SIDE = 640  # the detectors' working size: enough for faces of ~2% of the width
 MIN_ANALYSIS_SIDE = 512  # a cheap JPEG decode may land below ANALYSIS_SIDE, never below this
 GRID_SIDE = 16
 VERSION = 5  # bump when a component's output changes meaning (4: possible faces, 5: people)
+
+
+def identity_of(version: int, models: Iterable[tuple[str, str | None]]) -> str:
+    """A short digest of the analysis code version and each (model, sha256 or None)."""
+    text = f"analysis-v{version}|" + "|".join(f"{name}={sha or '-'}" for name, sha in models)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 class Analyzer:
@@ -44,16 +56,36 @@ class Analyzer:
         fingerprint: Callable[[bytes], str] | None = None,
         workers: int = 2,
         shared: SharedKV | None = None,
+        providers: Sequence[str] = CPU_ONLY,
     ) -> None:
         self.shared = shared  # other nodes' analyses (Redis), behind the local disk cache
         self._guard = threading.Lock()
         self._running: dict[str, threading.Lock] = {}
-        self.faces = FaceDetector(models_dir)
-        self.saliency = SaliencyDetector(models_dir)
-        self.content = ContentClassifier(models_dir)
+        self.faces = FaceDetector(models_dir, providers=providers)
+        self.saliency = SaliencyDetector(models_dir, providers=providers)
+        self.content = ContentClassifier(models_dir, providers=providers)
         self.fingerprint = fingerprint or PhashMemo()
         self._cache = diskcache.Cache(str(cache_dir)) if cache_dir is not None else None
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="loupe-analysis")
+
+    @property
+    def components(self) -> tuple[tuple[str, OnnxComponent], ...]:
+        return (("faces", self.faces), ("saliency", self.saliency), ("content", self.content))
+
+    @property
+    def models(self) -> tuple[ModelUsed, ...]:
+        """The models this analyzer runs (the loaded ones), for /meta and the cache key."""
+        return tuple(
+            ModelUsed(component, part.model_name, part.sha256)
+            for component, part in self.components
+            if part.available and part.sha256
+        )
+
+    @property
+    def identity(self) -> str:
+        """Code version and every model's sha256 (absent ones too): part of every key of
+        what this analyzer produced, and of results rendered from it."""
+        return identity_of(VERSION, ((part.model_name, part.sha256) for _, part in self.components))
 
     @property
     def can_place_crops(self) -> bool:
@@ -67,8 +99,11 @@ class Analyzer:
         if self._cache is not None:
             self._cache.close()
 
+    def _key(self, phash: str) -> str:
+        return f"analysis:{self.identity}:{phash}"
+
     def cached(self, phash: str) -> Analysis | None:
-        key = f"analysis:v{VERSION}:{phash}"
+        key = self._key(phash)
         raw = self._cache.get(key) if self._cache is not None else None
         if raw is None and self.shared is not None:
             raw = self.shared.get(key)
@@ -95,7 +130,7 @@ class Analyzer:
 
     def _analyse(self, blob: bytes, phash: str) -> Analysis:
         found = self._run(blob, phash)
-        key = f"analysis:v{VERSION}:{phash}"
+        key = self._key(phash)
         if self._cache is not None:
             self._cache.set(key, found.to_dict())
         if self.shared is not None:
@@ -117,13 +152,7 @@ class Analyzer:
         saliency = self._pool.submit(self.saliency.detect, small)
         text, content = self._text_and_content(small)
         unavailable = {
-            name: component.reason
-            for name, component in (
-                ("faces", self.faces),
-                ("saliency", self.saliency),
-                ("content", self.content),
-            )
-            if not component.available
+            name: component.state for name, component in self.components if not component.available
         }
         detections = faces.result()
         salient = saliency.result()
@@ -144,6 +173,8 @@ class Analyzer:
             text_coverage=text.coverage,
             content=content,
             unavailable=unavailable,
+            models=self.models,
+            version=VERSION,
         )
 
     def _text_and_content(

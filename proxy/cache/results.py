@@ -22,11 +22,17 @@ class CachedImage:
 
 
 def cache_key(
-    path: str, canonical_query: str, variant: str, identity: str, generation: int = 0
+    path: str,
+    canonical_query: str,
+    variant: str,
+    identity: str,
+    generation: int = 0,
+    models: str = "",
 ) -> str:
-    """The canonical request, the negotiated variant, the source identity (its bytes) and
-    its decision generation (the human decisions on it), hashed."""
-    raw = "\n".join((path, canonical_query, variant, identity, str(generation)))
+    """The canonical request, the negotiated variant, the source identity (its bytes), its
+    decision generation (the human decisions on it) and the identity of the models the
+    render may consult (``pipeline.models_identity``), hashed."""
+    raw = "\n".join((path, canonical_query, variant, identity, str(generation), models))
     return hashlib.sha256(raw.encode()).hexdigest()
 
 

@@ -17,7 +17,7 @@ tampered or broken: ``available`` is False, ``reason`` says why, and ``classify`
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import ClassVar
 
@@ -29,6 +29,7 @@ import pyvips
 from proxy.detectors import text
 from proxy.detectors.base import OnnxComponent
 from proxy.manifest import ModelEntry, sha256_of
+from proxy.providers import CPU_ONLY
 
 log = logging.getLogger(__name__)
 
@@ -256,11 +257,15 @@ class ContentClassifier(OnnxComponent):
     kind: ClassVar[str] = "content classifier"
 
     def __init__(
-        self, models_dir: Path, *, manifest: Mapping[str, ModelEntry] | None = None
+        self,
+        models_dir: Path,
+        *,
+        manifest: Mapping[str, ModelEntry] | None = None,
+        providers: Sequence[str] = CPU_ONLY,
     ) -> None:
         self.labels: tuple[str, ...] = LABELS
         self.input_name = "input"
-        super().__init__(models_dir, manifest=manifest)
+        super().__init__(models_dir, manifest=manifest, providers=providers)
 
     @classmethod
     def from_file(cls, path: Path) -> ContentClassifier:
@@ -277,7 +282,7 @@ class ContentClassifier(OnnxComponent):
             )
         except OSError as exc:
             classifier = cls(path.parent, manifest={})
-            classifier._refuse(f"model file {path} is missing or unreadable: {exc}")
+            classifier._refuse(f"model file {path} is missing or unreadable: {exc}", "missing")
             return classifier
         return cls(path.parent, manifest={MODEL_NAME: entry})
 

@@ -23,7 +23,7 @@ faces. About 15-20 ms per image on one core, most of it the network.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -34,6 +34,7 @@ import pyvips
 
 from proxy.detectors.base import F32, OnnxComponent, pixels, resize_to, rgb8
 from proxy.manifest import ModelEntry
+from proxy.providers import CPU_ONLY
 
 log = logging.getLogger(__name__)
 
@@ -170,12 +171,13 @@ class FaceDetector(OnnxComponent):
         possible_threshold: float = 0.45,
         nms_iou: float = 0.3,
         manifest: Mapping[str, ModelEntry] | None = None,
+        providers: Sequence[str] = CPU_ONLY,
     ) -> None:
         self.score_threshold = score_threshold
         self.possible_threshold = min(possible_threshold, score_threshold)
         self.nms_iou = nms_iou
         self.input_name = "input"
-        super().__init__(models_dir, manifest=manifest)
+        super().__init__(models_dir, manifest=manifest, providers=providers)
 
     def _accept(self, session: ort.InferenceSession) -> None:
         inputs = session.get_inputs()

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -32,6 +32,7 @@ import pyvips
 from proxy.detectors.base import F32, U8, OnnxComponent, pixels, resize_to, rgb8
 from proxy.manifest import ModelEntry
 from proxy.memory import release_free_memory
+from proxy.providers import CPU_ONLY
 
 log = logging.getLogger(__name__)
 
@@ -137,11 +138,12 @@ class SaliencyDetector(OnnxComponent):
         *,
         min_confidence: float = 0.2,
         manifest: Mapping[str, ModelEntry] | None = None,
+        providers: Sequence[str] = CPU_ONLY,
     ) -> None:
         self.min_confidence = min_confidence
         self.input_name = "input.1"
         self.output_name = ""
-        super().__init__(models_dir, manifest=manifest)
+        super().__init__(models_dir, manifest=manifest, providers=providers)
 
     def _accept(self, session: ort.InferenceSession) -> None:
         inputs = session.get_inputs()

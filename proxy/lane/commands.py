@@ -43,6 +43,7 @@ class _Runtime(contextlib.AbstractAsyncContextManager["_Runtime"]):
             data / "ai" / "analysis",
             self.fingerprint,
             shared=SharedKV(config.redis, "ai") if config.redis.url else None,
+            providers=config.analysis.providers,
         )
         self.lane: Lane
         self.lane, _moderator, self.vlm = assemble(
@@ -90,6 +91,23 @@ def images_under(directory: Path) -> list[Path]:
     )
 
 
+def ingest_folder(directory: Path, root: Path, cwd: Path) -> Path | str:
+    """The folder ``loupe ingest DIR`` means: DIR as given (relative to ``cwd``) when that is
+    a folder inside ``root``, else DIR relative to ``root`` (``loupe ingest shop`` from
+    anywhere). Returns the folder, or the reason there is none."""
+    root = root.resolve()
+    tried: list[Path] = []
+    for candidate in (cwd / directory, root / directory):
+        folder = candidate.resolve()
+        if folder in tried:
+            continue
+        tried.append(folder)
+        if (folder == root or root in folder.parents) and folder.is_dir():
+            return folder
+    where = ", ".join(str(folder) for folder in tried)
+    return f"{directory} is not a folder, or not inside the source root {root} (tried {where})"
+
+
 def ingest(
     config: Config,
     directory: Path,
@@ -102,12 +120,9 @@ def ingest(
     """``progress``: None shows bars on a terminal only; True forces them (logs, CI)."""
     bars = None if progress is None else not progress
     root = config.sources.root.resolve()
-    folder = directory.resolve()
-    if folder != root and root not in folder.parents:
-        print(f"loupe: {directory} is not inside the source root {root} (--root)", file=sys.stderr)
-        return 2
-    if not folder.is_dir():
-        print(f"loupe: {directory} is not a folder", file=sys.stderr)
+    folder = ingest_folder(directory, root, Path.cwd())
+    if isinstance(folder, str):
+        print(f"loupe: {folder}", file=sys.stderr)
         return 2
     found = images_under(folder)
 

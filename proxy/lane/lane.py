@@ -62,10 +62,17 @@ def assemble(
     """The lane with every collaborator, as ``loupe serve``, ``worker`` and ``ingest`` use it."""
     moderator = Moderator(
         store,
-        NsfwDetector(config.storage.models_dir) if config.moderation.enabled else None,
+        NsfwDetector(config.storage.models_dir, providers=config.analysis.providers)
+        if config.moderation.enabled
+        else None,
         config.moderation,
     )
     vlm = VlmClient(config.vlm)
+    if not vlm.enabled:
+        log.info(
+            "alt text disabled: no VLM is configured (--vlm-url, vlm.url); new images get "
+            "an empty alt text and a review item"
+        )
     sources = SourceBytes(source, config.limits.max_source_bytes, config.sources.root)
     handlers = build_handlers(config, store, sources, analyzer, vlm, moderator, fingerprint_of)
     return Lane(config, store, handlers), moderator, vlm

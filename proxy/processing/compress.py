@@ -80,7 +80,11 @@ def compress(
         return bytes(reference.write_to_buffer(suffix, **{**options, **tuning}))
 
     pixels = reference.width * reference.height
-    key = tools.decisions.key(plan.phash, plan.format, pixels, plan.policy) if plan.phash else None
+    key = (
+        tools.decisions.key(plan.phash, plan.format, pixels, plan.policy, tools.predictor.identity)
+        if plan.phash
+        else None
+    )
     remembered = tools.decisions.get(key) if key else None
     if remembered is not None:
         body = encode(remembered)

@@ -57,7 +57,7 @@ def save_options(
         return ".jpg", {
             "Q": q,
             "optimize_coding": True,
-            "interlace": encoder.jpeg_progressive,
+            "interlace": encoder.jpeg_progressive or plan.progressive,
             "keep": "icc",
         }
     if plan.format == "png":

@@ -34,7 +34,7 @@ def load(
         options["shrink"] = plan.shrink
     elif plan.shrink > 1 and info.format == "webp":
         options["scale"] = 1 / plan.shrink
-    rotates = info.orientation not in (1, 0)
+    rotates = info.orientation not in (1, 0) or bool(plan.rotate or plan.flip)
     # Pixel-based crop strategies read the image twice (proxy, then crop): random access.
     looks_at_pixels = plan.crop_strategy in ("attention", "entropy") or (
         plan.crop_strategy in ("smart", "faces") and not analysis_usable(plan)

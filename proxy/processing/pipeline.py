@@ -27,6 +27,7 @@ from proxy.policies import Policy
 from proxy.processing.colorspace import colorspace
 from proxy.processing.compress import QualityTools, compress
 from proxy.processing.crop import crop
+from proxy.processing.effects import effects
 from proxy.processing.finalize import EncoderSettings, encode
 from proxy.processing.flatten import flatten
 from proxy.processing.focus import focus
@@ -36,6 +37,7 @@ from proxy.processing.pad import pad
 from proxy.processing.plan import RenderPlan
 from proxy.processing.prepare import PrepareOptions, make_plan
 from proxy.processing.scale import scale
+from proxy.processing.turn import turn
 from proxy.processing.validate import Scanner, ValidationRules, validate
 
 log = logging.getLogger(__name__)
@@ -46,10 +48,12 @@ def build_steps(quality: QualityTools | None) -> tuple[tuple[str, Step], ...]:
     """The pipeline, in order. ``compress`` needs its collaborators bound."""
     return (
         ("orient", orient),
+        ("turn", turn),
         ("colorspace", colorspace),
         ("focus", focus),
         ("crop", crop),
         ("scale", scale),
+        ("effects", effects),
         ("pad", pad),
         ("flatten", flatten),
         ("compress", partial(compress, tools=quality)),
@@ -78,6 +82,26 @@ class Rendered:
     body: bytes
     plan: RenderPlan
     timings: tuple[tuple[str, float], ...]  # (stage, seconds)
+
+
+# Fits that cut a window out of the source (a crop strategy places it).
+CROPPING_FITS = frozenset({"crop"})
+
+
+def models_identity(params: TransformParams, settings: RenderSettings) -> str:
+    """The identity (code version, sha256 of each model) of what a render of ``params`` may
+    consult: the analysis for smart and faces crops and for ``q=auto`` (its content class
+    picks the policy), the quality predictor for ``q=auto``. It belongs in the result's
+    cache key: a result made without a model, or with an older one, is then not served once
+    the model changes; the next request renders again, no purge needed."""
+    parts: list[str] = []
+    auto = params.quality is None
+    crops = params.fit in CROPPING_FITS and params.crop in ("smart", "faces")
+    if settings.analyzer is not None and (crops or auto):
+        parts.append(f"analysis={settings.analyzer.identity}")
+    if settings.quality is not None and auto:
+        parts.append(f"quality={settings.quality.predictor.identity[:16]}")
+    return ",".join(parts)
 
 
 CLASS_POLICIES = {"screenshot": "screenshot", "diagram": "screenshot", "art": "art"}
@@ -155,7 +179,8 @@ def render(
     wants_analysis = plan.layout.needs_window and plan.crop_strategy in ("smart", "faces")
     if analyzer is not None and analyzer.can_place_crops and wants_analysis:
         try:
-            plan = replace(plan, analysis=analyzer.analyse(blob))
+            analysis = analyzer.analyse(blob).turned(params.rotate, params.flip)
+            plan = replace(plan, analysis=analysis)
         except Exception:  # an AI part never fails the request: focus falls back
             log.exception("analysis failed; the crop falls back to attention")
         lap("analyse")

@@ -14,6 +14,9 @@ from proxy.geometry import Layout
 from proxy.params import Rect
 
 OutputFormat = Literal["jpeg", "png", "webp", "avif", "gif"]
+# Who placed the crop (API.md): a model or heuristic (ai), a reviewer's pick (human), or a
+# user: an override set through the admin API, or geometry given explicitly in the URL
+# (center, focalpoint, rect, or no cut at all).
 DecidedBy = Literal["ai", "human", "user"]
 
 MIME = {
@@ -76,6 +79,13 @@ class RenderPlan:
     score: float | None = None  # SSIMULACRA2 of the served bytes, when measured
     encodes: int | None = None  # encodes the search spent (0: a remembered decision)
     body: bytes | None = None  # the search's winning encode, so finalize does not redo it
+    # Asked for by the URL (see TransformParams): turn after EXIF orientation, effects
+    # after scaling, progressive JPEG.
+    rotate: int = 0
+    flip: str = ""
+    blur: int = 0
+    sharp: int = 0
+    progressive: bool = False
 
     @property
     def mime(self) -> str:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from proxy.config import LimitsConfig
 from proxy.cropping.overrides import StoredCrop, fits_source
 from proxy.errors import BadParameter, SourceTooLarge
-from proxy.geometry import Size, plan_layout, shrink_on_load
+from proxy.geometry import Size, plan_layout, shrink_on_load, turn_rect, turned_size
 from proxy.negotiate import AcceptClass, choose_format
 from proxy.params import Rect, TransformParams
 from proxy.policies import Policy
@@ -36,14 +36,17 @@ def human_region(
     params: TransformParams, info: SourceInfo, override: StoredCrop | None
 ) -> Rect | None:
     """The override's region when it governs this request: a ``fit=crop`` of a w x h box
-    (its aspect already matched) with no ``rect`` of the URL's own, inside the source."""
+    (its aspect already matched) with no ``rect`` of the URL's own, inside the source; in
+    the turned picture's coordinates when the URL has ``rot``/``flip``."""
     if override is None or params.fit != "crop" or params.rect is not None:
         return None
     if params.width is None or params.height is None:
         return None
     if not fits_source(override.rect, info.width, info.height):
         return None  # stored for an older, larger version of the source: ignore it
-    return Rect(*override.rect)
+    return turn_rect(
+        Rect(*override.rect), Size(info.width, info.height), params.rotate, params.flip
+    )
 
 
 def make_plan(
@@ -55,17 +58,19 @@ def make_plan(
     override: StoredCrop | None = None,
 ) -> RenderPlan:
     region = human_region(params, info, override)
+    picture = turned_size(Size(info.width, info.height), params.rotate)  # what w, h, rect see
     layout = plan_layout(
-        Size(info.width, info.height),
+        picture,
         width=params.width,
         height=params.height,
         fit=params.fit,
         upscale=params.upscale,
         rect=region or params.rect,
         focal=(params.focal_x, params.focal_y) if params.crop == "focalpoint" else (0.5, 0.5),
+        aspect=params.aspect,
     )
     if layout is None:
-        raise BadParameter(f"rect lies outside the {info.width}x{info.height} source")
+        raise BadParameter(f"rect lies outside the {picture.width}x{picture.height} source")
     limits = options.limits
     canvas = layout.canvas
     if canvas.width * canvas.height > limits.max_output_pixels:
@@ -119,4 +124,9 @@ def make_plan(
         shrink=shrink_on_load(window, layout.image) if info.format in ("jpeg", "webp") else 1,
         notes=notes,
         quality_auto=quality_auto,
+        rotate=params.rotate,
+        flip=params.flip,
+        blur=params.blur,
+        sharp=params.sharp,
+        progressive=params.progressive and choice.format == "jpeg",
     )

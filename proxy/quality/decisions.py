@@ -1,6 +1,8 @@
 """Remembered ``q=auto`` decisions, keyed by what makes them transferable: the source's
-perceptual hash, the format, the output size bucket and the policy. Other sizes of the
-same picture and re-uploads start from (or reuse) them instead of searching again."""
+perceptual hash, the format, the output size bucket and the policy, and by what produced
+them: the search's code version and the quality predictor's sha256 (a new predictor
+decides again instead of reusing its predecessor's answers). Other sizes of the same
+picture and re-uploads start from (or reuse) them instead of searching again."""
 
 from __future__ import annotations
 
@@ -8,6 +10,8 @@ import math
 from pathlib import Path
 
 import diskcache
+
+VERSION = 1  # bump when the search or the metric changes what it would decide
 
 
 def size_bucket(pixels: int) -> int:
@@ -24,8 +28,9 @@ class QualityDecisions:
         )
 
     @staticmethod
-    def key(phash: str, fmt: str, pixels: int, policy: str) -> str:
-        return f"q:{phash}:{fmt}:{size_bucket(pixels)}:{policy}"
+    def key(phash: str, fmt: str, pixels: int, policy: str, model: str = "none") -> str:
+        """``model``: the predictor's identity (its sha256, or ``none``)."""
+        return f"q{VERSION}:{model[:16]}:{phash}:{fmt}:{size_bucket(pixels)}:{policy}"
 
     def get(self, key: str) -> int | None:
         if self._cache is None:

@@ -9,38 +9,56 @@ policy's default quality.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
 
+from proxy.detectors.base import model_report, open_session, session_provider
+from proxy.manifest import sha256_of
+from proxy.providers import CPU_ONLY
 from proxy.quality.features import model_input
 
 log = logging.getLogger(__name__)
 
 
 class QualityPredictor:
-    def __init__(self, model_path: Path | None) -> None:
+    model_name = "quality_predictor"
+
+    def __init__(self, model_path: Path | None, providers: Sequence[str] = CPU_ONLY) -> None:
         self.session: ort.InferenceSession | None = None
-        self.reason = "no model configured"
+        self.sha256: str | None = None  # identity of the loaded file, for decision keys
+        self.provider: str | None = None
+        self.reason = self.state = "no model configured"
         if model_path is None:
             return
         if not model_path.is_file():
             self.reason = f"model file {model_path} is missing"
+            self.state = "missing"
             log.warning("quality predictor unavailable: %s", self.reason)
             return
         try:
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = 1
-            self.session = ort.InferenceSession(
-                str(model_path), options, providers=["CPUExecutionProvider"]
-            )
-            self.input_name = self.session.get_inputs()[0].name
-            self.reason = "ready"
+            session = open_session(model_path, providers=providers)
+            self.input_name = session.get_inputs()[0].name
+            self.sha256 = sha256_of(model_path)
         except Exception as exc:  # onnxruntime raises several unrelated types
             self.reason = f"model {model_path} failed to load: {exc}"
+            self.state = "failed to load"
             log.warning("quality predictor unavailable: %s", self.reason)
+            return
+        self.session = session
+        self.provider = session_provider(session)
+        self.reason = self.state = "ready"
+
+    @property
+    def identity(self) -> str:
+        """What a remembered decision depends on: this model's bytes, or none."""
+        return self.sha256 or "none"
+
+    def describe(self) -> dict[str, str | None]:
+        return model_report(self)
 
     @property
     def available(self) -> bool:

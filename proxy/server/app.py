@@ -8,7 +8,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -25,6 +25,7 @@ from proxy.analysis.analyzer import Analyzer
 from proxy.cache.results import ResultCache
 from proxy.cache.shared import SharedKV, SharedTier
 from proxy.config import Config
+from proxy.detectors.base import OnnxComponent, available_providers
 from proxy.errors import LoupeError
 from proxy.feedback.prometheus import CollaborationCollector
 from proxy.fingerprint import PhashMemo
@@ -37,6 +38,7 @@ from proxy.processing.compress import QualityTools
 from proxy.processing.finalize import EncoderSettings
 from proxy.processing.pipeline import RenderSettings
 from proxy.processing.validate import ValidationRules
+from proxy.providers import provider_name
 from proxy.qa.checks import QALimits
 from proxy.qa.gate import QualityGate
 from proxy.quality import ssimulacra2
@@ -48,6 +50,7 @@ from proxy.server.admin import AdminApi
 from proxy.server.auth import AdminAuth
 from proxy.server.decisions import Decisions
 from proxy.server.images import ImageService
+from proxy.server.logs import ACCESS, access_line
 from proxy.server.meta import MetaService
 from proxy.server.meta_decisions import StoredFacts
 from proxy.server.ops import Operations
@@ -65,13 +68,15 @@ PREDICTOR_FILE = "quality/quality_predictor.onnx"
 
 
 class RequestMetrics:
-    """Counts requests by route and status and times them, for every response."""
+    """Counts requests by route and status and times them, for every response, and writes
+    the access line (method, path, status, bytes, ms, cache state) when ``access`` is on."""
 
     routes = frozenset({"/img", "/meta", "/admin", "/healthz", "/readyz", "/metrics"})
 
-    def __init__(self, app: ASGIApp, telemetry: Telemetry) -> None:
+    def __init__(self, app: ASGIApp, telemetry: Telemetry, access: bool = True) -> None:
         self.app = app
         self.telemetry = telemetry
+        self.access = logging.getLogger(ACCESS) if access else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -81,18 +86,31 @@ class RequestMetrics:
         route = first if first in self.routes else "other"  # bounded label cardinality
         started = time.perf_counter()
         status = 500
+        sent = 0
+        cache = "-"
 
         async def record(message: Message) -> None:
-            nonlocal status
+            nonlocal status, sent, cache
             if message["type"] == "http.response.start":
                 status = message["status"]
+                for name, value in message.get("headers", ()):
+                    if name.lower() == b"x-loupe-cache":
+                        cache = value.decode("latin-1")
+            elif message["type"] == "http.response.body":
+                sent += len(message.get("body", b""))
             await send(message)
 
         try:
             await self.app(scope, receive, record)
         finally:
+            elapsed = time.perf_counter() - started
             self.telemetry.requests.labels(route, str(status)).inc()
-            self.telemetry.latency.labels(route).observe(time.perf_counter() - started)
+            self.telemetry.latency.labels(route).observe(elapsed)
+            if self.access is not None:
+                query = scope.get("query_string", b"").decode("latin-1")
+                path = str(scope["path"]) + (f"?{query}" if query else "")
+                text, fields = access_line(scope["method"], path, status, sent, elapsed, cache)
+                self.access.info(text, extra={"fields": fields})
 
 
 def configure_process(*, allow_svg: bool = False) -> None:
@@ -135,6 +153,30 @@ def forward_only_libvips_warnings() -> None:
         callback,
         pyvips.ffi.NULL,
     )
+
+
+def log_models(models: list[dict[str, str | None]], wanted: Sequence[str]) -> None:
+    """One start-up line per model: which bytes, on which execution provider; and one line
+    when a provider asked for in ``analysis.providers`` is not in this onnxruntime build."""
+    available = available_providers()
+    missing = [name for name in wanted if provider_name(name) not in available]
+    if missing:
+        log.info(
+            "analysis.providers: %s not in this onnxruntime build (it has %s); the models "
+            "run on the next one (CUDA needs the gpu extra, onnxruntime-gpu)",
+            ", ".join(missing),
+            ", ".join(available),
+        )
+    for model in models:
+        if model["provider"]:
+            log.info(
+                "model %s (sha256 %s) runs on %s",
+                model["model"],
+                (model["sha256"] or "?")[:12],
+                model["provider"],
+            )
+        else:
+            log.warning("model %s unavailable: %s", model["model"], model["state"])
 
 
 def build_sources(config: Config) -> SourceRouter:
@@ -204,6 +246,10 @@ def create_app(config: Config) -> Starlette:
         data_dir / "ai" / "analysis",
         fingerprint,
         shared=SharedKV(config.redis, "ai") if config.redis.url else None,
+        providers=config.analysis.providers,
+    )
+    predictor = QualityPredictor(
+        find_model(PREDICTOR_FILE, config.storage.models_dir), config.analysis.providers
     )
     settings = RenderSettings(
         limits=config.limits,
@@ -216,7 +262,7 @@ def create_app(config: Config) -> Starlette:
         analyzer=analyzer,
         quality=QualityTools(
             metric=ssimulacra2.Reference,
-            predictor=QualityPredictor(find_model(PREDICTOR_FILE, config.storage.models_dir)),
+            predictor=predictor,
             decisions=decisions_cache,
             policies=policies,
             encoder=encoder,
@@ -237,7 +283,11 @@ def create_app(config: Config) -> Starlette:
     rules = ValidationRules(config.limits, images_config.allow_svg, settings.scan)
     facts = StoredFacts(store, config.qa.duplicate_distance)
     meta = MetaService(config, source, analyzer, pool, rules, facts, moderator)
-    ops = Operations(telemetry, pool, config.sources.root, data_dir)
+    models = [part.describe() for _, part in analyzer.components] + [predictor.describe()]
+    if isinstance(moderator.scorer, OnnxComponent):
+        models.append(moderator.scorer.describe())
+    log_models(models, config.analysis.providers)
+    ops = Operations(telemetry, pool, config.sources.root, data_dir, models)
 
     async def purge_here(path: SourcePath) -> int:
         """Drop a source's cached variants and memoised decisions on this node."""
@@ -320,7 +370,7 @@ def create_app(config: Config) -> Starlette:
         },
         lifespan=lifespan,
     )
-    app.add_middleware(RequestMetrics, telemetry=telemetry)
+    app.add_middleware(RequestMetrics, telemetry=telemetry, access=config.log.access)
     app.state.images = images
     app.state.store = store
     app.state.telemetry = telemetry

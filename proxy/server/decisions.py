@@ -114,6 +114,7 @@ class Decisions:
             if (
                 plan.crop.by == "ai"
                 and plan.analysis is not None
+                and not params.turned  # reviews show the source as it is, not turned
                 and params.width
                 and params.height
             ):

@@ -16,9 +16,9 @@ from proxy.cache.singleflight import SingleFlight
 from proxy.config import CacheConfig, Config
 from proxy.moderation import Moderator
 from proxy.negotiate import AcceptClass, parse_accept
-from proxy.params import TransformParams, parse_params
+from proxy.params import TransformParams, drop_ignored, parse_params
 from proxy.policies import policy_for_path
-from proxy.processing.pipeline import Rendered, RenderSettings, render
+from proxy.processing.pipeline import Rendered, RenderSettings, models_identity, render
 from proxy.qa.gate import QualityGate
 from proxy.rules import apply_rules
 from proxy.server.decisions import Decisions, Snapshot
@@ -261,24 +261,37 @@ class ImageService:
         timings = (("fetch", fetched), *rendered.timings, ("store", time.perf_counter() - stored))
         return Outcome(item, timings)
 
+    def _query(self, request: Request) -> str:
+        """The raw query without tracking parameters (``params.drop_ignored``)."""
+        raw = bytes(request.scope["query_string"]).decode("latin-1")
+        return drop_ignored(raw, self.config.images.ignored_params)[0]
+
     async def handle(self, request: Request) -> Response:
-        query = request.scope["query_string"]
-        signed = verify_request(self.config.signing.keys, raw_request_path(request), query)
-        expires = expiry(query.decode("latin-1")) if signed else None
-        return await self._serve(request, signed=signed, reviewing=False, expires=expires)
+        query = self._query(request)
+        signed = verify_request(
+            self.config.signing.keys, raw_request_path(request), query.encode("latin-1")
+        )
+        expires = expiry(query) if signed else None
+        return await self._serve(request, query, signed=signed, reviewing=False, expires=expires)
 
     async def preview(self, request: Request) -> Response:
         """The image as a reviewer must see it: unsigned, and even while moderation holds
         it (deciding on it is the point). The caller has checked the admin credentials."""
-        return await self._serve(request, signed=False, reviewing=True)
+        return await self._serve(request, self._query(request), signed=False, reviewing=True)
 
     async def _serve(
-        self, request: Request, *, signed: bool, reviewing: bool, expires: int | None = None
+        self,
+        request: Request,
+        query: str,
+        *,
+        signed: bool,
+        reviewing: bool,
+        expires: int | None = None,
     ) -> Response:
         started = time.perf_counter()
         path = request_source_path(request)
         default_crop = self.config.images.default_crop
-        asked = parse_params(request.url.query, default_crop=default_crop)
+        asked = parse_params(query, default_crop=default_crop)
         if asked.policy is None:
             configured = policy_for_path(path, self.config.images.source_policies)
             if configured is not None:
@@ -300,6 +313,7 @@ class ImageService:
                 variant,
                 ref.identity,
                 snapshot.generation if snapshot else 0,
+                models_identity(params, self.settings),
             )
             wanted = Wanted(ref, params, accept, key, snapshot, blob)
             item, state, timings, stale = await self._lookup(wanted, started)

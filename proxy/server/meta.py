@@ -17,7 +17,7 @@ from proxy.config import Config
 from proxy.cropping.evidence import ranked_crops as crops
 from proxy.errors import BadParameter
 from proxy.moderation import Moderator
-from proxy.params import dimension, split_query
+from proxy.params import dimension, drop_ignored, split_query
 from proxy.processing.plan import SourceInfo
 from proxy.processing.validate import ValidationRules, validate
 from proxy.server.images import raw_request_path, request_source_path, screen
@@ -55,6 +55,9 @@ def describe(info: SourceInfo, etag: str, analysis: Analysis) -> dict[str, Any]:
             "regions": [_box(region) for region in analysis.text],
         },
         "unavailable": analysis.unavailable,
+        # The models this analysis really came from (never where their files live).
+        "models": [asdict(model) for model in analysis.models],
+        "analysis_version": analysis.version,
     }
 
 
@@ -82,11 +85,16 @@ class MetaService:
         self.rules = rules
 
     async def handle(self, request: Request) -> Response:
-        query = request.scope["query_string"]
-        signed = verify_request(self.config.signing.keys, raw_request_path(request), query)
-        expires = expiry(query.decode("latin-1")) if signed else None
+        query, _ = drop_ignored(
+            bytes(request.scope["query_string"]).decode("latin-1"),
+            self.config.images.ignored_params,
+        )
+        signed = verify_request(
+            self.config.signing.keys, raw_request_path(request), query.encode("latin-1")
+        )
+        expires = expiry(query) if signed else None
         path = request_source_path(request)
-        raw = split_query(query.decode("latin-1"))
+        raw = split_query(query)
         unknown = set(raw) - META_PARAMS
         if unknown:
             raise BadParameter(f"/meta takes w and h only; got {', '.join(sorted(unknown))}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -17,8 +18,14 @@ from proxy.server.telemetry import Telemetry
 
 class Operations:
     def __init__(
-        self, telemetry: Telemetry, pool: ProcessingPool, root: Path, data_dir: Path
+        self,
+        telemetry: Telemetry,
+        pool: ProcessingPool,
+        root: Path,
+        data_dir: Path,
+        models: Sequence[Mapping[str, str | None]] = (),
     ) -> None:
+        self.models = [dict(model) for model in models]  # each: model, sha256, provider, state
         self.telemetry = telemetry
         self.pool = pool
         self.root = root
@@ -37,7 +44,8 @@ class Operations:
             failed = ", ".join(name for name, ok in checks.items() if not ok)
             raise Overloaded(f"not ready: {failed}", retry_after_s=self.pool.retry_after_s)
         return JSONResponse(
-            {"status": "ready", "checks": checks}, headers={"Cache-Control": "no-store"}
+            {"status": "ready", "checks": checks, "models": self.models},
+            headers={"Cache-Control": "no-store"},
         )
 
     async def metrics(self, request: Request) -> Response:

@@ -38,6 +38,10 @@ def problem(
 
 
 def from_loupe_error(request: Request, exc: LoupeError, error_max_age: int) -> Response:
+    if exc.status >= 500:  # every server-side failure is logged with its cause
+        log.warning(
+            "%d %s on %s %s: %s", exc.status, exc.slug, request.method, request.url.path, exc.detail
+        )
     cacheable = exc.status in (308, 400, 404, 413, 414, 415, 422)
     return problem(
         exc.status,

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import pyvips
 
+from proxy import model_files
 from proxy.detectors import Component
 from proxy.detectors.faces import SIDE, STRIDES, Face, FaceDetector, decode, nms
 from proxy.manifest import ModelEntry, load, sha256_of
@@ -213,7 +214,8 @@ def test_one_session_serves_threads(detector: FaceDetector) -> None:
 # A missing, tampered or broken model: unavailable, with a reason, and never an error.
 
 
-def test_missing_model_is_unavailable(tmp_path: Path) -> None:
+def test_missing_model_is_unavailable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(model_files, "SHIPPED", tmp_path / "no-shipped-models")
     missing = FaceDetector(empty_models_dir(tmp_path, "yunet"))
     assert not missing.available
     assert "missing" in missing.reason and "face_detection_yunet" in missing.reason

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import pyvips
 
+from proxy import model_files
 from proxy.detectors.saliency import MASK_SIDE, Saliency, SaliencyDetector, summarise
 from tests.detectors import empty_models_dir, flat, image, shared_models, tampered_models_dir
 
@@ -146,7 +147,8 @@ def test_tiny_image(detector: SaliencyDetector) -> None:
 # A missing or tampered model.
 
 
-def test_missing_model_is_unavailable(tmp_path: Path) -> None:
+def test_missing_model_is_unavailable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(model_files, "SHIPPED", tmp_path / "no-shipped-models")
     missing = SaliencyDetector(empty_models_dir(tmp_path, "u2netp"))
     assert not missing.available
     assert "missing" in missing.reason and "u2netp.onnx" in missing.reason

@@ -19,9 +19,11 @@ def test_every_ai_component_broken_degrades_gracefully(data_root: Path, tmp_path
     root = tmp_path / "root"
     root.mkdir()
     shutil.copy(data_root / "kodak" / "kodim12.png", root / "couple.png")
-    models = tmp_path / "models"  # yunet and u2netp absent; the in-repo models corrupted
+    models = tmp_path / "models"  # every model corrupted: found here first, then refused
     (models / "quality").mkdir(parents=True)
     (models / "content").mkdir()
+    (models / "face_detection_yunet_2023mar.onnx").write_bytes(b"not yunet")
+    (models / "u2netp.onnx").write_bytes(b"not u2netp")
     (models / "quality" / "quality_predictor.onnx").write_bytes(b"\0" * 100)
     (models / "content" / "content_classifier.onnx").write_bytes(b"garbage")
     dead_vlm = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there

@@ -14,8 +14,7 @@ from tests.support import shared_dir
 
 
 def loupe(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """Run ``loupe`` with no LOUPE_* settings but those given (the test runner's own
-    LOUPE_SHARED_DIR would be refused as an unknown setting)."""
+    """Run ``loupe`` with no LOUPE_* settings but those given."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("LOUPE_")}
     return subprocess.run(
         [sys.executable, "-m", "proxy", *args], capture_output=True, text=True, timeout=60,

@@ -6,6 +6,7 @@ Lossless PNG output (``fm=png``) is used wherever the pixels are compared exactl
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,7 @@ from tests.integration.imaging import (
     size,
     source,
 )
-from tests.support import LoupeServer
+from tests.support import LoupeServer, broken_crop_models
 
 LANDSCAPE = "kodak/kodim01.png"  # 768x512
 PORTRAIT = "kodak/kodim09.png"  # 512x768
@@ -226,8 +227,22 @@ def test_focal_point_moves_the_window(
     _assert_shows_rect(decode(response), expected, data_root, rel)
 
 
+@pytest.fixture(scope="module")
+def blind_server(
+    data_root: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LoupeServer]:
+    """The crop models refused (wrong bytes in --models-dir): smart and faces fall back."""
+    models = broken_crop_models(tmp_path_factory.mktemp("broken-crop-models"))
+    running = LoupeServer(
+        data_root, tmp_path_factory.mktemp("blind-data"), args=("--models-dir", str(models))
+    )
+    yield running
+    running.stop()
+
+
 @pytest.mark.parametrize("requested", ["smart", "faces"])
-def test_smart_and_faces_fall_back_to_attention(server: LoupeServer, requested: str) -> None:
+def test_smart_and_faces_fall_back_to_attention(blind_server: LoupeServer, requested: str) -> None:
+    server = blind_server
     response = get(server, LANDSCAPE, f"w=240&h=240&fit=crop&crop={requested}&fm=jpeg")
     assert size(decode(response)) == (240, 240)
     header = crop_header(response)
@@ -242,7 +257,7 @@ def test_default_crop_is_smart_chosen_by_ai(server: LoupeServer) -> None:
     response = get(server, LANDSCAPE, "w=120&h=240&fit=crop&fm=jpeg")
     assert size(decode(response)) == (120, 240)
     header = crop_header(response)
-    assert (header.strategy, header.by, header.requested) == ("attention", "ai", "smart")
+    assert (header.strategy, header.by, header.requested) == ("smart", "ai", None)
     x, y, w, h = header.rect
     assert (w, h) == (256, 512)
     assert 0 <= x <= 768 - 256 and y == 0

@@ -17,7 +17,15 @@ import pytest
 from proxy.errors import Forbidden, Unauthorized
 from proxy.params import KNOWN, PASSTHROUGH, parse_params, raw_pairs, split_query
 from proxy.signing import expiry, verify
-from proxy.urls import PARAMS, ParamValue, build_url, canonical_query, encode_component, srcset
+from proxy.urls import (
+    PARAMS,
+    ParamValue,
+    build_url,
+    canonical_query,
+    encode_component,
+    format_value,
+    srcset,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 JS_DIR = ROOT / "clients" / "js"
@@ -187,7 +195,7 @@ def test_params_match_the_server() -> None:
     ],
 )
 def test_number_formatting(value: float, text: str) -> None:
-    assert canonical_query({"dpr": value}) == f"dpr={text}"
+    assert format_value("dpr", value) == text
 
 
 @pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
@@ -302,6 +310,58 @@ def test_js_matches_python_on_random_inputs() -> None:
             expected.append(build_url(case["path"], case["params"], **case["options"]))
         except ValueError:
             expected.append("error:RangeError")
+    result = _node(["--input-type=module", "-e", _DIFF_SCRIPT], stdin=json.dumps(cases))
+    assert result.returncode == 0, result.stderr
+    got = json.loads(result.stdout)
+    mismatches = [(c, e, g) for c, e, g in zip(cases, expected, got, strict=True) if e != g]
+    assert not mismatches, mismatches[:3]
+
+
+# Values near each parameter's rules (in range, at the edges, just outside, other
+# spellings), so the JS checks are compared with the server's parser where it matters.
+PLAUSIBLE: dict[str, list[ParamValue]] = {
+    "w": [1, 8192, 8193, 0, 400, 1.5, "0400", "4e2", " 4"],
+    "h": [1, 300, 8192, 9000, "x"],
+    "dpr": [1, 4, 1.5, 4.0001, 0.5, "2.", ".5", "1e0", "0x1", "inf", "2_0"],
+    "fit": ["clip", "crop", "fill", "scale", "max", "min", "cover", "CROP"],
+    "crop": ["smart", "faces", "focalpoint", "center", "middle"],
+    "fp-x": [0, 1, 0.5, 1.01, "-0", "1e-3"],
+    "fp-y": [0.25, 2, "nan"],
+    "rect": [[0, 0, 10, 10], "1, 2, 3, 4", "1,2,3", "0,0,0,1", "1,2,3,1000000", "1,2,3,1000001"],
+    "fm": ["auto", "jpg", "jpeg", "pjpg", "png", "webp", "avif", "gif", "tiff"],
+    "q": ["auto", 1, 100, 0, 101, 75.5],
+    "policy": ["general", "legal", "other"],
+    "ctx": ["hero", "social", "nope"],
+    "bg": ["fff", "#fff", "##fff", "ffffff80", "ggg", "fff\n", ""],
+    "upscale": [True, False, "1", "2"],
+    "ar": ["16:9", "1.91:1", "1:1", "1:100", "1:101", "0:1", "16x9", "16:9:1", " 4 : 3 ", "1e1:1"],
+    "auto": ["format", "compress", "format,compress", "format, compress", "enhance", ""],
+    "blur": [0, 1, 100, 101, 2000, -1],
+    "sharp": [0, 100, 101],
+    "rot": [0, 90, 180, 270, 360, 45, "90.0"],
+    "flip": ["h", "v", "hv", "vh", "x", ""],
+}
+
+
+@needs_node
+def test_js_matches_python_on_plausible_values() -> None:
+    rng = random.Random(20261204)
+    assert set(PLAUSIBLE) == set(PARAMS)
+    cases: list[dict[str, Any]] = []
+    for _ in range(1500):
+        names = rng.sample(sorted(PLAUSIBLE), rng.randint(1, 5))
+        params = {name: rng.choice(PLAUSIBLE[name]) for name in names}
+        if rng.random() < 0.3:
+            params["fit"] = rng.choice(["crop", "min"])
+        cases.append({"path": "a.jpg", "params": params, "options": {}})
+    expected = []
+    for case in cases:
+        try:
+            expected.append(build_url(case["path"], case["params"]))
+        except ValueError:
+            expected.append("error:RangeError")
+    valid = sum(1 for e in expected if not e.startswith("error:"))
+    assert valid > 200, "too few valid combinations to compare"
     result = _node(["--input-type=module", "-e", _DIFF_SCRIPT], stdin=json.dumps(cases))
     assert result.returncode == 0, result.stderr
     got = json.loads(result.stdout)

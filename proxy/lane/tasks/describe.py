@@ -140,7 +140,10 @@ class DescribeTask:
     async def _leave_empty(
         self, path: SourcePath, phash: str, context: AltContext | None, exc: AltTextError
     ) -> None:
-        log.warning("alt text for %s: %s (%s)", path, exc.reason, exc)
+        if isinstance(exc, VlmDisabled):  # said once at start (lane.assemble), not per image
+            log.debug("alt text for %s: %s (%s)", path, exc.reason, exc)
+        else:
+            log.warning("alt text for %s: %s (%s)", path, exc.reason, exc)
         hints = context.to_json() if context is not None else {}
         empty = AltText(path=path, text="", status="empty", phash=phash, context=hints)
         stored = await asyncio.to_thread(self.store.put_machine_alt, empty)
