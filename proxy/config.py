@@ -127,6 +127,11 @@ class LimitsConfig(_Section):
     max_output_pixels: int = Field(40_000_000, ge=1)
     max_frames: int = Field(256, ge=1)
     max_animation_pixels: int = Field(64_000_000, ge=1, description="frames x output pixels")
+    max_animation_canvas_pixels: int = Field(
+        100_000_000,
+        ge=1,
+        description="frames x source canvas pixels an animated output decodes (header-read)",
+    )
 
 
 class CacheConfig(_Section):

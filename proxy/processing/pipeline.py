@@ -142,11 +142,15 @@ def render(
         blob, ValidationRules(settings.limits, settings.allow_svg, settings.scan)
     )
     lap("validate")
+    options = PrepareOptions(settings.limits, settings.default_policy)
+    # Planned before the fingerprint decodes a frame, so every size and animation budget
+    # refuses from the header alone; a class policy re-plans below (it only ever picks
+    # lossy policies, which change neither the geometry nor the animation).
+    plan = make_plan(info, params, accept, settings.policies, options, override)
     phash = _fingerprint(blob, params, settings)
     params, classed = _policy_from_class(params, phash, settings)
-    options = PrepareOptions(settings.limits, settings.default_policy)
-    plan = make_plan(info, params, accept, settings.policies, options, override)
     if classed:
+        plan = make_plan(info, params, accept, settings.policies, options, override)
         plan = replace(plan, notes=(*plan.notes, f"policy-from-class:{classed}"))
     if plan.quality_auto and settings.quality is not None and phash is not None:
         plan = replace(plan, phash=phash)

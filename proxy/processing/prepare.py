@@ -81,6 +81,15 @@ def make_plan(
         animated=info.pages > 1,
         lossy_allowed=policy.lossy,
     )
+    # libvips composites every frame onto the full canvas, whatever its own size: a 1x1
+    # frame on a 10000x10000 screen costs 100 MP. The header's canvas and frame count
+    # bound that work before a pixel is decoded (a still output decodes one frame only).
+    decoded = info.width * info.height * info.pages
+    if choice.animated and decoded > limits.max_animation_canvas_pixels:
+        raise SourceTooLarge(
+            f"{info.pages} frames on a {info.width}x{info.height} canvas decode {decoded} "
+            f"pixels; the limit is {limits.max_animation_canvas_pixels}"
+        )
     if choice.animated and canvas.width * canvas.height * info.pages > limits.max_animation_pixels:
         raise SourceTooLarge(
             f"{info.pages} frames of {canvas.width}x{canvas.height} exceed the animation budget "
