@@ -20,6 +20,7 @@ from proxy.feedback.metrics import collaboration
 from proxy.params import dimension, split_query
 from proxy.rules import RULES, normalise_prefix
 from proxy.server.auth import AdminAuth
+from proxy.server.bodies import JsonDepth, NestingTooDeep, read_capped
 from proxy.server.meta import MetaService
 from proxy.server.openapi import openapi_json
 from proxy.server.review import decide, parse_decision
@@ -34,18 +35,19 @@ from proxy.stores.base import (
 )
 
 MAX_BODY = 64 * 1024
+MAX_JSON_DEPTH = 16  # the deepest body the API takes is 3 levels
 MAX_ID = 2**63 - 1  # both stores keep ids as signed 64-bit integers
 Purge = Callable[[str], Awaitable[int]]
 
 
 async def json_body(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    if len(raw) > MAX_BODY:
-        raise BadParameter(f"the body exceeds {MAX_BODY} bytes")
+    raw = await read_capped(request, MAX_BODY, JsonDepth(MAX_JSON_DEPTH))
     try:
         body = json.loads(raw or b"{}")
     except (ValueError, UnicodeDecodeError):
         raise BadParameter("the body must be JSON") from None
+    except RecursionError:  # JsonDepth counts brackets; this is the parser's own guard
+        raise NestingTooDeep("the JSON body nests too deeply") from None
     if not isinstance(body, dict):
         raise BadParameter("the body must be a JSON object")
     try:  # "\ud800" parses to a lone surrogate, which no store can encode
@@ -268,10 +270,12 @@ class AdminApi:
         item_id = request.path_params["item_id"]
         if item_id > MAX_ID:  # the store could not even look it up
             raise ReviewNotFound(f"no review item {item_id}")
+        # A write's body is judged first: a bad one is a 400 whatever the item.
+        body = await json_body(request) if request.method == "POST" else {}
         item = await self._store(self.store.review, item_id)
         if request.method == "GET":
             return JSONResponse(review_json(item))
-        decision = parse_decision(await json_body(request), reviewer)
+        decision = parse_decision(body, reviewer)
         decided = await self._store(decide, self.store, item, decision)
         if item.component in ("crop", "moderation"):
             await self.purge(item.path)  # what is served changes now

@@ -23,7 +23,22 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def _mac(token: str, message: str) -> str:
-    return hmac.new(token.encode(), message.encode(), hashlib.sha256).hexdigest()
+    key, text = token.encode("utf-8", "surrogatepass"), message.encode("utf-8", "surrogatepass")
+    return hmac.new(key, text, hashlib.sha256).hexdigest()
+
+
+def wire_bytes(value: str) -> bytes:
+    """A header or cookie value's bytes as the client sent them: starlette decodes headers
+    as latin-1, and a cookie's octal escapes can reach past it (then UTF-8 stands in)."""
+    try:
+        return value.encode("latin-1")
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "surrogatepass")
+
+
+def same(offered: bytes, expected: str) -> bool:
+    """Constant-time equality on bytes: ``compare_digest`` raises on non-ASCII ``str``."""
+    return hmac.compare_digest(offered, expected.encode("utf-8", "surrogatepass"))
 
 
 class AdminAuth:
@@ -47,15 +62,16 @@ class AdminAuth:
             return None
         body, _, mac = session.rpartition("|")
         parts = body.split("|")
-        if len(parts) != 3 or not hmac.compare_digest(mac, _mac(self.token, "session|" + body)):
+        if len(parts) != 3 or not same(wire_bytes(mac), _mac(self.token, "session|" + body)):
             return None
         reviewer, expires, _nonce = parts
-        if not expires.isdigit() or int(expires) < time.time():
+        if not (expires.isascii() and expires.isdigit()) or int(expires) < time.time():
             return None
         return reviewer or "reviewer"
 
-    def check_token(self, offered: str) -> bool:
-        return self.token is not None and hmac.compare_digest(offered, self.token)
+    def check_token(self, offered: bytes) -> bool:
+        """``offered``: the bytes sent (a header's raw value, a form field's UTF-8)."""
+        return self.token is not None and same(offered, self.token)
 
     def require(self, request: Request) -> str:
         """The reviewer's name, or 401 (no credentials) / 403 (wrong ones, admin closed)."""
@@ -64,7 +80,7 @@ class AdminAuth:
         header = request.headers.get("authorization", "")
         if header:
             scheme, _, offered = header.partition(" ")
-            if scheme.lower() != "bearer" or not self.check_token(offered.strip()):
+            if scheme.lower() != "bearer" or not self.check_token(wire_bytes(offered.strip())):
                 raise Forbidden("wrong admin token")
             return request.headers.get("x-loupe-reviewer", "api")[:64] or "api"
         session = request.cookies.get(SESSION_COOKIE)
@@ -77,6 +93,6 @@ class AdminAuth:
         if request.method not in SAFE_METHODS:
             assert session is not None
             offered = request.headers.get(CSRF_HEADER, "")
-            if not hmac.compare_digest(offered, self.csrf_for(session)):
+            if not same(wire_bytes(offered), self.csrf_for(session)):
                 raise Forbidden("missing or wrong X-Loupe-CSRF header for a cookie session")
         return reviewer

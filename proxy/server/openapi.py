@@ -91,7 +91,10 @@ ERRORS: dict[int, tuple[str, Schema]] = {
         ),
     ),
     409: ("Conflict", _problem("the review item was already decided")),
-    413: ("SourceTooLarge", _problem("the source exceeds the byte or pixel limits")),
+    413: (
+        "SourceTooLarge",
+        _problem("the source exceeds the byte or pixel limits, or the JSON body 64 KiB"),
+    ),
     415: ("UnsupportedImage", _problem("the source is not a supported image")),
     422: ("DamagedImage", _problem("the source image is damaged")),
     502: ("OriginFailed", _problem("the HTTP origin behind the source failed")),
@@ -564,7 +567,7 @@ PATHS: dict[str, Schema] = {
         "post": _operation(
             "decideReviewItem",
             "accept, reject or edit a pending item",
-            {"200": _ok("the decided item", _ref("ReviewItem"))} | _errors(400, 404, 409),
+            {"200": _ok("the decided item", _ref("ReviewItem"))} | _errors(400, 404, 409, 413),
             parameters=[ITEM_ID, REVIEWER],
             body="Decision",
             description="Closes the item, keeps the feedback beside the AI output it judged "
@@ -602,7 +605,7 @@ PATHS: dict[str, Schema] = {
         "put": _operation(
             "putRule",
             "set an exception rule on a source or folder",
-            {"200": _ok("the stored rule", _ref("StoredRule"))} | _errors(400),
+            {"200": _ok("the stored rule", _ref("StoredRule"))} | _errors(400, 413),
             parameters=[REVIEWER],
             body="RuleRequest",
             description="Takes effect on the next request: rules rewrite the request before "

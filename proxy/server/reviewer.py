@@ -21,6 +21,7 @@ from starlette.routing import Route
 
 from proxy.rules import RULES
 from proxy.server.auth import SESSION_COOKIE, SESSION_SECONDS, AdminAuth
+from proxy.server.bodies import BodyTooLarge, read_capped
 from proxy.stores.base import COMPONENTS
 
 CSP = (
@@ -112,14 +113,16 @@ class ReviewerPage:
         return HTMLResponse(body, headers=PAGE_HEADERS)
 
     async def login(self, request: Request) -> Response:
-        raw = b""
-        async for chunk in request.stream():  # a sign-in form is small: read no more
-            raw += chunk
-            if len(raw) > MAX_FORM:
-                return self._login_page("The form is too large.", 413)
-        form = parse_qs(raw.decode("utf-8", "replace"), max_num_fields=10)
+        try:  # a sign-in form is small: read no more
+            raw = await read_capped(request, MAX_FORM)
+        except BodyTooLarge:
+            return self._login_page("The form is too large.", 413)
+        try:
+            form = parse_qs(raw.decode("utf-8", "replace"), max_num_fields=10)
+        except ValueError:  # more fields than a sign-in form has
+            return self._login_page("The form is malformed.", 400)
         token = (form.get("token") or [""])[0]
-        if not self.auth.check_token(token):
+        if not self.auth.check_token(token.encode("utf-8", "surrogatepass")):
             return self._login_page(CLOSED if self.auth.token is None else WRONG, 403)
         session = self.auth.new_session(reviewer_name((form.get("reviewer") or [""])[0]))
         response = RedirectResponse("/admin/", status_code=303, headers=PAGE_HEADERS)
