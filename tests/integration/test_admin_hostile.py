@@ -138,6 +138,11 @@ JSON_ENDPOINTS = [
 ]
 
 
+def send_json(server: LoupeServer, method: str, path: str, body: bytes) -> httpx.Response:
+    headers = {**bearer(TOKEN.encode()), "Content-Type": "application/json"}
+    return httpx.request(method, server.url + path, headers=headers, content=body, timeout=TIMEOUT)
+
+
 @pytest.mark.parametrize(("method", "path"), JSON_ENDPOINTS)
 @pytest.mark.parametrize(
     "body",
@@ -152,13 +157,7 @@ JSON_ENDPOINTS = [
 def test_deeply_nested_json_is_400(
     server: LoupeServer, method: str, path: str, body: bytes
 ) -> None:
-    response = httpx.request(
-        method,
-        server.url + path,
-        headers={**bearer(TOKEN.encode()), "Content-Type": "application/json"},
-        content=body,
-        timeout=TIMEOUT,
-    )
+    response = send_json(server, method, path, body)
     problem = nasty.is_problem(response, 400)
     assert "nest" in str(problem["detail"]), problem
 
@@ -166,13 +165,7 @@ def test_deeply_nested_json_is_400(
 @pytest.mark.parametrize(("method", "path"), JSON_ENDPOINTS)
 def test_a_huge_body_is_413(server: LoupeServer, method: str, path: str) -> None:
     body = b'{"reason": "' + b"x" * 4_000_000 + b'"}'
-    response = httpx.request(
-        method,
-        server.url + path,
-        headers={**bearer(TOKEN.encode()), "Content-Type": "application/json"},
-        content=body,
-        timeout=TIMEOUT,
-    )
+    response = send_json(server, method, path, body)
     nasty.is_problem(response, 413)
 
 
