@@ -39,6 +39,9 @@ class ServerConfig(_Section):
     queue_limit: int = Field(32, ge=0, description="waiting renders beyond the workers before 503")
     request_deadline_s: float = Field(20.0, gt=0, description="per-request processing deadline")
     retry_after_s: int = Field(2, ge=1)
+    h2c: bool = Field(
+        False, description="cleartext HTTP/2 (Upgrade: h2c, prior knowledge); off = HTTP/1.1"
+    )
 
 
 class OriginConfig(_Section):
@@ -217,6 +220,12 @@ class RedisConfig(_Section):
 
 class AdminConfig(_Section):
     token: str | None = Field(None, description="bearer token for /admin/*; unset = admin closed")
+    secure_cookies: bool = Field(
+        False, description="session cookie always Secure (behind a TLS-terminating proxy)"
+    )
+    login_attempts_per_minute: int = Field(
+        10, ge=1, description="wrong admin tokens (form or bearer) per client per minute; 429 past"
+    )
 
 
 class VlmConfig(_Section):

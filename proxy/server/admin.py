@@ -141,7 +141,7 @@ class AdminApi:
         return await asyncio.to_thread(fn, *args, **kwargs)
 
     async def crops(self, request: Request) -> Response:
-        self.auth.require(request)
+        await self.auth.require(request)
         path = request.path_params["path"]
         raw = split_query(request.url.query)
         if "w" not in raw or "h" not in raw:
@@ -160,7 +160,7 @@ class AdminApi:
         )
 
     async def overrides(self, request: Request) -> Response:
-        reviewer = self.auth.require(request)
+        reviewer = await self.auth.require(request)
         path = request.path_params["path"]
         if request.method == "GET":
             found = await self._store(self.store.overrides, path)
@@ -213,7 +213,7 @@ class AdminApi:
         return JSONResponse({"path": path, **_override_json(stored)})
 
     async def alt(self, request: Request) -> Response:
-        reviewer = self.auth.require(request)
+        reviewer = await self.auth.require(request)
         path = request.path_params["path"]
         if request.method == "GET":
             return JSONResponse({"path": path, **alt_json(await self._store(self.store.alt, path))})
@@ -243,7 +243,7 @@ class AdminApi:
         return JSONResponse({"path": path, **alt_json(stored)})
 
     async def review_list(self, request: Request) -> Response:
-        self.auth.require(request)
+        await self.auth.require(request)
         params = request.query_params
         status = params.get("status", "pending")
         component = params.get("component")
@@ -266,7 +266,7 @@ class AdminApi:
         return JSONResponse({"items": [review_json(item) for item in items]})
 
     async def review_item(self, request: Request) -> Response:
-        reviewer = self.auth.require(request)
+        reviewer = await self.auth.require(request)
         item_id = request.path_params["item_id"]
         if item_id > MAX_ID:  # the store could not even look it up
             raise ReviewNotFound(f"no review item {item_id}")
@@ -282,13 +282,13 @@ class AdminApi:
         return JSONResponse(review_json(decided))
 
     async def purge_source(self, request: Request) -> Response:
-        self.auth.require(request)
+        await self.auth.require(request)
         path = request.path_params["path"]
         return JSONResponse({"path": path, "purged": await self.purge(path)})
 
     async def rules(self, request: Request) -> Response:
         """Exception rules for a source or folder: ``{"prefix": "shop", "rule": ...}``."""
-        reviewer = self.auth.require(request)
+        reviewer = await self.auth.require(request)
         if request.method == "GET":
             rows = await self._store(self.store.rules)
             return JSONResponse(
@@ -323,7 +323,7 @@ class AdminApi:
         return JSONResponse({"prefix": prefix, "rule": rule, "reason": reason.strip()})
 
     async def metrics(self, request: Request) -> Response:
-        self.auth.require(request)
+        await self.auth.require(request)
         outcomes = await self._store(self.store.outcomes)
         feedback = await self._store(self.store.feedback_rows)
         counts = await self._store(self.store.review_counts)

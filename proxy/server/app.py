@@ -52,6 +52,7 @@ from proxy.server.meta import MetaService
 from proxy.server.meta_decisions import StoredFacts
 from proxy.server.ops import Operations
 from proxy.server.pool import ProcessingPool
+from proxy.server.redirects import RelativeRedirects
 from proxy.server.reviewer import reviewer_routes
 from proxy.server.telemetry import Telemetry
 from proxy.sources.http import HttpSource, OriginPolicy
@@ -253,10 +254,16 @@ def create_app(config: Config) -> Starlette:
     telemetry.registry.register(CollaborationCollector(store))
 
     async def preview(request: Request) -> Response:
-        admin.auth.require(request)
+        await admin.auth.require(request)
         return await images.preview(request)
 
-    admin = AdminApi(AdminAuth(config.admin.token), store, meta, purge, decisions.forget_rules)
+    auth = AdminAuth(
+        config.admin.token,
+        store,
+        secure_cookies=config.admin.secure_cookies,
+        attempts_per_minute=config.admin.login_attempts_per_minute,
+    )
+    admin = AdminApi(auth, store, meta, purge, decisions.forget_rules)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -310,6 +317,7 @@ def create_app(config: Config) -> Starlette:
         },
         lifespan=lifespan,
     )
+    app.add_middleware(RelativeRedirects)
     app.add_middleware(RequestMetrics, telemetry=telemetry)
     app.state.images = images
     app.state.store = store

@@ -96,6 +96,20 @@ ERRORS: dict[int, tuple[str, Schema]] = {
         _problem("the source exceeds the byte or pixel limits, or the JSON body 64 KiB"),
     ),
     415: ("UnsupportedImage", _problem("the source is not a supported image")),
+    429: (
+        "TooManyRequests",
+        _problem(
+            "too many wrong admin tokens from this client lately (every attempt is refused "
+            "until Retry-After has passed)",
+            {
+                "Retry-After": {
+                    "description": "seconds to wait",
+                    "required": True,
+                    "schema": {"type": "string"},
+                }
+            },
+        ),
+    ),
     422: ("DamagedImage", _problem("the source image is damaged")),
     502: ("OriginFailed", _problem("the HTTP origin behind the source failed")),
     503: (
@@ -116,10 +130,10 @@ SOURCE_ERRORS = (404, 413, 415, 422, 502, 504)  # locating, reading and analysin
 
 
 def _errors(*statuses: int) -> dict[str, Schema]:
-    """The problem+json responses of an operation: 401, 403 and 503 (the store) always."""
-    return {
-        str(code): _ref(ERRORS[code][0], "responses") for code in sorted({401, 403, 503, *statuses})
-    }
+    """The problem+json responses of an operation: 401, 403, 429 (wrong tokens) and 503 (the
+    store) always."""
+    always = {401, 403, 429, 503}
+    return {str(code): _ref(ERRORS[code][0], "responses") for code in sorted({*always, *statuses})}
 
 
 RECT: Schema = {

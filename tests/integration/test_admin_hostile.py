@@ -22,7 +22,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoupeServer]:
     root = tmp_path_factory.mktemp("admin-hostile-root")
     (root / "a.jpg").write_bytes(nasty.jpeg(64, 48))
     running = LoupeServer(
-        root, tmp_path_factory.mktemp("admin-hostile-data"), args=("--admin-token", TOKEN)
+        root,
+        tmp_path_factory.mktemp("admin-hostile-data"),
+        env={"LOUPE_ADMIN_LOGIN_ATTEMPTS_PER_MINUTE": "1000"},  # many wrong tokens follow
+        args=("--admin-token", TOKEN),
     )
     yield running
     running.stop()
