@@ -226,6 +226,12 @@ class AdminConfig(_Section):
     login_attempts_per_minute: int = Field(
         10, ge=1, description="wrong admin tokens (form or bearer) per client per minute; 429 past"
     )
+    reviews_per_client_per_minute: int = Field(
+        10, ge=1, description="crop reviews (ctx=hero...) one client's requests may open a minute"
+    )
+    reviews_per_minute: int = Field(
+        120, ge=1, description="crop reviews all anonymous requests together may open a minute"
+    )
 
 
 class VlmConfig(_Section):

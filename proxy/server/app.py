@@ -46,7 +46,7 @@ from proxy.scanners.clamd import ClamdScanner
 from proxy.server import problems
 from proxy.server.admin import AdminApi
 from proxy.server.auth import AdminAuth
-from proxy.server.decisions import Decisions
+from proxy.server.decisions import Decisions, ReviewBudget
 from proxy.server.images import ImageService
 from proxy.server.meta import MetaService
 from proxy.server.meta_decisions import StoredFacts
@@ -225,7 +225,11 @@ def create_app(config: Config) -> Starlette:
     source = build_sources(config)
     store = open_store(config.store_url())
     lane, moderator, vlm = assemble(config, store, source, analyzer, fingerprint)
-    decisions = Decisions(store, lane, moderator, io)
+    budget = ReviewBudget(
+        per_client=config.admin.reviews_per_client_per_minute,
+        overall=config.admin.reviews_per_minute,
+    )
+    decisions = Decisions(store, lane, moderator, io, budget)
     qa = QualityGate(
         QALimits(config.qa.max_bytes_per_pixel, config.qa.min_bytes),
         policies,

@@ -21,6 +21,7 @@ from proxy.qa.gate import QualityGate
 from proxy.rules import apply_rules
 from proxy.server.decisions import Decisions
 from proxy.server.pool import ProcessingPool
+from proxy.server.ratelimit import client_of
 from proxy.server.telemetry import Telemetry
 from proxy.signing import verify_request
 from proxy.sources.base import Source, SourceRef
@@ -98,12 +99,13 @@ class ImageService:
         self.flights: SingleFlight[Outcome] = SingleFlight()
 
     async def _first(
-        self, ref: SourceRef, params: TransformParams, accept: AcceptClass, key: str
+        self, ref: SourceRef, params: TransformParams, accept: AcceptClass, key: str, client: str
     ) -> Outcome:
-        """A local miss: another node's result, or compute it, once across every node."""
+        """A local miss: another node's result, or compute it, once across every node.
+        ``client``: who asked first, whose budget any review this render opens uses."""
         shared = self.shared
         if shared is None:
-            return await self._compute(ref, params, accept, key)
+            return await self._compute(ref, params, accept, key, client)
         started = time.perf_counter()
         found = await shared.get(key)
         if found is not None:
@@ -111,17 +113,17 @@ class ImageService:
             return Outcome(found, (("shared", time.perf_counter() - started),), "hit")
         async with shared.lock(key) as computing_here:
             if computing_here:
-                outcome = await self._compute(ref, params, accept, key)
+                outcome = await self._compute(ref, params, accept, key, client)
                 await shared.put(key, outcome.item, ref.path)  # before the lock goes
                 return outcome
         found = await shared.wait_for(key, self.config.server.request_deadline_s)
         if found is None:  # the other node failed or gave up: do it here
-            return await self._compute(ref, params, accept, key)
+            return await self._compute(ref, params, accept, key, client)
         await self.cache.put(key, found, tag=ref.path)
         return Outcome(found, (("shared", time.perf_counter() - started),), "coalesced")
 
     async def _compute(
-        self, ref: SourceRef, params: TransformParams, accept: AcceptClass, key: str
+        self, ref: SourceRef, params: TransformParams, accept: AcceptClass, key: str, client: str
     ) -> Outcome:
         max_bytes = self.config.limits.max_source_bytes
         decisions = self.decisions
@@ -168,7 +170,7 @@ class ImageService:
         stored = time.perf_counter()
         await self.cache.put(key, item, tag=ref.path)
         if decisions is not None:
-            decisions.rendered(ref.path, params, rendered, ref.identity)
+            decisions.rendered(ref.path, params, rendered, ref.identity, client)
         timings = (("fetch", fetched), *rendered.timings, ("store", time.perf_counter() - stored))
         return Outcome(item, timings)
 
@@ -208,7 +210,7 @@ class ImageService:
             timings: tuple[tuple[str, float], ...] = (("cache", time.perf_counter() - started),)
         else:
             outcome, joined = await self.flights.run(
-                key, lambda: self._first(ref, params, accept, key)
+                key, lambda: self._first(ref, params, accept, key, client_of(request))
             )
             item, timings = outcome.item, outcome.timings
             state = "coalesced" if joined else (outcome.state or "miss")
