@@ -146,12 +146,15 @@ def render(
     # Planned before the fingerprint decodes a frame, so every size and animation budget
     # refuses from the header alone; a class policy re-plans below (it only ever picks
     # lossy policies, which change neither the geometry nor the animation).
-    plan = make_plan(info, params, accept, settings.policies, options, override)
+    plan = replace(
+        make_plan(info, params, accept, settings.policies, options, override), deadline=deadline
+    )
     phash = _fingerprint(blob, params, settings)
     params, classed = _policy_from_class(params, phash, settings)
     if classed:
         plan = make_plan(info, params, accept, settings.policies, options, override)
-        plan = replace(plan, notes=(*plan.notes, f"policy-from-class:{classed}"))
+        notes = (*plan.notes, f"policy-from-class:{classed}")
+        plan = replace(plan, notes=notes, deadline=deadline)
     if plan.quality_auto and settings.quality is not None and phash is not None:
         plan = replace(plan, phash=phash)
     lap("prepare")

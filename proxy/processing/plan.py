@@ -6,6 +6,7 @@ response headers report, so the headers can never disagree with the pixels.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -76,6 +77,7 @@ class RenderPlan:
     score: float | None = None  # SSIMULACRA2 of the served bytes, when measured
     encodes: int | None = None  # encodes the search spent (0: a remembered decision)
     body: bytes | None = None  # the search's winning encode, so finalize does not redo it
+    deadline: float = math.inf  # time.monotonic() past which libvips work is killed
 
     @property
     def mime(self) -> str:
