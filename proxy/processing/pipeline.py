@@ -27,7 +27,7 @@ from proxy.policies import Policy
 from proxy.processing.colorspace import colorspace
 from proxy.processing.compress import QualityTools, compress
 from proxy.processing.crop import crop
-from proxy.processing.finalize import EncoderSettings, encode
+from proxy.processing.finalize import EncoderSettings, encode, materialize
 from proxy.processing.flatten import flatten
 from proxy.processing.focus import focus
 from proxy.processing.load import load
@@ -176,6 +176,11 @@ def render(
                 done.append(frame)
             frames = done
             lap(name)
+        if len(frames) > 1:
+            # One frame's pipeline at a time, each kept as its small output: left lazy, the
+            # encoder runs every frame's chain at once (1.2 GB for 100 frames of 1000x1000).
+            frames = [materialize(frame, settings.encoder, deadline) for frame in frames]
+            lap("frames")
         body = encode(
             frames,
             plan,
