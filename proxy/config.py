@@ -71,6 +71,9 @@ class SourcesConfig(_Section):
     read_timeout_s: float = Field(10.0, gt=0)
     max_redirects: int = Field(3, ge=0, le=10)
     revalidate_after_s: float = Field(60.0, ge=0, description="reuse an origin's ETag this long")
+    max_concurrent_fetches: int = Field(
+        4, ge=1, description="origin downloads at once (server.queue_limit more wait; then 503)"
+    )
 
     @field_validator("origins", mode="before")
     @classmethod

@@ -55,6 +55,7 @@ from proxy.server.pool import ProcessingPool
 from proxy.server.redirects import RelativeRedirects
 from proxy.server.reviewer import reviewer_routes
 from proxy.server.telemetry import Telemetry
+from proxy.sources.gate import FetchGate
 from proxy.sources.http import HttpSource, OriginPolicy
 from proxy.sources.local import LocalSource
 from proxy.sources.router import SourceRouter
@@ -146,6 +147,9 @@ def build_sources(config: Config) -> SourceRouter:
         follow_redirects=False,  # each hop is checked by the SSRF guard instead
         trust_env=False,  # never route origin fetches through an environment proxy
     )
+    gate = FetchGate(
+        sources.max_concurrent_fetches, config.server.queue_limit, config.server.retry_after_s
+    )
     origins = {
         name: HttpSource(
             name,
@@ -159,6 +163,7 @@ def build_sources(config: Config) -> SourceRouter:
                 fetch_deadline_s=config.server.request_deadline_s,
             ),
             client,
+            gate=gate,
         )
         for name, origin in sources.origins.items()
     }
