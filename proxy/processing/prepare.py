@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from proxy.config import LimitsConfig
 from proxy.cropping.overrides import StoredCrop, fits_source
 from proxy.errors import BadParameter, SourceTooLarge
-from proxy.geometry import Size, plan_layout, shrink_on_load
-from proxy.negotiate import AcceptClass, choose_format
+from proxy.geometry import Layout, Size, plan_layout, shrink_on_load
+from proxy.negotiate import AcceptClass, FormatChoice, choose_format
 from proxy.params import Rect, TransformParams
 from proxy.policies import Policy
+from proxy.processing.encoder_memory import encoder_bytes
 from proxy.processing.plan import CropDecision, RenderPlan, SourceInfo
 
 # Strategies whose window the AI places (from pixels or the analysis): X-Loupe-Crop by=ai.
@@ -44,6 +45,44 @@ def human_region(
     if not fits_source(override.rect, info.width, info.height):
         return None  # stored for an older, larger version of the source: ignore it
     return Rect(*override.rect)
+
+
+def _encoder_need(choice: FormatChoice, pixels: int, alpha: bool) -> int:
+    keeps_alpha = alpha and choice.format != "jpeg"
+    return encoder_bytes(choice.format, lossless=choice.lossless, alpha=keeps_alpha, pixels=pixels)
+
+
+def _within_encoder_memory(
+    choice: FormatChoice,
+    params: TransformParams,
+    accept: AcceptClass,
+    layout: Layout,
+    info: SourceInfo,
+    limits: LimitsConfig,
+    alpha: bool,
+) -> FormatChoice:
+    """The format choice if its encoder fits ``limits.max_encoder_bytes`` for this output;
+    ``fm=auto`` falls back from AVIF (the hungriest) to what the client takes next; else 400."""
+    canvas = layout.canvas
+    pixels = canvas.width * canvas.height * (info.pages if choice.animated else 1)
+    need = _encoder_need(choice, pixels, alpha)
+    if need <= limits.max_encoder_bytes:
+        return choice
+    if params.fm == "auto" and choice.format == "avif":
+        fallback = choose_format(
+            "auto",
+            AcceptClass(avif=False, webp=accept.webp),
+            has_alpha=alpha,
+            animated=info.pages > 1,
+            lossy_allowed=True,
+        )
+        if _encoder_need(fallback, pixels, alpha) <= limits.max_encoder_bytes:
+            return replace(fallback, note="avif-too-large")
+    raise BadParameter(
+        f"encoding {canvas.width}x{canvas.height} as {choice.format} needs about "
+        f"{need >> 20} MiB; the limit is {limits.max_encoder_bytes >> 20} MiB: ask for a "
+        "smaller size or another format"
+    )
 
 
 def make_plan(
@@ -95,6 +134,7 @@ def make_plan(
             f"{info.pages} frames of {canvas.width}x{canvas.height} exceed the animation budget "
             f"of {limits.max_animation_pixels} pixels; ask for a smaller size"
         )
+    choice = _within_encoder_memory(choice, params, accept, layout, info, limits, wants_alpha)
     quality_auto = False
     if choice.lossless or choice.format in ("png", "gif"):
         quality = None
