@@ -134,13 +134,13 @@ class LimitsConfig(_Section):
     max_frames: int = Field(256, ge=1)
     max_animation_pixels: int = Field(64_000_000, ge=1, description="frames x output pixels")
     max_encoder_bytes: int = Field(
-        1 << 30,
+        768 << 20,
         ge=1,
         description="memory an output's encoder may need (planned from its size): "
-        "fm=auto falls back from AVIF, else 400",
+        "fm=auto falls back to a leaner format, else 400",
     )
     max_animation_canvas_pixels: int = Field(
-        100_000_000,
+        64_000_000,
         ge=1,
         description="frames x source canvas pixels an animated output decodes (header-read)",
     )

@@ -60,24 +60,30 @@ def _within_encoder_memory(
     info: SourceInfo,
     limits: LimitsConfig,
     alpha: bool,
+    lossy: bool,
 ) -> FormatChoice:
     """The format choice if its encoder fits ``limits.max_encoder_bytes`` for this output;
-    ``fm=auto`` falls back from AVIF (the hungriest) to what the client takes next; else 400."""
+    ``fm=auto`` falls back to the next format the client takes (AVIF, then WebP, then
+    JPEG/PNG: each leaner than the one before); an explicit format is a 400."""
     canvas = layout.canvas
     pixels = canvas.width * canvas.height * (info.pages if choice.animated else 1)
     need = _encoder_need(choice, pixels, alpha)
     if need <= limits.max_encoder_bytes:
         return choice
-    if params.fm == "auto" and choice.format == "avif":
-        fallback = choose_format(
-            "auto",
+    if params.fm == "auto":
+        for fallback_accept in (
             AcceptClass(avif=False, webp=accept.webp),
-            has_alpha=alpha,
-            animated=info.pages > 1,
-            lossy_allowed=True,
-        )
-        if _encoder_need(fallback, pixels, alpha) <= limits.max_encoder_bytes:
-            return replace(fallback, note="avif-too-large")
+            AcceptClass(False, False),
+        ):
+            fallback = choose_format(
+                "auto",
+                fallback_accept,
+                has_alpha=alpha,
+                animated=info.pages > 1,
+                lossy_allowed=lossy,
+            )
+            if _encoder_need(fallback, pixels, alpha) <= limits.max_encoder_bytes:
+                return replace(fallback, note=f"{choice.format}-too-large")
     raise BadParameter(
         f"encoding {canvas.width}x{canvas.height} as {choice.format} needs about "
         f"{need >> 20} MiB; the limit is {limits.max_encoder_bytes >> 20} MiB: ask for a "
@@ -134,7 +140,9 @@ def make_plan(
             f"{info.pages} frames of {canvas.width}x{canvas.height} exceed the animation budget "
             f"of {limits.max_animation_pixels} pixels; ask for a smaller size"
         )
-    choice = _within_encoder_memory(choice, params, accept, layout, info, limits, wants_alpha)
+    choice = _within_encoder_memory(
+        choice, params, accept, layout, info, limits, wants_alpha, policy.lossy
+    )
     quality_auto = False
     if choice.lossless or choice.format in ("png", "gif"):
         quality = None

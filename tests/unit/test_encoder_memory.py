@@ -72,3 +72,12 @@ def test_a_lower_limit_applies_to_every_format() -> None:
         plan(info, "fm=jpeg", limits)
     assert plan(info, "fm=png", limits).format == "png"  # 2 B/px: 48 MB
     assert plan(info, "w=2000&fm=gif", limits).format == "gif"
+
+
+def test_fm_auto_falls_back_as_far_as_needed() -> None:
+    big = source(6324, 6324, alpha=True)  # lossless WebP of 40 MP RGBA: ~880 MB
+    chosen = plan(big, "policy=medical")
+    assert (chosen.format, chosen.lossless) == ("png", True)
+    assert "webp-too-large" in chosen.notes
+    with pytest.raises(BadParameter, match="webp needs about"):
+        plan(big, "fm=webp&policy=medical")
