@@ -72,26 +72,6 @@ def test_signing_out_ends_the_session_for_every_copy_of_the_cookie(server: Loupe
     assert with_cookie(server, other) == 200
 
 
-def test_the_session_survives_a_restart_until_signed_out(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> None:
-    first = start(tmp_path_factory)
-    try:
-        cookie = cookie_of(sign_in(first))
-    finally:
-        first.stop()
-    again = LoupeServer(
-        first.root,
-        first.log.parent,
-        env={"LOUPE_ADMIN_LOGIN_ATTEMPTS_PER_MINUTE": "1000"},
-        args=("--admin-token", TOKEN),
-    )
-    try:
-        assert with_cookie(again, cookie) == 200
-    finally:
-        again.stop()
-
-
 def test_the_cookie_is_secure_only_when_configured_or_https(
     server: LoupeServer, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
