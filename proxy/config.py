@@ -59,6 +59,9 @@ class ServerConfig(_Section):
     queue_limit: int = Field(32, ge=0, description="waiting renders beyond the workers before 503")
     request_deadline_s: float = Field(20.0, gt=0, description="per-request processing deadline")
     retry_after_s: int = Field(2, ge=1)
+    h2c: bool = Field(
+        False, description="cleartext HTTP/2 (Upgrade: h2c, prior knowledge); off = HTTP/1.1"
+    )
 
 
 class OriginConfig(_Section):
@@ -88,6 +91,9 @@ class SourcesConfig(_Section):
     read_timeout_s: float = Field(10.0, gt=0)
     max_redirects: int = Field(3, ge=0, le=10)
     revalidate_after_s: float = Field(60.0, ge=0, description="reuse an origin's ETag this long")
+    max_concurrent_fetches: int = Field(
+        4, ge=1, description="origin downloads at once (server.queue_limit more wait; then 503)"
+    )
 
     @field_validator("origins", mode="before")
     @classmethod
@@ -163,6 +169,17 @@ class LimitsConfig(_Section):
     max_output_pixels: int = Field(40_000_000, ge=1)
     max_frames: int = Field(256, ge=1)
     max_animation_pixels: int = Field(64_000_000, ge=1, description="frames x output pixels")
+    max_encoder_bytes: int = Field(
+        768 << 20,
+        ge=1,
+        description="memory an output's encoder may need (planned from its size): "
+        "fm=auto falls back to a leaner format, else 400",
+    )
+    max_animation_canvas_pixels: int = Field(
+        64_000_000,
+        ge=1,
+        description="frames x source canvas pixels an animated output decodes (header-read)",
+    )
 
 
 class CacheConfig(_Section):
@@ -266,6 +283,18 @@ class AdminConfig(_Section):
         None,
         description="bearer token for /admin/*; unset = admin closed",
         json_schema_extra=SECRET,
+    )
+    secure_cookies: bool = Field(
+        False, description="session cookie always Secure (behind a TLS-terminating proxy)"
+    )
+    login_attempts_per_minute: int = Field(
+        10, ge=1, description="wrong admin tokens (form or bearer) per client per minute; 429 past"
+    )
+    reviews_per_client_per_minute: int = Field(
+        10, ge=1, description="crop reviews (ctx=hero...) one client's requests may open a minute"
+    )
+    reviews_per_minute: int = Field(
+        120, ge=1, description="crop reviews all anonymous requests together may open a minute"
     )
 
 

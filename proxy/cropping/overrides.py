@@ -50,6 +50,32 @@ def aspect_of(width: int, height: int) -> str:
     return f"{width // g}:{height // g}"
 
 
+# The aspects layouts really use. A crop review asked for by an anonymous request is filed
+# under the nearest of them, so odd aspects (a 601x337 hero) cannot open one item each.
+COMMON_ASPECTS = (
+    "1:3",
+    "1:2",
+    "9:16",
+    "2:3",
+    "3:4",
+    "4:5",
+    "1:1",
+    "5:4",
+    "4:3",
+    "3:2",
+    "16:9",
+    "2:1",
+    "3:1",
+)
+
+
+def common_aspect(width: int, height: int) -> str:
+    """The entry of ``COMMON_ASPECTS`` nearest to ``width:height`` (by ratio, in log space,
+    so 1:2 and 2:1 are equally far from 1:1)."""
+    wanted = math.log(width / height)
+    return min(COMMON_ASPECTS, key=lambda aspect: abs(math.log(_ratio(aspect)) - wanted))
+
+
 def _ratio(aspect: str) -> float:
     w, _, h = aspect.partition(":")
     return int(w) / int(h)

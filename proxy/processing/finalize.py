@@ -4,8 +4,9 @@ deadline watchdog is armed around the encode itself and kills it when time runs 
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import pyvips
 
@@ -13,6 +14,8 @@ from proxy.errors import DeadlineExceeded
 from proxy.processing.avif_effort import AvifEffort
 from proxy.processing.plan import RenderPlan
 from proxy.processing.watchdog import Watchdog
+
+T = TypeVar("T")
 
 
 @functools.cache
@@ -49,9 +52,10 @@ class EncoderSettings:
 
 
 def save_options(
-    plan: RenderPlan, encoder: EncoderSettings, quality: int | None = None
+    plan: RenderPlan, encoder: EncoderSettings, quality: int | None = None, pixels: int = 0
 ) -> tuple[str, dict[str, Any]]:
-    """libvips saver suffix and options; ``quality`` overrides the plan's (for q=auto)."""
+    """libvips saver suffix and options; ``quality`` overrides the plan's (for q=auto);
+    ``pixels``: the size of the image to encode, which lowers the AVIF effort when large."""
     q = quality if quality is not None else plan.quality
     if plan.format == "jpeg":
         return ".jpg", {
@@ -72,8 +76,42 @@ def save_options(
             "keep": "icc",
         }
     if plan.format == "avif":
-        return ".avif", {"Q": q, "compression": "av1", "effort": encoder.avif.get(), "keep": "icc"}
+        effort = encoder.avif.for_pixels(pixels)
+        return ".avif", {"Q": q, "compression": "av1", "effort": effort, "keep": "icc"}
     return ".gif", {"keep": "none"}
+
+
+def _watched(
+    image: pyvips.Image, work: Callable[[], T], encoder: EncoderSettings, deadline: float
+) -> T:
+    """``work()`` (which evaluates ``image``), or ``DeadlineExceeded`` once the watchdog
+    killed it at ``deadline``: no render thread keeps computing after its request was
+    answered."""
+    with encoder.watchdog.watch(image, deadline) as killed:
+        try:
+            return work()
+        except pyvips.Error:
+            if killed():
+                raise DeadlineExceeded("processing took longer than the request deadline") from None
+            raise
+
+
+def save(
+    image: pyvips.Image,
+    suffix: str,
+    options: dict[str, Any],
+    encoder: EncoderSettings,
+    deadline: float,
+) -> bytes:
+    """``image`` encoded, under the deadline watchdog."""
+    return _watched(
+        image, lambda: bytes(image.write_to_buffer(suffix, **options)), encoder, deadline
+    )
+
+
+def materialize(image: pyvips.Image, encoder: EncoderSettings, deadline: float) -> pyvips.Image:
+    """``image`` computed into memory, under the deadline watchdog."""
+    return _watched(image, image.copy_memory, encoder, deadline)
 
 
 def encode(
@@ -88,11 +126,5 @@ def encode(
     if plan.body is not None:  # q=auto already encoded the winning quality
         return plan.body
     image = assemble(frames, plan, delays, loop)
-    suffix, options = save_options(plan, encoder)
-    with encoder.watchdog.watch(image, deadline) as killed:
-        try:
-            return bytes(image.write_to_buffer(suffix, **options))
-        except pyvips.Error:
-            if killed():
-                raise DeadlineExceeded("processing took longer than the request deadline") from None
-            raise
+    suffix, options = save_options(plan, encoder, pixels=image.width * image.height)
+    return save(image, suffix, options, encoder, deadline)

@@ -6,6 +6,7 @@ response headers report, so the headers can never disagree with the pixels.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -86,6 +87,7 @@ class RenderPlan:
     blur: int = 0
     sharp: int = 0
     progressive: bool = False
+    deadline: float = math.inf  # time.monotonic() past which libvips work is killed
 
     @property
     def mime(self) -> str:

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from proxy.config import LimitsConfig
 from proxy.cropping.overrides import StoredCrop, fits_source
 from proxy.errors import BadParameter, SourceTooLarge
-from proxy.geometry import Size, plan_layout, shrink_on_load, turn_rect, turned_size
-from proxy.negotiate import AcceptClass, choose_format
+from proxy.geometry import Layout, Size, plan_layout, shrink_on_load, turn_rect, turned_size
+from proxy.negotiate import AcceptClass, FormatChoice, choose_format
 from proxy.params import Rect, TransformParams
 from proxy.policies import Policy
+from proxy.processing.encoder_memory import encoder_bytes
 from proxy.processing.plan import CropDecision, RenderPlan, SourceInfo
 
 # Strategies whose window the AI places (from pixels or the analysis): X-Loupe-Crop by=ai.
@@ -46,6 +47,50 @@ def human_region(
         return None  # stored for an older, larger version of the source: ignore it
     return turn_rect(
         Rect(*override.rect), Size(info.width, info.height), params.rotate, params.flip
+    )
+
+
+def _encoder_need(choice: FormatChoice, pixels: int, alpha: bool) -> int:
+    keeps_alpha = alpha and choice.format != "jpeg"
+    return encoder_bytes(choice.format, lossless=choice.lossless, alpha=keeps_alpha, pixels=pixels)
+
+
+def _within_encoder_memory(
+    choice: FormatChoice,
+    params: TransformParams,
+    accept: AcceptClass,
+    layout: Layout,
+    info: SourceInfo,
+    limits: LimitsConfig,
+    alpha: bool,
+    lossy: bool,
+) -> FormatChoice:
+    """The format choice if its encoder fits ``limits.max_encoder_bytes`` for this output;
+    ``fm=auto`` falls back to the next format the client takes (AVIF, then WebP, then
+    JPEG/PNG: each leaner than the one before); an explicit format is a 400."""
+    canvas = layout.canvas
+    pixels = canvas.width * canvas.height * (info.pages if choice.animated else 1)
+    need = _encoder_need(choice, pixels, alpha)
+    if need <= limits.max_encoder_bytes:
+        return choice
+    if params.fm == "auto":
+        for fallback_accept in (
+            AcceptClass(avif=False, webp=accept.webp),
+            AcceptClass(False, False),
+        ):
+            fallback = choose_format(
+                "auto",
+                fallback_accept,
+                has_alpha=alpha,
+                animated=info.pages > 1,
+                lossy_allowed=lossy,
+            )
+            if _encoder_need(fallback, pixels, alpha) <= limits.max_encoder_bytes:
+                return replace(fallback, note=f"{choice.format}-too-large")
+    raise BadParameter(
+        f"encoding {canvas.width}x{canvas.height} as {choice.format} needs about "
+        f"{need >> 20} MiB; the limit is {limits.max_encoder_bytes >> 20} MiB: ask for a "
+        "smaller size or another format"
     )
 
 
@@ -86,11 +131,23 @@ def make_plan(
         animated=info.pages > 1,
         lossy_allowed=policy.lossy,
     )
+    # libvips composites every frame onto the full canvas, whatever its own size: a 1x1
+    # frame on a 10000x10000 screen costs 100 MP. The header's canvas and frame count
+    # bound that work before a pixel is decoded (a still output decodes one frame only).
+    decoded = info.width * info.height * info.pages
+    if choice.animated and decoded > limits.max_animation_canvas_pixels:
+        raise SourceTooLarge(
+            f"{info.pages} frames on a {info.width}x{info.height} canvas decode {decoded} "
+            f"pixels; the limit is {limits.max_animation_canvas_pixels}"
+        )
     if choice.animated and canvas.width * canvas.height * info.pages > limits.max_animation_pixels:
         raise SourceTooLarge(
             f"{info.pages} frames of {canvas.width}x{canvas.height} exceed the animation budget "
             f"of {limits.max_animation_pixels} pixels; ask for a smaller size"
         )
+    choice = _within_encoder_memory(
+        choice, params, accept, layout, info, limits, wants_alpha, policy.lossy
+    )
     quality_auto = False
     if choice.lossless or choice.format in ("png", "gif"):
         quality = None

@@ -20,6 +20,7 @@ from proxy.feedback.metrics import collaboration
 from proxy.params import dimension, split_query
 from proxy.rules import RULES, normalise_prefix
 from proxy.server.auth import AdminAuth
+from proxy.server.bodies import JsonDepth, NestingTooDeep, read_capped
 from proxy.server.images import request_source_path
 from proxy.server.meta import MetaService
 from proxy.server.openapi import openapi_json
@@ -36,18 +37,19 @@ from proxy.stores.base import (
 )
 
 MAX_BODY = 64 * 1024
+MAX_JSON_DEPTH = 16  # the deepest body the API takes is 3 levels
 MAX_ID = 2**63 - 1  # both stores keep ids as signed 64-bit integers
 Purge = Callable[[SourcePath], Awaitable[int]]
 
 
 async def json_body(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    if len(raw) > MAX_BODY:
-        raise BadParameter(f"the body exceeds {MAX_BODY} bytes")
+    raw = await read_capped(request, MAX_BODY, JsonDepth(MAX_JSON_DEPTH))
     try:
         body = json.loads(raw or b"{}")
     except (ValueError, UnicodeDecodeError):
         raise BadParameter("the body must be JSON") from None
+    except RecursionError:  # JsonDepth counts brackets; this is the parser's own guard
+        raise NestingTooDeep("the JSON body nests too deeply") from None
     if not isinstance(body, dict):
         raise BadParameter("the body must be a JSON object")
     try:  # "\ud800" parses to a lone surrogate, which no store can encode
@@ -141,7 +143,7 @@ class AdminApi:
         return await asyncio.to_thread(fn, *args, **kwargs)
 
     async def crops(self, request: Request) -> Response:
-        self.auth.require(request)
+        await self.auth.require(request)
         path = request_source_path(request)
         raw = split_query(request.url.query)
         if "w" not in raw or "h" not in raw:
@@ -160,7 +162,7 @@ class AdminApi:
         )
 
     async def overrides(self, request: Request) -> Response:
-        reviewer = self.auth.require(request)
+        reviewer = await self.auth.require(request)
         path = request_source_path(request)
         if request.method == "GET":
             found = await self._store(self.store.overrides, path)
@@ -213,7 +215,7 @@ class AdminApi:
         return JSONResponse({"path": path, **_override_json(stored)})
 
     async def alt(self, request: Request) -> Response:
-        reviewer = self.auth.require(request)
+        reviewer = await self.auth.require(request)
         path = request_source_path(request)
         if request.method == "GET":
             return JSONResponse({"path": path, **alt_json(await self._store(self.store.alt, path))})
@@ -243,7 +245,7 @@ class AdminApi:
         return JSONResponse({"path": path, **alt_json(stored)})
 
     async def review_list(self, request: Request) -> Response:
-        self.auth.require(request)
+        await self.auth.require(request)
         params = request.query_params
         status = params.get("status", "pending")
         component = params.get("component")
@@ -266,21 +268,23 @@ class AdminApi:
         return JSONResponse({"items": [review_json(item) for item in items]})
 
     async def review_item(self, request: Request) -> Response:
-        reviewer = self.auth.require(request)
+        reviewer = await self.auth.require(request)
         item_id = request.path_params["item_id"]
         if item_id > MAX_ID:  # the store could not even look it up
             raise ReviewNotFound(f"no review item {item_id}")
+        # A write's body is judged first: a bad one is a 400 whatever the item.
+        body = await json_body(request) if request.method == "POST" else {}
         item = await self._store(self.store.review, item_id)
         if request.method == "GET":
             return JSONResponse(review_json(item))
-        decision = parse_decision(await json_body(request), reviewer)
+        decision = parse_decision(body, reviewer)
         decided = await self._store(decide, self.store, item, decision)
         if item.component in ("crop", "moderation"):
             await self.purge(item.path)  # what is served changes now
         return JSONResponse(review_json(decided))
 
     async def purge_source(self, request: Request) -> Response:
-        self.auth.require(request)
+        await self.auth.require(request)
         path = request_source_path(request)
         # A node that misses the purge message still stops using its copies: the new
         # generation is in every cache key (within the 2 s memo).
@@ -289,7 +293,7 @@ class AdminApi:
 
     async def rules(self, request: Request) -> Response:
         """Exception rules for a source or folder: ``{"prefix": "shop", "rule": ...}``."""
-        reviewer = self.auth.require(request)
+        reviewer = await self.auth.require(request)
         if request.method == "GET":
             rows = await self._store(self.store.rules)
             return JSONResponse(
@@ -324,7 +328,7 @@ class AdminApi:
         return JSONResponse({"prefix": prefix, "rule": rule, "reason": reason.strip()})
 
     async def metrics(self, request: Request) -> Response:
-        self.auth.require(request)
+        await self.auth.require(request)
         outcomes = await self._store(self.store.outcomes)
         feedback = await self._store(self.store.feedback_rows)
         counts = await self._store(self.store.review_counts)

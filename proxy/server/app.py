@@ -48,15 +48,17 @@ from proxy.scanners.clamd import ClamdScanner
 from proxy.server import problems
 from proxy.server.admin import AdminApi
 from proxy.server.auth import AdminAuth
-from proxy.server.decisions import Decisions
+from proxy.server.decisions import Decisions, ReviewBudget
 from proxy.server.images import ImageService
 from proxy.server.logs import ACCESS, access_line
 from proxy.server.meta import MetaService
 from proxy.server.meta_decisions import StoredFacts
 from proxy.server.ops import Operations
 from proxy.server.pool import ProcessingPool
+from proxy.server.redirects import RelativeRedirects
 from proxy.server.reviewer import reviewer_routes
 from proxy.server.telemetry import Telemetry
+from proxy.sources.gate import FetchGate
 from proxy.sources.http import HttpSource, OriginPolicy
 from proxy.sources.local import LocalSource
 from proxy.sources.paths import SourcePath, canonical_path
@@ -188,6 +190,9 @@ def build_sources(config: Config) -> SourceRouter:
         follow_redirects=False,  # each hop is checked by the SSRF guard instead
         trust_env=False,  # never route origin fetches through an environment proxy
     )
+    gate = FetchGate(
+        sources.max_concurrent_fetches, config.server.queue_limit, config.server.retry_after_s
+    )
     origins = {
         name: HttpSource(
             name,
@@ -201,6 +206,7 @@ def build_sources(config: Config) -> SourceRouter:
                 fetch_deadline_s=config.server.request_deadline_s,
             ),
             client,
+            gate=gate,
         )
         for name, origin in sources.origins.items()
     }
@@ -271,7 +277,11 @@ def create_app(config: Config) -> Starlette:
     source = build_sources(config)
     store = open_store(config.store_url())
     lane, moderator, vlm = assemble(config, store, source, analyzer, fingerprint)
-    decisions = Decisions(store, lane, moderator, io)
+    budget = ReviewBudget(
+        per_client=config.admin.reviews_per_client_per_minute,
+        overall=config.admin.reviews_per_minute,
+    )
+    decisions = Decisions(store, lane, moderator, io, budget)
     qa = QualityGate(
         QALimits(config.qa.max_bytes_per_pixel, config.qa.min_bytes),
         policies,
@@ -313,10 +323,16 @@ def create_app(config: Config) -> Starlette:
     telemetry.registry.register(CollaborationCollector(store))
 
     async def preview(request: Request) -> Response:
-        admin.auth.require(request)
+        await admin.auth.require(request)
         return await images.preview(request)
 
-    admin = AdminApi(AdminAuth(config.admin.token), store, meta, purge, decisions.forget_rules)
+    auth = AdminAuth(
+        config.admin.token,
+        store,
+        secure_cookies=config.admin.secure_cookies,
+        attempts_per_minute=config.admin.login_attempts_per_minute,
+    )
+    admin = AdminApi(auth, store, meta, purge, decisions.forget_rules)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -370,6 +386,7 @@ def create_app(config: Config) -> Starlette:
         },
         lifespan=lifespan,
     )
+    app.add_middleware(RelativeRedirects)
     app.add_middleware(RequestMetrics, telemetry=telemetry, access=config.log.access)
     app.state.images = images
     app.state.store = store

@@ -21,12 +21,13 @@ from typing import Any
 from cachetools import LRUCache, TTLCache
 
 from proxy.cropping.evidence import ranked_crops as crops
-from proxy.cropping.overrides import StoredCrop, applicable, aspect_of
+from proxy.cropping.overrides import StoredCrop, applicable, aspect_of, common_aspect
 from proxy.lane.lane import Lane
 from proxy.moderation import Moderator
 from proxy.params import TransformParams
 from proxy.processing.pipeline import Rendered
 from proxy.rules import rules_for
+from proxy.server.ratelimit import SlidingWindow
 from proxy.sources.paths import SourcePath
 from proxy.stores import Store
 
@@ -50,12 +51,30 @@ class Snapshot:
         return applicable(self.crops, params.width, params.height, params.ctx)
 
 
+@dataclass(frozen=True)
+class ReviewBudget:
+    """How many crop reviews anonymous requests may open per minute: each client, and all."""
+
+    per_client: int = 10
+    overall: int = 120
+
+
 class Decisions:
-    def __init__(self, store: Store, lane: Lane, moderator: Moderator, io: Executor) -> None:
+    def __init__(
+        self,
+        store: Store,
+        lane: Lane,
+        moderator: Moderator,
+        io: Executor,
+        budget: ReviewBudget | None = None,
+    ) -> None:
         self.store = store
         self.lane = lane
         self.moderator = moderator
         self.io = io
+        budget = budget or ReviewBudget()
+        self._opens_by_client = SlidingWindow(budget.per_client, 60.0)
+        self._opens = SlidingWindow(budget.overall, 60.0)
         self._snapshots: TTLCache[str, Snapshot] = TTLCache(maxsize=16_384, ttl=SNAPSHOT_MEMO_S)
         self._counted: LRUCache[str, bool] = LRUCache(maxsize=65_536)
         self._lock = threading.Lock()
@@ -96,14 +115,25 @@ class Decisions:
     # -- after rendering (in the background) -------------------------------------------
 
     def rendered(
-        self, path: SourcePath, params: TransformParams, result: Rendered, version: str = ""
+        self,
+        path: SourcePath,
+        params: TransformParams,
+        result: Rendered,
+        version: str = "",
+        client: str = "",
     ) -> None:
         """Queue what a fresh render implies; never raises into the response. ``version``:
-        the source's identity, so a new picture at the same path gets its own jobs."""
-        self.io.submit(self._after, path, params, result, version)
+        the source's identity, so a new picture at the same path gets its own jobs;
+        ``client``: who asked, whose review openings are budgeted."""
+        self.io.submit(self._after, path, params, result, version, client)
 
     def _after(
-        self, path: SourcePath, params: TransformParams, result: Rendered, version: str = ""
+        self,
+        path: SourcePath,
+        params: TransformParams,
+        result: Rendered,
+        version: str = "",
+        client: str = "",
     ) -> None:
         try:
             plan = result.plan
@@ -118,34 +148,65 @@ class Decisions:
                 and params.width
                 and params.height
             ):
-                self._crop_outcome(path, params, result)
+                self._crop_outcome(path, params, result, client)
         except Exception:  # the lane is best effort from here; the response went out
             log.exception("recording the render of %s failed", path)
 
-    def _crop_outcome(self, path: SourcePath, params: TransformParams, result: Rendered) -> None:
+    def _crop_outcome(
+        self, path: SourcePath, params: TransformParams, result: Rendered, client: str
+    ) -> None:
+        """Tally the AI's crop; in a high-stakes context, open a review of it. Filed under
+        the nearest common aspect: one item per source, context and common aspect, however
+        many odd sizes are asked for, and openings are budgeted per client and overall."""
         assert params.width is not None and params.height is not None
-        aspect = aspect_of(params.width, params.height)
+        aspect = common_aspect(params.width, params.height)
         ctx = params.ctx if params.ctx in HIGH_STAKES else ""
         subject = f"{path}|{aspect}|{ctx}"
         with self._lock:
             if subject in self._counted:
                 return
-            self._counted[subject] = True
         plan = result.plan
         if params.ctx not in HIGH_STAKES:
+            with self._lock:
+                self._counted[subject] = True
             self.store.count_outcome("crop", "auto")
             return
+        if not self._may_open(client):
+            return  # served all the same; a later request may open it
+        with self._lock:
+            self._counted[subject] = True
         assert plan.analysis is not None
+        width, height = _box_of(aspect, params.width)
+        candidates = crops(plan.source, plan.analysis, width, height)
+        exact = aspect_of(params.width, params.height) == aspect
+        served = plan.crop.rect if exact or not candidates else None
         payload: dict[str, Any] = {
             "aspect": aspect,
             "ctx": params.ctx,
-            "w": params.width,
-            "h": params.height,
-            "served": list(
-                (plan.crop.rect.x, plan.crop.rect.y, plan.crop.rect.w, plan.crop.rect.h)
+            "w": width,
+            "h": height,
+            "served": (
+                [served.x, served.y, served.w, served.h]
+                if served is not None
+                else [candidates[0][key] for key in ("x", "y", "width", "height")]
             ),
-            "candidates": crops(plan.source, plan.analysis, params.width, params.height),
+            "candidates": candidates,
             "source": {"width": plan.source.width, "height": plan.source.height},
         }
         if self.store.open_review(path, "crop", subject, payload) is not None:
             self.store.count_outcome("crop", "review")
+
+    def _may_open(self, client: str) -> bool:
+        """A review opening within this client's budget and everyone's."""
+        if self._opens_by_client.retry_after(client) is not None:
+            return False
+        if not self._opens.take("*"):
+            return False
+        self._opens_by_client.record(client)
+        return True
+
+
+def _box_of(aspect: str, width: int) -> tuple[int, int]:
+    """A box of ``aspect`` as wide as the request, for the candidates a reviewer sees."""
+    w, _, h = aspect.partition(":")
+    return width, max(1, round(width * int(h) / int(w)))

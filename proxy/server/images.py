@@ -23,6 +23,7 @@ from proxy.qa.gate import QualityGate
 from proxy.rules import apply_rules
 from proxy.server.decisions import Decisions, Snapshot
 from proxy.server.pool import ProcessingPool
+from proxy.server.ratelimit import client_of
 from proxy.server.telemetry import Telemetry
 from proxy.signing import expiry, verify_request
 from proxy.sources.base import Source, SourceRef
@@ -48,6 +49,7 @@ class Wanted:
     key: str
     snapshot: Snapshot | None
     blob: bytes | None = None  # bytes already read (by moderation): rendered as they are
+    client: str = ""  # who asked first: any review this render opens uses their budget
 
 
 RETRIES_AFTER_A_DECISION = 2
@@ -257,7 +259,7 @@ class ImageService:
             return Outcome(item, (("fetch", fetched), *rendered.timings), stale=True)
         await self.cache.put(wanted.key, item, tag=ref.path)
         if decisions is not None:
-            decisions.rendered(ref.path, params, rendered, ref.identity)
+            decisions.rendered(ref.path, params, rendered, ref.identity, wanted.client)
         timings = (("fetch", fetched), *rendered.timings, ("store", time.perf_counter() - stored))
         return Outcome(item, timings)
 
@@ -315,7 +317,7 @@ class ImageService:
                 snapshot.generation if snapshot else 0,
                 models_identity(params, self.settings),
             )
-            wanted = Wanted(ref, params, accept, key, snapshot, blob)
+            wanted = Wanted(ref, params, accept, key, snapshot, blob, client_of(request))
             item, state, timings, stale = await self._lookup(wanted, started)
             if not stale or not tries:
                 break

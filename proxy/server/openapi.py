@@ -111,9 +111,26 @@ ERRORS: dict[int, tuple[str, Schema]] = {
         ),
     ),
     409: ("Conflict", _problem("the review item was already decided")),
-    413: ("SourceTooLarge", _problem("the source exceeds the byte or pixel limits")),
+    413: (
+        "SourceTooLarge",
+        _problem("the source exceeds the byte or pixel limits, or the JSON body 64 KiB"),
+    ),
     414: ("PathTooLong", _problem("the source path is longer than 1024 bytes")),
     415: ("UnsupportedImage", _problem("the source is not a supported image")),
+    429: (
+        "TooManyRequests",
+        _problem(
+            "too many wrong admin tokens from this client lately (every attempt is refused "
+            "until Retry-After has passed)",
+            {
+                "Retry-After": {
+                    "description": "seconds to wait",
+                    "required": True,
+                    "schema": {"type": "string"},
+                }
+            },
+        ),
+    ),
     422: ("DamagedImage", _problem("the source image is damaged")),
     502: ("OriginFailed", _problem("the HTTP origin behind the source failed")),
     503: (
@@ -135,10 +152,10 @@ PATH_ERRORS = (308, 400, 404, 414)  # the {path} of a route: canonical_path's an
 
 
 def _errors(*statuses: int) -> dict[str, Schema]:
-    """The problem+json responses of an operation: 401, 403 and 503 (the store) always."""
-    return {
-        str(code): _ref(ERRORS[code][0], "responses") for code in sorted({401, 403, 503, *statuses})
-    }
+    """The problem+json responses of an operation: 401, 403, 429 (wrong tokens) and 503 (the
+    store) always."""
+    always = {401, 403, 429, 503}
+    return {str(code): _ref(ERRORS[code][0], "responses") for code in sorted({*always, *statuses})}
 
 
 RECT: Schema = {
@@ -588,7 +605,7 @@ PATHS: dict[str, Schema] = {
         "post": _operation(
             "decideReviewItem",
             "accept, reject or edit a pending item",
-            {"200": _ok("the decided item", _ref("ReviewItem"))} | _errors(400, 404, 409),
+            {"200": _ok("the decided item", _ref("ReviewItem"))} | _errors(400, 404, 409, 413),
             parameters=[ITEM_ID, REVIEWER],
             body="Decision",
             description="Closes the item, keeps the feedback beside the AI output it judged "
@@ -627,7 +644,7 @@ PATHS: dict[str, Schema] = {
         "put": _operation(
             "putRule",
             "set an exception rule on a source or folder",
-            {"200": _ok("the stored rule", _ref("StoredRule"))} | _errors(400, 404, 414),
+            {"200": _ok("the stored rule", _ref("StoredRule"))} | _errors(400, 404, 413, 414),
             parameters=[REVIEWER],
             body="RuleRequest",
             description="Takes effect on the next request: rules rewrite the request before "

@@ -21,6 +21,8 @@ from starlette.routing import Route
 
 from proxy.rules import RULES
 from proxy.server.auth import SESSION_COOKIE, SESSION_SECONDS, AdminAuth
+from proxy.server.bodies import BodyTooLarge, read_capped
+from proxy.server.ratelimit import TooManyRequests
 from proxy.stores.base import COMPONENTS
 
 CSP = (
@@ -35,6 +37,7 @@ PAGE_HEADERS = {
 }
 CLOSED = "The admin is closed: start the server with --admin-token."
 WRONG = "Wrong admin token."
+TOO_MANY = "Too many wrong tokens from here: wait a minute, then try again."
 FILTERS: tuple[str, ...] = ("all", *COMPONENTS)
 MAX_FORM = 8 * 1024
 ASSETS = {
@@ -100,7 +103,7 @@ class ReviewerPage:
 
     async def page(self, request: Request) -> Response:
         session = request.cookies.get(SESSION_COOKIE)
-        reviewer = self.auth.session_reviewer(session)
+        reviewer = await self.auth.session_reviewer(session)
         if reviewer is None or session is None:
             return self._login_page(None, 403 if self.auth.token is None else 200)
         component = request.query_params.get("component", "all")
@@ -113,37 +116,33 @@ class ReviewerPage:
         return HTMLResponse(body, headers=PAGE_HEADERS)
 
     async def login(self, request: Request) -> Response:
-        raw = b""
-        async for chunk in request.stream():  # a sign-in form is small: read no more
-            raw += chunk
-            if len(raw) > MAX_FORM:
-                return self._login_page("The form is too large.", 413)
-        form = parse_qs(raw.decode("utf-8", "replace"), max_num_fields=10)
+        try:
+            self.auth.throttle(request)
+        except TooManyRequests as exc:
+            return self._login_page(TOO_MANY, 429, exc.headers)
+        try:  # a sign-in form is small: read no more
+            raw = await read_capped(request, MAX_FORM)
+        except BodyTooLarge:
+            return self._login_page("The form is too large.", 413)
+        try:
+            form = parse_qs(raw.decode("utf-8", "replace"), max_num_fields=10)
+        except ValueError:  # more fields than a sign-in form has
+            return self._login_page("The form is malformed.", 400)
         token = (form.get("token") or [""])[0]
-        if not self.auth.check_token(token):
+        if not self.auth.check_token(request, token.encode("utf-8", "surrogatepass")):
             return self._login_page(CLOSED if self.auth.token is None else WRONG, 403)
-        session = self.auth.new_session(reviewer_name((form.get("reviewer") or [""])[0]))
+        session = await self.auth.new_session(reviewer_name((form.get("reviewer") or [""])[0]))
         response = RedirectResponse("/admin/", status_code=303, headers=PAGE_HEADERS)
         response.set_cookie(
-            SESSION_COOKIE,
-            session,
-            max_age=SESSION_SECONDS,
-            path="/admin",
-            httponly=True,
-            samesite="strict",
-            secure=request.url.scheme == "https",
+            SESSION_COOKIE, session, max_age=SESSION_SECONDS, **self.auth.cookie_options(request)
         )
         return response
 
     async def logout(self, request: Request) -> Response:
+        """Ends the session in the store, not only in this browser: a copied cookie dies too."""
+        await self.auth.end_session(request.cookies.get(SESSION_COOKIE))
         response = RedirectResponse("/admin/", status_code=303, headers=PAGE_HEADERS)
-        response.delete_cookie(
-            SESSION_COOKIE,
-            path="/admin",
-            httponly=True,
-            samesite="strict",
-            secure=request.url.scheme == "https",
-        )
+        response.delete_cookie(SESSION_COOKIE, **self.auth.cookie_options(request))
         return response
 
     async def asset(self, request: Request) -> Response:
@@ -178,7 +177,9 @@ class ReviewerPage:
             f"{script}</head>"
         )
 
-    def _login_page(self, error: str | None, status: int) -> HTMLResponse:
+    def _login_page(
+        self, error: str | None, status: int, headers: dict[str, str] | None = None
+    ) -> HTMLResponse:
         message = error or (CLOSED if self.auth.token is None else "")
         alert = f'<p class="error" role="alert">{_e(message)}</p>' if message else ""
         body = (
@@ -194,7 +195,7 @@ class ReviewerPage:
             "required>"
             '<button type="submit">Sign in</button></form></main></body></html>'
         )
-        return HTMLResponse(body, status_code=status, headers=PAGE_HEADERS)
+        return HTMLResponse(body, status_code=status, headers={**PAGE_HEADERS, **(headers or {})})
 
     def _shell(self, reviewer: str, csrf: str, component: str, view: str) -> str:
         def tab(label: str, href: str, current: bool) -> str:

@@ -6,9 +6,12 @@ import asyncio
 import errno
 import logging
 import signal
+from typing import Any
 
+import hypercorn.protocol
 from hypercorn.asyncio import serve
 from hypercorn.config import Config as HypercornConfig
+from hypercorn.protocol.h11 import H11Protocol
 
 from proxy.config import Config
 from proxy.server.app import create_app
@@ -50,11 +53,29 @@ def check_port(config: Config) -> None:
         sock.close()
 
 
+class Http11Only(H11Protocol):
+    """Plain TCP speaks HTTP/1.1 only: an ``Upgrade: h2c`` request is answered in HTTP/1.1
+    and the prior-knowledge preface is not taken for HTTP/2. A front proxy that forwards the
+    upgrade would otherwise hand the client an HTTP/2 tunnel it no longer inspects (h2c
+    smuggling past its own rules). HTTP/2 over TLS (ALPN) is not affected."""
+
+    async def _check_protocol(self, event: Any) -> None:
+        return None
+
+
+def allow_cleartext_http2(allowed: bool) -> None:
+    """hypercorn has no switch for h2c: choose the HTTP/1.1 protocol its connections use."""
+    if not hasattr(hypercorn.protocol, "H11Protocol"):  # a hypercorn that moved it: fail loud
+        raise RuntimeError("cannot configure h2c on this hypercorn version")
+    hypercorn.protocol.H11Protocol = H11Protocol if allowed else Http11Only
+
+
 async def _serve(config: Config) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
+    allow_cleartext_http2(config.server.h2c)
     app = create_app(config)
     await serve(app, hypercorn_config(config), shutdown_trigger=stop.wait)  # type: ignore[arg-type]
 

@@ -22,6 +22,7 @@ from urllib.parse import quote, unquote, urljoin, urlsplit, urlunsplit
 import httpx
 from cachetools import LRUCache
 
+from proxy.cache.singleflight import SingleFlight
 from proxy.errors import (
     Forbidden,
     OriginFailed,
@@ -31,6 +32,7 @@ from proxy.errors import (
     SourceTooLarge,
 )
 from proxy.sources.base import SourceRef
+from proxy.sources.gate import FetchGate
 from proxy.sources.netguard import IPAddress, resolve_allowed
 from proxy.sources.paths import BadPath, SourcePath
 
@@ -69,6 +71,7 @@ def _host_allowed(host: str, allow_hosts: tuple[str, ...]) -> bool:
 
 
 Resolver = Callable[..., Awaitable[list[IPAddress]]]
+BODY_CACHE_BYTES = 64 * 1024 * 1024
 
 
 class HttpSource:
@@ -79,8 +82,13 @@ class HttpSource:
         policy: OriginPolicy,
         client: httpx.AsyncClient,
         resolve: Resolver = resolve_allowed,
+        gate: FetchGate | None = None,
     ):
         self.name = name
+        # Shared by every origin: how many downloads may run (and wait) at once.
+        self.gate = gate or FetchGate(4, 32, 2)
+        # One download per URL (and validators) at a time, whoever asks.
+        self._flights: SingleFlight[tuple[httpx.Response, bytes]] = SingleFlight()
         self._resolve = resolve
         self.base_url = base_url
         self._base = urlsplit(base_url)
@@ -89,8 +97,9 @@ class HttpSource:
         self.policy = policy
         self.client = client
         self._known: LRUCache[str, _Known] = LRUCache(maxsize=10_000)
-        # Bodies fetched by locate(), handed to the read() that follows it.
-        self._bodies: LRUCache[str, bytes] = LRUCache(maxsize=64 * 1024 * 1024, getsizeof=len)
+        # Bodies fetched by locate(), for the reads that follow it: every variant rendered
+        # from one download, not one download per variant.
+        self._bodies: LRUCache[str, bytes] = LRUCache(maxsize=BODY_CACHE_BYTES, getsizeof=len)
 
     def url_for(self, path: SourcePath) -> str:
         """The base URL with ``path`` below it, or ``BadPath``: never anything else."""
@@ -202,6 +211,24 @@ class HttpSource:
         except httpx.TransportError as exc:
             raise OriginFailed(f"origin {self.name!r} failed: {type(exc).__name__}") from None
 
+    async def _download(
+        self, url: str, conditional: dict[str, str]
+    ) -> tuple[httpx.Response, bytes]:
+        """``_fetch``, single-flighted per URL and admitted by the gate before any byte
+        moves: 48 requests for one new image make one download."""
+
+        async def admitted() -> tuple[httpx.Response, bytes]:
+            async with self.gate.admit():
+                return await self._fetch(url, conditional)
+
+        key = url + "\n" + "\n".join(f"{k}: {v}" for k, v in sorted(conditional.items()))
+        fetched, _joined = await self._flights.run(key, admitted)
+        return fetched
+
+    def _keep(self, url: str, identity: str, body: bytes) -> None:
+        if len(body) <= BODY_CACHE_BYTES:
+            self._bodies[f"{url}\n{identity}"] = body
+
     @staticmethod
     def _validator(response: httpx.Response) -> dict[str, str]:
         etag = response.headers.get("etag")
@@ -218,13 +245,13 @@ class HttpSource:
         now = time.monotonic()
         if known and now - known.checked_at < self.policy.revalidate_after_s:
             return SourceRef(path, known.identity, known.size)
-        response, body = await self._fetch(url, known.validator if known else {})
+        response, body = await self._download(url, known.validator if known else {})
         if response.status_code == 304 and known:
             known.checked_at = now
             return SourceRef(path, known.identity, known.size)
         identity = content_identity(body)
         self._known[url] = _Known(identity, self._validator(response), len(body), now)
-        self._bodies[f"{url}\n{identity}"] = body
+        self._keep(url, identity, body)
         return SourceRef(path, identity, len(body))
 
     def blocking_reader(self, ref: SourceRef, max_bytes: int) -> Callable[[], bytes] | None:
@@ -233,16 +260,16 @@ class HttpSource:
         body = self._bodies.get(slot)
         if body is None or len(body) > max_bytes:
             return None
-        del self._bodies[slot]
         return lambda: body
 
     async def read(self, ref: SourceRef, max_bytes: int) -> bytes:
         url = self.url_for(ref.path)
-        body = self._bodies.pop(f"{url}\n{ref.identity}", None)
+        body = self._bodies.get(f"{url}\n{ref.identity}")
         if body is None:
-            _, body = await self._fetch(url, {})
+            _, body = await self._download(url, {})
             if content_identity(body) != ref.identity:  # never other bytes than located
                 raise SourceChanged(f"origin {self.name!r} changed {ref.path!r} meanwhile")
+            self._keep(url, ref.identity, body)
         if len(body) > max_bytes:
             raise SourceTooLarge(f"source is {len(body)} bytes; the limit is {max_bytes}")
         return body

@@ -193,6 +193,18 @@ MIGRATIONS: tuple[Migration, ...] = (
         );
         """,
     ),
+    Migration(
+        7,
+        "reviewers' sign-in sessions, so signing out ends one on every node",
+        """
+        CREATE TABLE admin_sessions (
+            key TEXT PRIMARY KEY,
+            reviewer TEXT NOT NULL,
+            expires DOUBLE PRECISION NOT NULL
+        );
+        CREATE INDEX admin_sessions_expires ON admin_sessions (expires);
+        """,
+    ),
 )
 
 

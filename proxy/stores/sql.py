@@ -404,6 +404,30 @@ class SqlStore(ABC):
                 self._bump(tx, prefix)
         return bool(rows)
 
+    # -- reviewers' sessions --------------------------------------------------------------
+
+    def open_session(self, key: str, reviewer: str, expires: float) -> None:
+        """Record a signed-in session (``key``: a digest of its secret); expired ones go."""
+        with self.transaction() as tx:
+            tx.run("DELETE FROM admin_sessions WHERE expires < ?", (time.time(),))
+            tx.run(
+                "INSERT INTO admin_sessions (key, reviewer, expires) VALUES (?, ?, ?)",
+                (key, reviewer, expires),
+            )
+
+    def session_open(self, key: str) -> bool:
+        with self.transaction(write=False) as tx:
+            rows = tx.run(
+                "SELECT key FROM admin_sessions WHERE key = ? AND expires >= ?",
+                (key, time.time()),
+            )
+        return bool(rows)
+
+    def close_session(self, key: str) -> bool:
+        with self.transaction() as tx:
+            rows = tx.run("DELETE FROM admin_sessions WHERE key = ? RETURNING key", (key,))
+        return bool(rows)
+
     # -- alt text -------------------------------------------------------------------------
 
     _ALT_COLUMNS = "path, phash, text, status, confidence, model, context, reused_from, updated"

@@ -80,6 +80,83 @@ def gif_frames(count: int = 10_000) -> bytes:
     return header + palette + loop + frame * count + b"\x3b"
 
 
+def gif_lzw_run(pixels: int, min_code: int = 2) -> bytes:
+    """GIF image data (LZW, in sub-blocks) for ``pixels`` pixels of colour 0, written as a
+    real encoder would: each code one pixel longer than the last until the table is full,
+    then the longest code again and again (a "deferred clear"). 100 MP fit in ~40 KB."""
+    clear, end = 1 << min_code, (1 << min_code) + 1
+    first = end + 1
+    out, bits, count = bytearray(), 0, 0
+
+    def put(code: int, table_size: int) -> None:
+        nonlocal bits, count
+        width = min_code + 1
+        while table_size >= (1 << width) and width < 12:
+            width += 1
+        bits |= code << count
+        count += width
+        while count >= 8:
+            out.append(bits & 0xFF)
+            bits >>= 8
+            count -= 8
+
+    put(clear, first)
+    next_code, run, left, emitted = first, 1, pixels, 0
+    while left > 0:
+        length = min(run, left)
+        # The decoder has one entry fewer than the encoder (it adds on the next code).
+        put(0 if length == 1 else first + length - 2, next_code - 1 if emitted else next_code)
+        emitted += 1
+        left -= length
+        if next_code < 4096:
+            next_code += 1
+            run = length + 1
+    put(end, next_code - 1)
+    if count:
+        out.append(bits & 0xFF)
+    blocks = b"".join(
+        bytes([len(out[i : i + 255])]) + out[i : i + 255] for i in range(0, len(out), 255)
+    )
+    return bytes([min_code]) + blocks + b"\x00"
+
+
+def gif_canvas_bomb(width: int, height: int, frames: int) -> bytes:
+    """An animated GIF with a ``width`` x ``height`` logical screen: one frame covering it,
+    then ``frames - 1`` frames of 1x1. Tiny on disk; every frame is composited onto the
+    whole canvas when the animation is decoded."""
+    palette = b"\x00\x00\x00\xff\xff\xff\x00\x00\x00\xff\xff\xff"
+    header = b"GIF89a" + struct.pack("<HHBBB", width, height, 0x81, 0, 0) + palette
+    loop = b"\x21\xff\x0bNETSCAPE2.0\x03\x01\x00\x00\x00"
+    control = b"\x21\xf9\x04\x00\x0a\x00\x00\x00"  # 100 ms
+
+    def frame(w: int, h: int) -> bytes:
+        return control + b"\x2c" + struct.pack("<HHHHB", 0, 0, w, h, 0) + gif_lzw_run(w * h)
+
+    return header + loop + frame(width, height) + frame(1, 1) * (frames - 1) + b"\x3b"
+
+
+def _riff_chunk(tag: bytes, data: bytes) -> bytes:
+    return tag + struct.pack("<I", len(data)) + data + (b"\x00" if len(data) % 2 else b"")
+
+
+def _u24(value: int) -> bytes:
+    return struct.pack("<I", value)[:3]
+
+
+def webp_canvas_bomb(width: int, height: int, frames: int) -> bytes:
+    """An animated WebP whose VP8X canvas is ``width`` x ``height`` and whose ``frames``
+    ANMF frames are each one lossless pixel: a few KB for any canvas."""
+    pixel = bytes(pyvips.Image.black(1, 1, bands=3).webpsave_buffer(lossless=True, keep="none"))
+    assert pixel[12:16] == b"VP8L", pixel[:20]
+    bitstream = pixel[20 : 20 + struct.unpack("<I", pixel[16:20])[0]]
+    canvas = _riff_chunk(b"VP8X", b"\x02\x00\x00\x00" + _u24(width - 1) + _u24(height - 1))
+    animation = _riff_chunk(b"ANIM", b"\xff\xff\xff\xff" + struct.pack("<H", 0))
+    placement = _u24(0) + _u24(0) + _u24(0) + _u24(0) + _u24(100) + b"\x00"
+    frame = _riff_chunk(b"ANMF", placement + _riff_chunk(b"VP8L", bitstream))
+    body = b"WEBP" + canvas + animation + frame * frames
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
 def jpeg_zip_polyglot() -> bytes:
     """A real JPEG with a real ZIP archive appended (JAR/GIFAR style)."""
     archive = io.BytesIO()

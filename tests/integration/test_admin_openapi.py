@@ -85,7 +85,9 @@ def review_ids(admin_server: LoupeServer) -> list[int]:
 
 def admin_routes() -> list[Route]:
     """``AdminApi.routes()``; the handlers are never called, so no collaborators are needed."""
-    api = AdminApi(AdminAuth(TOKEN), cast(Any, None), cast(Any, None), cast(Any, None))
+    api = AdminApi(
+        AdminAuth(TOKEN, cast(Any, None)), cast(Any, None), cast(Any, None), cast(Any, None)
+    )
     return [route for route in api.routes() if isinstance(route, Route)]
 
 

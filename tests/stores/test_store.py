@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -235,3 +236,18 @@ def test_a_new_version_of_a_source_runs_its_finished_jobs_again(store: Store) ->
     again = store.claim("w", lease_s=60)
     assert again is not None and again.payload == {"version": "v2"} and again.attempts == 1
     assert not store.enqueue("alt", "p.jpg", {}, version="v3")  # running: left alone
+
+
+def test_sessions_open_close_and_expire(store: Store) -> None:
+    now = time.time()
+    store.open_session("a" * 64, "Ann", now + 60)
+    store.open_session("b" * 64, "Bob", now - 1)  # already over: never open
+    assert store.session_open("a" * 64)
+    assert not store.session_open("b" * 64)
+    assert not store.session_open("c" * 64)
+    assert store.close_session("a" * 64)
+    assert not store.session_open("a" * 64)
+    assert not store.close_session("a" * 64)  # closing twice changes nothing
+    store.open_session("d" * 64, "Dee", now + 60)  # a sign-in sweeps expired rows away
+    with store.transaction(write=False) as tx:
+        assert [row[0] for row in tx.run("SELECT key FROM admin_sessions")] == ["d" * 64]

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from proxy.cropping.overrides import (
+    COMMON_ASPECTS,
     StoredCrop,
     applicable,
     aspect_of,
+    common_aspect,
     matches,
     parse_aspect,
 )
@@ -73,3 +77,34 @@ def test_every_size_of_an_aspect_matches_it(width: int, height: int, scale: int)
     aspect = aspect_of(width, height)
     assert matches(aspect, width * scale, height * scale)
     assert parse_aspect(aspect) == aspect
+
+
+SIDES = st.integers(min_value=1, max_value=100_000)
+
+
+@given(SIDES, SIDES)
+def test_every_aspect_snaps_to_a_common_one(width: int, height: int) -> None:
+    snapped = common_aspect(width, height)
+    assert snapped in COMMON_ASPECTS
+    # Turning the box turns the answer (the common set is symmetric).
+    w, _, h = snapped.partition(":")
+    assert common_aspect(height, width) == f"{h}:{w}"
+
+
+@given(st.sampled_from(COMMON_ASPECTS), st.integers(min_value=1, max_value=400))
+def test_a_common_aspect_at_any_size_stays_itself(aspect: str, scale: int) -> None:
+    w, _, h = aspect.partition(":")
+    assert common_aspect(int(w) * scale, int(h) * scale) == aspect
+    # A box that rounds to the aspect (600x338 for 16:9) too.
+    assert common_aspect(int(w) * scale * 100 + 1, int(h) * scale * 100) == aspect
+
+
+@given(SIDES, SIDES)
+def test_the_snap_is_the_nearest_common_aspect(width: int, height: int) -> None:
+    ratio = width / height
+    snapped = common_aspect(width, height)
+    sw, _, sh = snapped.partition(":")
+    distance = abs(math.log(int(sw) / int(sh)) - math.log(ratio))
+    for other in COMMON_ASPECTS:
+        ow, _, oh = other.partition(":")
+        assert distance <= abs(math.log(int(ow) / int(oh)) - math.log(ratio)) + 1e-12

@@ -1,0 +1,111 @@
+"""q=auto on a large output: the metric sees at most ``SCORED_PIXELS`` (tiles at full
+resolution, not the whole output), and every probe's encode dies with the request deadline."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import replace
+
+import pytest
+import pyvips
+
+from proxy.config import LimitsConfig
+from proxy.errors import DeadlineExceeded
+from proxy.negotiate import parse_accept
+from proxy.params import parse_params
+from proxy.policies import DEFAULT_POLICIES
+from proxy.processing.avif_effort import AvifEffort
+from proxy.processing.compress import QualityTools
+from proxy.processing.finalize import EncoderSettings
+from proxy.processing.pipeline import RenderSettings, render
+from proxy.quality import ssimulacra2
+from proxy.quality.decisions import QualityDecisions
+from proxy.quality.predictor import QualityPredictor
+from proxy.quality.windows import SCORED_PIXELS
+
+ENCODER = EncoderSettings(AvifEffort.fixed(2))
+
+
+def photo(width: int, height: int) -> bytes:
+    noise = pyvips.Image.gaussnoise(width, height, sigma=30, mean=128, seed=5).gaussblur(1.2)
+    ramp = pyvips.Image.xyz(width, height)[0] * (255 / width)
+    image = (noise * 0.6 + ramp * 0.4).cast("uchar")
+    return bytes(image.bandjoin([noise.cast("uchar"), ramp.cast("uchar")]).jpegsave_buffer(Q=92))
+
+
+def settings(metric: Callable[[pyvips.Image], Callable[[pyvips.Image], float]]) -> RenderSettings:
+    tools = QualityTools(
+        metric, QualityPredictor(None), QualityDecisions(None), DEFAULT_POLICIES, ENCODER
+    )
+    return RenderSettings(LimitsConfig(), DEFAULT_POLICIES, ENCODER, quality=tools)
+
+
+def test_a_large_output_is_scored_on_tiles_within_the_budget() -> None:
+    seen: list[tuple[int, int]] = []
+
+    def recording(reference: pyvips.Image) -> Callable[[pyvips.Image], float]:
+        seen.append((reference.width, reference.height))
+        measure = ssimulacra2.Reference(reference)
+
+        def scored(distorted: pyvips.Image) -> float:
+            seen.append((distorted.width, distorted.height))
+            return measure(distorted)
+
+        return scored
+
+    blob = photo(3200, 2400)  # 7.7 MP
+    rendered = render(
+        blob, parse_params("fm=jpeg"), parse_accept(""), settings(recording), deadline=1e18
+    )
+    assert rendered.plan.score is not None and rendered.plan.encodes
+    assert len(seen) >= 2 and len(set(seen)) == 1, seen  # probes scored like the reference
+    width, height = seen[0]
+    assert width * height <= SCORED_PIXELS
+    decoded = pyvips.Image.new_from_buffer(rendered.body, "")
+    assert (decoded.width, decoded.height) == (3200, 2400)  # the output itself is whole
+
+
+def test_a_small_output_is_scored_whole() -> None:
+    sizes: list[tuple[int, int]] = []
+
+    def recording(reference: pyvips.Image) -> Callable[[pyvips.Image], float]:
+        sizes.append((reference.width, reference.height))
+        return ssimulacra2.Reference(reference)
+
+    blob = photo(400, 300)
+    render(blob, parse_params("fm=webp"), parse_accept(""), settings(recording), deadline=1e18)
+    assert sizes == [(400, 300)]
+
+
+def test_q_auto_stops_at_the_deadline() -> None:
+    """Every libvips evaluation of q=auto (the reference, the tiles, each encode) runs under
+    the watchdog: past the deadline the render stops within moments instead of probing on."""
+    blob = photo(6000, 4000)  # 24 MP: many seconds of work for a whole-image search
+    quick = replace(settings(ssimulacra2.Reference), fingerprint=lambda _blob: "0" * 16)
+    for query, budget in (("fm=webp", 1.0), ("fm=jpeg", 1.0), ("fm=webp", 2.5)):
+        started = time.monotonic()
+        with pytest.raises(DeadlineExceeded) as raised:
+            render(
+                blob,
+                parse_params(query),
+                parse_accept(""),
+                quick,
+                deadline=started + budget,
+            )
+        assert "prepare" not in str(raised.value)  # it reached the search
+        assert time.monotonic() - started < budget + 1.0, query
+
+
+def test_a_large_avif_gets_a_faster_effort() -> None:
+    """libaom cannot be stopped mid-encode: its time must shrink with the output."""
+    effort = AvifEffort.fixed(3)
+    assert [effort.for_pixels(mp * 1_000_000) for mp in (0, 1, 2, 3, 4, 8, 40)] == [
+        3,
+        3,
+        2,
+        1,
+        1,
+        0,
+        0,
+    ]
