@@ -73,7 +73,20 @@ def cpu_seconds(server: LoupeServer) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
+def wait_until_idle(server: LoupeServer, limit_s: float = 60.0) -> None:
+    """Let the lane finish what earlier 200s queued (fingerprint, analysis), so the CPU
+    measured after the 413 is this request's alone."""
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        before = cpu_seconds(server)
+        time.sleep(0.5)
+        if cpu_seconds(server) - before < 0.05:
+            return
+    raise AssertionError(f"the server never went idle within {limit_s:.0f} s")
+
+
 def assert_refused_and_idle(server: LoupeServer, path: str, query: str) -> None:
+    wait_until_idle(server)
     started = time.monotonic()
     response = httpx.get(
         f"{server.url}/img/{path}?{query}", headers=ANIMATED_ACCEPT, timeout=TIMEOUT

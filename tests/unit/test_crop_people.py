@@ -48,7 +48,9 @@ def holds_centre(point: tuple[float, float], rect: Rect, source: Size) -> bool:
     """The point is in the window's central third on every axis the window can move on."""
 
     def axis(p: float, start: int, size: int, extent: int) -> bool:
-        return size >= extent or start + size / 3 <= p <= start + 2 * size / 3
+        # A point on a third line counts as inside: the centre of mass is a float sum.
+        slack = 1e-9 * max(extent, 1)
+        return size >= extent or start + size / 3 - slack <= p <= start + 2 * size / 3 + slack
 
     return axis(point[0], rect.x, rect.w, source.width) and axis(
         point[1], rect.y, rect.h, source.height
