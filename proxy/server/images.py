@@ -10,6 +10,7 @@ from functools import partial
 from starlette.requests import Request
 from starlette.responses import Response
 
+from proxy.cache.nodelock import NodeLocks
 from proxy.cache.results import CachedImage, ResultCache, cache_key, strong_etag
 from proxy.cache.shared import SharedTier
 from proxy.cache.singleflight import SingleFlight
@@ -166,8 +167,10 @@ class ImageService:
         decisions: Decisions | None = None,
         qa: QualityGate | None = None,
         shared: SharedTier | None = None,
+        node: NodeLocks | None = None,
     ) -> None:
         self.shared = shared
+        self.node = node  # the other workers of this node, when there is no shared tier
         self.decisions = decisions
         self.qa = qa
         self.config = config
@@ -184,6 +187,8 @@ class ImageService:
         """A local miss: another node's result, or compute it, once across every node."""
         shared = self.shared
         if shared is None:
+            if self.node is not None:
+                return await self._first_on_node(self.node, wanted)
             return await self._compute(wanted)
         key, tag = wanted.key, wanted.ref.path
         started = time.perf_counter()
@@ -202,6 +207,35 @@ class ImageService:
             return await self._compute(wanted)
         await self.cache.put(key, found, tag=tag)
         return Outcome(found, (("shared", time.perf_counter() - started),), "coalesced")
+
+    async def _first_on_node(self, node: NodeLocks, wanted: Wanted) -> Outcome:
+        """A local miss with several workers on this node: the worker holding the key's
+        lock renders and writes the shared disk cache before letting go; the others poll
+        for the lock and find the result there (``proxy.cache.nodelock``)."""
+        key = wanted.key
+        loop = asyncio.get_running_loop()
+        started = time.perf_counter()
+        end = loop.time() + self.config.server.request_deadline_s
+        delay = 0.005
+        while True:
+            held = node.try_acquire(key)
+            if held is not None:
+                try:
+                    found, _ = await self.cache.get(key)  # rendered by a worker that just let go
+                    if found is None:
+                        outcome = await self._compute(wanted)
+                        await self.cache.written(key)  # readable by the others before they look
+                        return outcome
+                finally:
+                    node.release(key, held)
+            else:
+                found, _ = await self.cache.get(key)
+            if found is not None:
+                return Outcome(found, (("node", time.perf_counter() - started),), "coalesced")
+            if loop.time() >= end:  # the holder is stuck: answer this request anyway
+                return await self._compute(wanted)
+            await asyncio.sleep(delay)
+            delay = min(0.05, delay * 1.5)
 
     async def _compute(self, wanted: Wanted) -> Outcome:
         ref, params, accept = wanted.ref, wanted.params, wanted.accept

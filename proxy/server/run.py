@@ -6,15 +6,20 @@ import asyncio
 import errno
 import logging
 import signal
+from pathlib import Path
 from typing import Any
 
 import hypercorn.protocol
 from hypercorn.asyncio import serve
+from hypercorn.asyncio.run import worker_serve
 from hypercorn.config import Config as HypercornConfig
+from hypercorn.config import Sockets
 from hypercorn.protocol.h11 import H11Protocol
+from hypercorn.utils import wrap_app
 
 from proxy.config import Config
 from proxy.server.app import create_app
+from proxy.server.workers import Supervisor, WorkerInfo
 
 
 class PortInUse(Exception):
@@ -80,10 +85,53 @@ async def _serve(config: Config) -> None:
     await serve(app, hypercorn_config(config), shutdown_trigger=stop.wait)  # type: ignore[arg-type]
 
 
-def run(config: Config) -> None:
+async def _serve_worker(config: Config, sockets: Sockets, info: WorkerInfo) -> None:
+    """One of several workers: the app built here, after the fork, on the parent's socket."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    allow_cleartext_http2(config.server.h2c)
+    app = create_app(config, worker=info)
+    server = hypercorn_config(config)
+    wrapped = wrap_app(app, server.wsgi_max_body_size, None)  # type: ignore[arg-type]
+    await worker_serve(wrapped, server, sockets=sockets, shutdown_trigger=stop.wait)
+
+
+def run(config: Config, metrics_dir: Path | None = None) -> None:
+    """Serve until SIGINT/SIGTERM: in this process with one worker (``server.workers``),
+    else as the supervisor of that many (``proxy.server.workers``)."""
+    workers = config.server.workers or 1
     try:
-        asyncio.run(_serve(config))
+        if workers == 1:
+            asyncio.run(_serve(config))
+        else:
+            _supervise(config, workers, metrics_dir)
     except OSError as exc:
         if exc.errno in (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES):
             raise _port_in_use(config, exc) from None
         raise
+
+
+def _supervise(config: Config, workers: int, metrics_dir: Path | None) -> None:
+    server = hypercorn_config(config)
+    sockets = server.create_sockets()
+    for sock in sockets.insecure_sockets:
+        sock.listen(server.backlog)  # connections queue while the workers start
+
+    def serve_one(info: WorkerInfo) -> int:
+        asyncio.run(_serve_worker(config, sockets, info))
+        return 0
+
+    def dead(pid: int) -> None:
+        if metrics_dir is not None:
+            from prometheus_client import multiprocess
+
+            multiprocess.mark_process_dead(pid, str(metrics_dir))  # type: ignore[no-untyped-call]
+
+    supervisor = Supervisor(workers, serve_one, metrics_dir, dead)
+    try:
+        supervisor.run()
+    finally:
+        for sock in sockets.insecure_sockets:
+            sock.close()

@@ -1,0 +1,301 @@
+"""Several serving processes on one port (``server.workers``).
+
+The parent binds the listening socket once and forks the workers; each runs hypercorn on
+the inherited socket, so the kernel hands every new connection to whichever worker accepts
+first (a busy event loop accepts less). The parent only supervises: a worker that dies is
+restarted (at once after a long life, with doubling backoff when it keeps dying young), and
+SIGTERM/SIGINT drain and stop them all.
+
+The parent imports the code before forking, so those pages are shared copy-on-write, but it
+builds nothing: every worker creates its own app after the fork (models, onnxruntime
+sessions, libvips, thread pools), because threads do not survive a fork and a session's
+thread pool copied without its threads deadlocks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import logging
+import math
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Mapping, MutableMapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from proxy.config import Config
+
+log = logging.getLogger("loupe.workers")
+
+# What one worker may come to hold: a fresh worker's peak under 8 clients on a 24 MP JPEG
+# was 406-414 MB (proxy.memory), plus its share of the result cache's memory tier. The
+# default worker count keeps N x this within the memory available at start.
+PER_WORKER_BYTES = 512 * 1024 * 1024
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+YOUNG_S = 10.0  # a worker that dies younger than this is restarted with backoff
+MAX_BACKOFF_S = 30.0
+STOP_GRACE_S = 15.0  # hypercorn's graceful_timeout (10 s) and a margin, then SIGKILL
+
+
+@dataclass(frozen=True)
+class Machine:
+    """The cores this process may run on and the memory it may use, as seen at start."""
+
+    cores: int
+    memory_bytes: int | None
+
+
+def _cgroup_cores() -> float | None:
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+    except (OSError, ValueError):
+        return None
+    return None if quota == "max" else int(quota) / int(period)
+
+
+def _cgroup_memory() -> int | None:
+    try:
+        text = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+    except OSError:
+        return None
+    return None if text == "max" else int(text)
+
+
+def _available_memory() -> int | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def this_machine() -> Machine:
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    quota = _cgroup_cores()
+    if quota is not None:
+        cores = min(cores, max(1, math.ceil(quota)))
+    limits = [m for m in (_available_memory(), _cgroup_memory()) if m is not None]
+    return Machine(max(1, cores), min(limits) if limits else None)
+
+
+def default_workers(machine: Machine) -> int:
+    """One per core, no more than the memory holds at :data:`PER_WORKER_BYTES` each."""
+    if machine.memory_bytes is None:
+        return machine.cores
+    return max(1, min(machine.cores, machine.memory_bytes // PER_WORKER_BYTES))
+
+
+def settle(config: Config, machine: Machine, environ: Mapping[str, str]) -> Config:
+    """The configuration with every per-worker default decided for this machine.
+
+    - ``server.workers``: :func:`default_workers` when unset.
+    - ``server.processing_threads`` (per worker): max(2, cores / workers) when unset. With
+      one worker per core that is 2: one thread renders while the other's request is read,
+      encoded or answered, and a worker handed more connections than its share still keeps
+      its core busy.
+    - ``server.vips_concurrency``: 1 when several workers serve and neither it nor
+      ``VIPS_CONCURRENCY`` is set. The workers and their threads are the parallelism; a
+      libvips pool of one thread per core in every render thread of every worker
+      oversubscribed 16 cores (230-353 renders/s where 16 single-threaded processes did
+      1,080).
+    - ``cache.memory_bytes`` is the node's: each worker keeps its share (at least one item).
+    """
+    server = config.server
+    workers = server.workers or default_workers(machine)
+    threads = server.processing_threads or max(2, math.ceil(machine.cores / workers))
+    vips = server.vips_concurrency
+    if vips is None and workers > 1 and not environ.get("VIPS_CONCURRENCY"):
+        vips = 1
+    cache = config.cache
+    if workers > 1 and cache.memory_bytes > 0:
+        share = max(cache.memory_max_item_bytes, cache.memory_bytes // workers)
+        cache = cache.model_copy(update={"memory_bytes": share})
+    server = server.model_copy(
+        update={"workers": workers, "processing_threads": threads, "vips_concurrency": vips}
+    )
+    return config.model_copy(update={"server": server, "cache": cache})
+
+
+@dataclass(frozen=True)
+class WorkerInfo:
+    """Who this process is among the node's serving processes (``/readyz`` says it)."""
+
+    index: int
+    count: int
+    metrics_dir: Path | None = None  # prometheus_client's multiprocess folder, when several
+
+
+def prepare_metrics_dir(environ: MutableMapping[str, str]) -> Path:
+    """A fresh folder for prometheus_client's multiprocess mode, named in the environment
+    before prometheus_client is first imported (it picks its value class at import)."""
+    if "prometheus_client" in sys.modules:
+        raise RuntimeError("prometheus_client was imported before its multiprocess folder")
+    folder = Path(tempfile.mkdtemp(prefix="loupe-metrics-"))
+    environ[MULTIPROC_ENV] = str(folder)
+    return folder
+
+
+def _die_with_parent() -> None:
+    """Linux: SIGTERM this worker when the supervisor dies, even by SIGKILL."""
+    name = ctypes.util.find_library("c")
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(name, use_errno=True) if name else None
+        if libc is not None:
+            pr_set_pdeathsig = 1
+            libc.prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
+
+
+@dataclass
+class _Slot:
+    index: int
+    pid: int = 0
+    started: float = 0.0
+    failures: int = 0
+    restart_at: float | None = None
+
+
+@dataclass
+class Supervisor:
+    """Forks ``count`` workers running ``serve(info)`` and keeps them running until told
+    to stop. ``on_exit(pid)`` runs for each worker that ended (metrics bookkeeping)."""
+
+    count: int
+    serve: Callable[[WorkerInfo], int]
+    metrics_dir: Path | None = None
+    on_exit: Callable[[int], None] | None = None
+    slots: list[_Slot] = field(default_factory=list)
+    stopping: bool = False
+
+    SIGNALS = frozenset({signal.SIGCHLD, signal.SIGTERM, signal.SIGINT})
+
+    def run(self) -> int:
+        self.slots = [_Slot(i) for i in range(self.count)]
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, self.SIGNALS)
+        try:
+            for slot in self.slots:
+                self._spawn(slot, previous)
+            while True:
+                got = signal.sigtimedwait(self.SIGNALS, self._wait_s())
+                if got is not None and got.si_signo in (signal.SIGTERM, signal.SIGINT):
+                    name = signal.Signals(got.si_signo).name
+                    log.info("stopping %d workers (%s)", self.count, name)
+                    return self._stop()
+                self._reap()
+                now = time.monotonic()
+                for slot in self.slots:
+                    if slot.restart_at is not None and slot.restart_at <= now:
+                        self._spawn(slot, previous)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+    def pids(self) -> list[int]:
+        return [slot.pid for slot in self.slots if slot.pid]
+
+    def _wait_s(self) -> float:
+        due = [slot.restart_at for slot in self.slots if slot.restart_at is not None]
+        if not due:
+            return 1.0
+        return max(0.0, min(1.0, min(due) - time.monotonic()))
+
+    def _spawn(self, slot: _Slot, mask: set[int | signal.Signals]) -> None:
+        info = WorkerInfo(slot.index, self.count, self.metrics_dir)
+        parent = os.getpid()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:  # the worker: never returns into the supervisor's code
+            code = 1
+            try:
+                signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+                _die_with_parent()
+                if os.getppid() == parent:
+                    code = self.serve(info)
+            except BaseException:
+                log.exception("worker %d failed", slot.index)
+            finally:
+                with contextlib.suppress(Exception):
+                    sys.stdout.flush()
+                    sys.stderr.flush()
+                os._exit(code)
+        slot.pid, slot.started, slot.restart_at = pid, time.monotonic(), None
+        log.info("worker %d started (pid %d)", slot.index, pid)
+
+    def _reap(self) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            if self.on_exit is not None:
+                self.on_exit(pid)
+            slot = next((s for s in self.slots if s.pid == pid), None)
+            if slot is None:
+                continue
+            slot.pid = 0
+            if self.stopping:
+                continue
+            lived = time.monotonic() - slot.started
+            slot.failures = slot.failures + 1 if lived < YOUNG_S else 0
+            delay = min(MAX_BACKOFF_S, 0.5 * 2 ** (slot.failures - 1)) if slot.failures else 0.0
+            slot.restart_at = time.monotonic() + delay
+            log.warning(
+                "worker %d (pid %d) %s after %.1f s; restarting in %.1f s",
+                slot.index,
+                pid,
+                _describe(status),
+                lived,
+                delay,
+            )
+
+    def _stop(self) -> int:
+        """SIGTERM every worker (each drains its connections), SIGKILL what is left after
+        :data:`STOP_GRACE_S`; a second SIGTERM/SIGINT kills at once."""
+        self.stopping = True
+        for pid in self.pids():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_GRACE_S
+        while self.pids() and time.monotonic() < deadline:
+            got = signal.sigtimedwait(self.SIGNALS, 0.2)
+            if got is not None and got.si_signo in (signal.SIGTERM, signal.SIGINT):
+                break
+            self._reap()
+        for pid in self.pids():
+            log.warning("worker pid %d did not stop in time: killed", pid)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        while self.pids():
+            try:
+                pid, _ = os.waitpid(-1, 0)
+            except ChildProcessError:
+                break
+            if self.on_exit is not None:
+                self.on_exit(pid)
+            for slot in self.slots:
+                if slot.pid == pid:
+                    slot.pid = 0
+        return 0
+
+
+def _describe(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        return f"was killed by {signal.Signals(os.WTERMSIG(status)).name}"
+    return f"exited with status {os.WEXITSTATUS(status)}"
+
+
+def remove_metrics_dir(folder: Path | None) -> None:
+    if folder is not None:
+        shutil.rmtree(folder, ignore_errors=True)

@@ -1,0 +1,144 @@
+"""``loupe serve --workers 2``: two serving processes on one port, supervised, sharing one
+single-flight (file locks, no Redis) and reporting node-wide metrics."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import closing
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support import LoupeServer, wait_for
+
+PHOTO = "k03.png"
+
+
+@pytest.fixture(scope="module")
+def node(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoupeServer]:
+    root = tmp_path_factory.mktemp("workers-root")
+    shutil.copy(data_root / "kodak" / "kodim03.png", root / PHOTO)
+    server = LoupeServer(root, tmp_path_factory.mktemp("workers-data"), env={
+        "LOUPE_SERVER_WORKERS": "2", "LOUPE_LANE_WORKERS": "0",
+    })  # fmt: skip
+    yield server
+    server.stop()
+
+
+def children(pid: int) -> set[int]:
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            if ppid == pid:
+                found.add(int(entry.name))
+    return found
+
+
+def worker_pid(client: httpx.Client) -> int:
+    body = client.get("/readyz").json()
+    assert body["worker"]["of"] == 2
+    return int(body["worker"]["pid"])
+
+
+def pinned_clients(server: LoupeServer) -> tuple[httpx.Client, httpx.Client]:
+    """Two keep-alive clients whose connections were accepted by different workers."""
+    first = httpx.Client(base_url=server.url, timeout=30)
+    mine = worker_pid(first)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        second = httpx.Client(base_url=server.url, timeout=30)
+        if worker_pid(second) != mine:
+            return first, second
+        second.close()
+    raise AssertionError("every new connection went to the same worker")
+
+
+def metric(server: LoupeServer, name: str, labels: str = "") -> float:
+    return server.metric(name, labels)
+
+
+def test_both_workers_serve_on_one_port(node: LoupeServer) -> None:
+    a, b = pinned_clients(node)
+    with closing(a), closing(b):
+        pids = {worker_pid(a), worker_pid(b)}
+    assert pids == children(node.process.pid)  # the supervisor's own children
+    assert node.process.pid not in pids
+
+
+def test_metrics_add_up_every_worker(node: LoupeServer) -> None:
+    before = metric(node, "loupe_requests_total", 'route="/healthz",status="200"')
+    a, b = pinned_clients(node)
+    with closing(a), closing(b):
+        for _ in range(3):
+            assert a.get("/healthz").status_code == 200
+        for _ in range(4):
+            assert b.get("/healthz").status_code == 200
+        for client in (a, b):  # whichever worker answers, it reports both workers' requests
+            text = client.get("/metrics").text
+            found = re.search(
+                r'^loupe_requests_total\{route="/healthz",status="200"\} ([0-9.]+)$', text, re.M
+            )
+            assert found is not None
+            assert float(found.group(1)) - before == 7
+
+
+def test_a_cold_url_is_rendered_once_across_workers(node: LoupeServer) -> None:
+    renders = metric(node, "loupe_renders_total")
+    a, b = pinned_clients(node)
+    states: list[str] = []
+    bodies: list[bytes] = []
+    go = threading.Barrier(2)
+
+    def fetch(client: httpx.Client) -> None:
+        go.wait()
+        response = client.get(f"/img/{PHOTO}?w=640&q=auto&fm=webp")  # q=auto: slow enough
+        assert response.status_code == 200, response.text
+        states.append(response.headers["x-loupe-cache"])
+        bodies.append(response.content)
+
+    with closing(a), closing(b):
+        threads = [threading.Thread(target=fetch, args=(c,)) for c in (a, b)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert sorted(states) == ["coalesced", "miss"]
+    assert bodies[0] == bodies[1]
+    assert metric(node, "loupe_renders_total") - renders == 1
+
+
+def test_a_killed_worker_is_restarted(node: LoupeServer) -> None:
+    before = children(node.process.pid)
+    assert len(before) == 2
+    victim = min(before)
+    os.kill(victim, signal.SIGKILL)
+    after = wait_for(
+        lambda: (found := children(node.process.pid)) - before and len(found) == 2 and found,
+        timeout=10,
+        what="a new worker",
+    )
+    assert victim not in after
+    a, b = pinned_clients(node)  # both serve again
+    with closing(a), closing(b):
+        assert {worker_pid(a), worker_pid(b)} == after
+    assert "was killed by SIGKILL" in node.log.read_text()
+
+
+def test_sigterm_stops_every_worker(node: LoupeServer) -> None:
+    pids = children(node.process.pid)
+    assert len(pids) == 2
+    node.process.send_signal(signal.SIGTERM)
+    assert node.process.wait(timeout=20) == 0
+    for pid in pids:
+        assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text()
