@@ -233,16 +233,16 @@ def _serve(config: Config) -> int:
     from proxy.server import workers
 
     config = workers.settle(config, workers.this_machine(), os.environ)
-    metrics_dir = None
+    run_dir = None
     if (config.server.workers or 1) > 1:  # before prometheus_client is imported
-        metrics_dir = workers.prepare_metrics_dir(os.environ)
+        run_dir = workers.prepare_run_dir(os.environ)
     try:
-        return _serve_settled(config, metrics_dir)
+        return _serve_settled(config, run_dir)
     finally:
-        workers.remove_metrics_dir(metrics_dir)
+        workers.remove_run_dir(run_dir)
 
 
-def _serve_settled(config: Config, metrics_dir: Path | None) -> int:
+def _serve_settled(config: Config, run_dir: Path | None) -> int:
     from proxy.memory import limit_malloc_arenas
     from proxy.server.run import PortInUse, check_port, run  # heavy imports only when serving
 
@@ -267,7 +267,7 @@ def _serve_settled(config: Config, metrics_dir: Path | None) -> int:
         else "",
     )
     try:
-        run(config, metrics_dir)  # hypercorn logs "Running on ..." once it has bound the port
+        run(config, run_dir)  # hypercorn logs "Running on ..." once it has bound the port
     except PortInUse as exc:  # taken between the check and the bind
         print(f"loupe: {exc}", file=sys.stderr)
         return 1

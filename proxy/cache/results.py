@@ -185,6 +185,17 @@ class ResultCache:
             dropped += int(self._disk.evict(tag))
         return dropped
 
+    def forget_memory(self, tag: str) -> int:
+        """Drop one source's variants from this process's memory tier only (another
+        process of the node purged the shared disk tier)."""
+        if self._memory is None:
+            return 0
+        with self._memory_lock:
+            keys = list(self._memory.tags.get(tag, ()))
+            for key in keys:
+                self._memory.pop(key, None)
+        return len(keys)
+
     def clear(self) -> None:
         self.flush()
         if self._memory is not None:

@@ -23,6 +23,7 @@ from threadpoolctl import threadpool_limits
 
 from proxy.analysis.analyzer import Analyzer
 from proxy.cache.nodelock import NodeLocks
+from proxy.cache.nodepurge import PurgeJournal
 from proxy.cache.results import ResultCache
 from proxy.cache.shared import SharedKV, SharedTier
 from proxy.config import Config
@@ -309,9 +310,24 @@ def create_app(config: Config, worker: WorkerInfo | None = None) -> Starlette:
         if several and shared is None and config.cache.disk_bytes > 0
         else None
     )
-    images = ImageService(
-        config, source, cache, pool, telemetry, settings, decisions, qa, shared, node_locks
+    journal = (
+        PurgeJournal(worker.run_dir / "purges")
+        if several and shared is None and worker is not None and worker.run_dir is not None
+        else None
     )
+
+    def catch_up() -> None:
+        """Purges answered by another worker of this node, applied to this one's memory."""
+        assert journal is not None
+        for tag in journal.news():
+            cache.forget_memory(tag)
+            with contextlib.suppress(LoupeError):
+                decisions.forget(canonical_path(tag))
+
+    images = ImageService(
+        config, source, cache, pool, telemetry, settings, decisions, qa, shared, node_locks,
+        catch_up if journal is not None else None,
+    )  # fmt: skip
     rules = ValidationRules(config.limits, images_config.allow_svg, settings.scan)
     facts = StoredFacts(store, config.qa.duplicate_distance)
     meta = MetaService(config, source, analyzer, pool, rules, facts, moderator)
@@ -340,6 +356,8 @@ def create_app(config: Config, worker: WorkerInfo | None = None) -> Starlette:
     async def purge(path: SourcePath) -> int:
         """Everywhere: this node, the shared tier, and (through it) every other node."""
         dropped = await purge_here(path)
+        if journal is not None:
+            journal.record(path)  # this node's other workers
         if shared is not None:
             dropped += await shared.purge(path)
         return dropped

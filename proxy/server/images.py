@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import partial
 
@@ -168,7 +169,9 @@ class ImageService:
         qa: QualityGate | None = None,
         shared: SharedTier | None = None,
         node: NodeLocks | None = None,
+        catch_up: Callable[[], object] | None = None,
     ) -> None:
+        self.catch_up = catch_up  # applies the node's other workers' purges first
         self.shared = shared
         self.node = node  # the other workers of this node, when there is no shared tier
         self.decisions = decisions
@@ -325,6 +328,8 @@ class ImageService:
         expires: int | None = None,
     ) -> Response:
         started = time.perf_counter()
+        if self.catch_up is not None:
+            self.catch_up()
         path = request_source_path(request)
         default_crop = self.config.images.default_crop
         asked = parse_params(query, default_crop=default_crop)

@@ -98,7 +98,7 @@ async def _serve_worker(config: Config, sockets: Sockets, info: WorkerInfo) -> N
     await worker_serve(wrapped, server, sockets=sockets, shutdown_trigger=stop.wait)
 
 
-def run(config: Config, metrics_dir: Path | None = None) -> None:
+def run(config: Config, run_dir: Path | None = None) -> None:
     """Serve until SIGINT/SIGTERM: in this process with one worker (``server.workers``),
     else as the supervisor of that many (``proxy.server.workers``)."""
     workers = config.server.workers or 1
@@ -106,14 +106,14 @@ def run(config: Config, metrics_dir: Path | None = None) -> None:
         if workers == 1:
             asyncio.run(_serve(config))
         else:
-            _supervise(config, workers, metrics_dir)
+            _supervise(config, workers, run_dir)
     except OSError as exc:
         if exc.errno in (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES):
             raise _port_in_use(config, exc) from None
         raise
 
 
-def _supervise(config: Config, workers: int, metrics_dir: Path | None) -> None:
+def _supervise(config: Config, workers: int, run_dir: Path | None) -> None:
     server = hypercorn_config(config)
     sockets = server.create_sockets()
     for sock in sockets.insecure_sockets:
@@ -124,12 +124,12 @@ def _supervise(config: Config, workers: int, metrics_dir: Path | None) -> None:
         return 0
 
     def dead(pid: int) -> None:
-        if metrics_dir is not None:
+        if run_dir is not None:
             from prometheus_client import multiprocess
 
-            multiprocess.mark_process_dead(pid, str(metrics_dir))  # type: ignore[no-untyped-call]
+            multiprocess.mark_process_dead(pid, str(run_dir / "metrics"))  # type: ignore[no-untyped-call]
 
-    supervisor = Supervisor(workers, serve_one, metrics_dir, dead)
+    supervisor = Supervisor(workers, serve_one, run_dir, dead)
     try:
         supervisor.run()
     finally:

@@ -133,16 +133,22 @@ class WorkerInfo:
 
     index: int
     count: int
-    metrics_dir: Path | None = None  # prometheus_client's multiprocess folder, when several
+    run_dir: Path | None = None  # this run's shared files (:func:`prepare_run_dir`)
+
+    @property
+    def metrics_dir(self) -> Path | None:
+        return self.run_dir / "metrics" if self.run_dir is not None else None
 
 
-def prepare_metrics_dir(environ: MutableMapping[str, str]) -> Path:
-    """A fresh folder for prometheus_client's multiprocess mode, named in the environment
-    before prometheus_client is first imported (it picks its value class at import)."""
+def prepare_run_dir(environ: MutableMapping[str, str]) -> Path:
+    """A fresh folder for this run's workers: prometheus_client's multiprocess files (named
+    in the environment before prometheus_client is first imported: it picks its value class
+    at import) and the purge journal. Removed when the supervisor stops."""
     if "prometheus_client" in sys.modules:
         raise RuntimeError("prometheus_client was imported before its multiprocess folder")
-    folder = Path(tempfile.mkdtemp(prefix="loupe-metrics-"))
-    environ[MULTIPROC_ENV] = str(folder)
+    folder = Path(tempfile.mkdtemp(prefix="loupe-run-"))
+    (folder / "metrics").mkdir()
+    environ[MULTIPROC_ENV] = str(folder / "metrics")
     return folder
 
 
@@ -172,7 +178,7 @@ class Supervisor:
 
     count: int
     serve: Callable[[WorkerInfo], int]
-    metrics_dir: Path | None = None
+    run_dir: Path | None = None
     on_exit: Callable[[int], None] | None = None
     slots: list[_Slot] = field(default_factory=list)
     stopping: bool = False
@@ -209,7 +215,7 @@ class Supervisor:
         return max(0.0, min(1.0, min(due) - time.monotonic()))
 
     def _spawn(self, slot: _Slot, mask: set[int | signal.Signals]) -> None:
-        info = WorkerInfo(slot.index, self.count, self.metrics_dir)
+        info = WorkerInfo(slot.index, self.count, self.run_dir)
         parent = os.getpid()
         sys.stdout.flush()
         sys.stderr.flush()
@@ -296,6 +302,6 @@ def _describe(status: int) -> str:
     return f"exited with status {os.WEXITSTATUS(status)}"
 
 
-def remove_metrics_dir(folder: Path | None) -> None:
+def remove_run_dir(folder: Path | None) -> None:
     if folder is not None:
         shutil.rmtree(folder, ignore_errors=True)

@@ -19,15 +19,19 @@ import pytest
 from tests.support import LoupeServer, wait_for
 
 PHOTO = "k03.png"
+TOKEN = "workers"
 
 
 @pytest.fixture(scope="module")
 def node(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoupeServer]:
     root = tmp_path_factory.mktemp("workers-root")
     shutil.copy(data_root / "kodak" / "kodim03.png", root / PHOTO)
-    server = LoupeServer(root, tmp_path_factory.mktemp("workers-data"), env={
-        "LOUPE_SERVER_WORKERS": "2", "LOUPE_LANE_WORKERS": "0",
-    })  # fmt: skip
+    server = LoupeServer(
+        root,
+        tmp_path_factory.mktemp("workers-data"),
+        env={"LOUPE_SERVER_WORKERS": "2", "LOUPE_LANE_WORKERS": "0"},
+        args=("--admin-token", TOKEN),
+    )
     yield server
     server.stop()
 
@@ -116,6 +120,18 @@ def test_a_cold_url_is_rendered_once_across_workers(node: LoupeServer) -> None:
     assert sorted(states) == ["coalesced", "miss"]
     assert bodies[0] == bodies[1]
     assert metric(node, "loupe_renders_total") - renders == 1
+
+
+def test_a_purge_answered_by_one_worker_reaches_the_other(node: LoupeServer) -> None:
+    url = f"/img/{PHOTO}?w=200&fm=jpeg&q=70"
+    a, b = pinned_clients(node)
+    with closing(a), closing(b):
+        assert a.get(url).headers["x-loupe-cache"] in ("miss", "hit")
+        assert b.get(url).headers["x-loupe-cache"] == "hit"  # from the disk: now in B's memory
+        assert b.get(url).headers["x-loupe-cache"] == "hit"
+        purged = a.post(f"/admin/api/purge/{PHOTO}", headers={"Authorization": f"Bearer {TOKEN}"})
+        assert purged.status_code == 200, purged.text
+        assert b.get(url).headers["x-loupe-cache"] == "miss"  # B forgot its memory copy too
 
 
 def test_a_killed_worker_is_restarted(node: LoupeServer) -> None:
