@@ -6,6 +6,7 @@ import asyncio
 import errno
 import logging
 import signal
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -113,13 +114,41 @@ def run(config: Config, run_dir: Path | None = None) -> None:
         raise
 
 
+def worker_sockets(config: Config, count: int, backlog: int) -> list[socket.socket]:
+    """One listening socket per worker, all on the configured address (``SO_REUSEPORT``):
+    the kernel spreads new connections over them by address hash. One shared socket let the
+    first worker to wake accept a whole burst (32 connections of a load test, all to one
+    worker). The supervisor keeps every socket open, so connections that arrive for a worker
+    being restarted wait in its queue for the new one."""
+    host, port = config.server.host, config.server.port
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sockets: list[socket.socket] = []
+    try:
+        for _ in range(count):
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            sock.bind((host, port))
+            port = sock.getsockname()[1]  # port 0: the others join the one the first got
+            sock.listen(backlog)  # connections queue while the workers start
+            sock.setblocking(False)
+    except OSError:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
+
+
 def _supervise(config: Config, workers: int, run_dir: Path | None) -> None:
-    server = hypercorn_config(config)
-    sockets = server.create_sockets()
-    for sock in sockets.insecure_sockets:
-        sock.listen(server.backlog)  # connections queue while the workers start
+    listening = worker_sockets(config, workers, hypercorn_config(config).backlog)
 
     def serve_one(info: WorkerInfo) -> int:
+        mine = listening[info.index]
+        for sock in listening:
+            if sock is not mine:
+                sock.close()  # the other workers' queues are theirs
+        sockets = Sockets(secure_sockets=[], insecure_sockets=[mine], quic_sockets=[])
         asyncio.run(_serve_worker(config, sockets, info))
         return 0
 
@@ -129,9 +158,12 @@ def _supervise(config: Config, workers: int, run_dir: Path | None) -> None:
 
             multiprocess.mark_process_dead(pid, str(run_dir / "metrics"))  # type: ignore[no-untyped-call]
 
-    supervisor = Supervisor(workers, serve_one, run_dir, dead)
+    def close() -> None:
+        for sock in listening:
+            sock.close()
+
+    supervisor = Supervisor(workers, serve_one, run_dir, dead, on_stop=close)
     try:
         supervisor.run()
     finally:
-        for sock in sockets.insecure_sockets:
-            sock.close()
+        close()

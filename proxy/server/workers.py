@@ -1,8 +1,8 @@
 """Several serving processes on one port (``server.workers``).
 
-The parent binds the listening socket once and forks the workers; each runs hypercorn on
-the inherited socket, so the kernel hands every new connection to whichever worker accepts
-first (a busy event loop accepts less). The parent only supervises: a worker that dies is
+The parent binds one listening socket per worker on the port (``SO_REUSEPORT``: the kernel
+spreads connections over them) and forks the workers; each runs hypercorn on its inherited
+socket. The parent only supervises: a worker that dies is
 restarted (at once after a long life, with doubling backoff when it keeps dying young), and
 SIGTERM/SIGINT drain and stop them all.
 
@@ -180,6 +180,7 @@ class Supervisor:
     serve: Callable[[WorkerInfo], int]
     run_dir: Path | None = None
     on_exit: Callable[[int], None] | None = None
+    on_stop: Callable[[], None] | None = None  # first thing when stopping (close the sockets)
     slots: list[_Slot] = field(default_factory=list)
     stopping: bool = False
 
@@ -270,6 +271,8 @@ class Supervisor:
         """SIGTERM every worker (each drains its connections), SIGKILL what is left after
         :data:`STOP_GRACE_S`; a second SIGTERM/SIGINT kills at once."""
         self.stopping = True
+        if self.on_stop is not None:
+            self.on_stop()
         for pid in self.pids():
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
