@@ -6,7 +6,9 @@
 One run measures, on the same sources (768x512 JPEGs made from the Kodak PNGs) and the
 same transform (a 600 px wide JPEG, q=80):
 
-1. the ceiling: N processes of raw pyvips, one thread each, ``VIPS_CONCURRENCY=1``;
+1. the ceiling: N processes of raw pyvips, one thread each, ``VIPS_CONCURRENCY=1``; then
+   the same with Loupe's JPEG encoder options (``optimize_coding``), for the share of any
+   gap that is encoder settings rather than serving;
 2. ``loupe serve --workers 1`` (today's single process), cold (every URL new: 32
    clients) and warm (the same URLs, cache hits: 32 clients), CPU per request, RSS;
 3. ``loupe serve --workers N``, the same;
@@ -32,6 +34,7 @@ from pathlib import Path
 import pyvips
 from serve_bench import (
     LARGE,
+    TRANSFORMS,
     Measured,
     Runner,
     Server,
@@ -66,10 +69,7 @@ FULL = Phases(raw_s=5.0, cold_s=8.0, warm_s=5.0, rss_s=6.0)
 QUICK = Phases(raw_s=2.0, cold_s=3.0, warm_s=2.0, rss_s=3.0)
 
 
-def raw(blob: bytes) -> bytes:
-    """The plain pyvips equivalent of ``QUERY`` (serve_bench's ``jpeg`` transform)."""
-    image = pyvips.Image.thumbnail_buffer(blob, 600, height=10_000_000, size="down")
-    return bytes(image.jpegsave_buffer(Q=80))
+JPEG = next(t for t in TRANSFORMS if t.query == QUERY)  # serve_bench's jpeg transform
 
 
 def make_sources(data: Path, folder: Path) -> list[str]:
@@ -90,9 +90,11 @@ def make_sources(data: Path, folder: Path) -> list[str]:
 # --------------------------------------------------------------------------- the ceiling
 
 
-def raw_worker(files: list[str], start: float, duration: float) -> None:
+def raw_worker(files: list[str], start: float, duration: float, matched: bool) -> None:
     """One ceiling process (run as ``scale_bench.py --raw-worker``): render round-robin
-    from ``start`` (wall clock) for ``duration``, print ops and CPU seconds as JSON."""
+    from ``start`` (wall clock) for ``duration``, print ops and CPU seconds as JSON.
+    ``matched``: with Loupe's JPEG encoder options (``optimize_coding``)."""
+    raw = JPEG.matched if matched else JPEG.raw
     pyvips.cache_set_max(0)
     blobs = [Path(f).read_bytes() for f in files]
     for blob in blobs:
@@ -107,11 +109,12 @@ def raw_worker(files: list[str], start: float, duration: float) -> None:
     print(json.dumps({"ops": ops, "cpu_s": time.process_time() - cpu0, "wall_s": wall}))
 
 
-def ceiling(files: list[Path], processes: int, duration: float) -> Measured:
+def ceiling(files: list[Path], processes: int, duration: float, matched: bool) -> Measured:
     env = dict(os.environ, VIPS_CONCURRENCY="1", OMP_NUM_THREADS="1")
     start = time.time() + 2.0  # every process loaded and warm before the clock starts
     command = [sys.executable, __file__, "--raw-worker", "--start", str(start),
-               "--duration", str(duration), *map(str, files)]  # fmt: skip
+               "--duration", str(duration), *(["--matched"] if matched else []),
+               *map(str, files)]  # fmt: skip
     running = [
         subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True)
         for _ in range(processes)
@@ -123,8 +126,9 @@ def ceiling(files: list[Path], processes: int, duration: float) -> Measured:
     ops = sum(r["ops"] for r in results)
     cpu = sum(r["cpu_s"] for r in results)
     wall = max(r["wall_s"] for r in results)
+    name = f"raw pyvips x{processes} proc" + (", Loupe's encoder opts" if matched else "")
     return Measured(
-        f"raw pyvips x{processes} proc", "jpeg", processes, ops, wall, 0.0, 0.0,
+        name, "jpeg", processes, ops, wall, 0.0, 0.0,
         cpu_ms_per_op=cpu / ops * 1000 if ops else None, server_cores=cpu / wall,
     )  # fmt: skip
 
@@ -286,7 +290,9 @@ def scale_benchmark(args: argparse.Namespace, workdir: Path, stack: contextlib.E
     paths = [f"/img/{name}?{QUERY}" for name in names]
 
     log(f"  ceiling: {cores} raw pyvips processes, one thread, VIPS_CONCURRENCY=1 ...")
-    top = ceiling([root / n for n in names], cores, phases.raw_s)
+    top = ceiling([root / n for n in names], cores, phases.raw_s, matched=False)
+    log("  the same with Loupe's JPEG encoder options (optimize_coding) ...")
+    top_matched = ceiling([root / n for n in names], cores, phases.raw_s, matched=True)
     runner = Runner(client, workdir, wrk_threads=max(1, min(4, cores // 4)))
     one_cold, one_warm, one_mem = measure_server(
         args, runner, root, workdir / "data-1", 1, paths, phases, stack
@@ -297,7 +303,7 @@ def scale_benchmark(args: argparse.Namespace, workdir: Path, stack: contextlib.E
     big, idle_mem, big_mem = peak_memory(
         args, runner, root, workdir / "data-rss", cores, phases, stack
     )
-    results = [top, one_cold, one_warm, n_cold, n_warm, big]
+    results = [top, top_matched, one_cold, one_warm, n_cold, n_warm, big]
     elapsed = time.monotonic() - started
 
     print()
@@ -345,6 +351,10 @@ def scale_benchmark(args: argparse.Namespace, workdir: Path, stack: contextlib.E
          f"<= {GOAL_RSS_MB:.0f}", 0 < peak_pss <= GOAL_RSS_MB),
         (f"(strict) peak RSS added up, {RSS_CLIENTS} clients on 24 MP, MB", big_mem.hwm_mb,
          f"<= {GOAL_RSS_MB:.0f}", big_mem.hwm_mb <= GOAL_RSS_MB),
+        (f"(info) cold, {cores} workers / ceiling w/ Loupe's encoder opts",
+         ratio(n_cold.rate, top_matched.rate), "", None),
+        ("(info) CPU per request / raw w/ Loupe's encoder opts",
+         ratio(n_cold.cpu_ms_per_op or 0.0, top_matched.cpu_ms_per_op or 0.0), "", None),
         (f"no loss: cold {cores} workers / 1 worker", ratio(n_cold.rate, one_cold.rate),
          ">= 1", ratio(n_cold.rate, one_cold.rate) >= 1.0),
         (f"no loss: warm {cores} workers / 1 worker", ratio(n_warm.rate, one_warm.rate),
@@ -352,7 +362,8 @@ def scale_benchmark(args: argparse.Namespace, workdir: Path, stack: contextlib.E
     ]  # fmt: skip
     summary = [["check", "value", "goal", "result"]]
     for label, value, goal, ok in checks:
-        summary.append([label, f"{value:.2f}", goal, "PASS" if ok else "FAIL"])
+        verdict = "" if ok is None else "PASS" if ok else "FAIL"
+        summary.append([label, f"{value:.2f}", goal, verdict])
     print(table(summary))
     if args.json:
         args.json.write_text(json.dumps({
@@ -376,9 +387,10 @@ def _raw_main(argv: list[str]) -> int:
     parser.add_argument("--raw-worker", action="store_true")
     parser.add_argument("--start", type=float, required=True)
     parser.add_argument("--duration", type=float, required=True)
+    parser.add_argument("--matched", action="store_true")
     parser.add_argument("files", nargs="+")
     args = parser.parse_args(argv)
-    raw_worker(args.files, args.start, args.duration)
+    raw_worker(args.files, args.start, args.duration, args.matched)
     return 0
 
 

@@ -80,6 +80,19 @@ def test_both_workers_serve_on_one_port(node: LoupeServer) -> None:
     assert node.process.pid not in pids
 
 
+def test_responses_are_not_held_back_by_nagle(node: LoupeServer) -> None:
+    """TCP_NODELAY on the workers' sockets: else each response's second write waited for
+    the client's delayed ACK, 40 ms per request on a keep-alive connection."""
+    with httpx.Client(base_url=node.url, timeout=10) as client:
+        client.get("/healthz")
+        took = []
+        for _ in range(8):
+            started = time.perf_counter()
+            assert client.get("/healthz").status_code == 200
+            took.append(time.perf_counter() - started)
+    assert sorted(took)[len(took) // 2] < 0.03, took
+
+
 def test_metrics_add_up_every_worker(node: LoupeServer) -> None:
     before = metric(node, "loupe_requests_total", 'route="/healthz",status="200"')
     a, b = pinned_clients(node)
