@@ -380,7 +380,8 @@ def create_app(config: Config, worker: WorkerInfo | None = None) -> Starlette:
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         # Calibrate AVIF off the request path, so no visitor pays for it.
         threading.Thread(target=avif.get, name="loupe-avif-calibration", daemon=True).start()
-        lane.start()
+        # lane.workers is the node's: with several serving processes, worker 0 runs them
+        lane.start(0 if worker is not None and worker.index > 0 else None)
         if shared is not None:
             shared.listen(purge_message)
         try:
