@@ -267,11 +267,10 @@ def _serve_settled(config: Config, run_dir: Path | None) -> int:
         else "",
     )
     try:
-        run(config, run_dir)  # hypercorn logs "Running on ..." once it has bound the port
+        return run(config, run_dir)  # hypercorn logs "Running on ..." once it has bound
     except PortInUse as exc:  # taken between the check and the bind
         print(f"loupe: {exc}", file=sys.stderr)
         return 1
-    return 0
 
 
 def _sign(config: Config, url: str, key: str | None, expires_in: int | None) -> int:

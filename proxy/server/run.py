@@ -94,20 +94,21 @@ async def _serve_worker(config: Config, sockets: Sockets, info: WorkerInfo) -> N
         loop.add_signal_handler(signum, stop.set)
     allow_cleartext_http2(config.server.h2c)
     app = create_app(config, worker=info)
+    info.booted()
     server = hypercorn_config(config)
     wrapped = wrap_app(app, server.wsgi_max_body_size, None)  # type: ignore[arg-type]
     await worker_serve(wrapped, server, sockets=sockets, shutdown_trigger=stop.wait)
 
 
-def run(config: Config, run_dir: Path | None = None) -> None:
+def run(config: Config, run_dir: Path | None = None) -> int:
     """Serve until SIGINT/SIGTERM: in this process with one worker (``server.workers``),
-    else as the supervisor of that many (``proxy.server.workers``)."""
+    else as the supervisor of that many (``proxy.server.workers``). The exit status."""
     workers = config.server.workers or 1
     try:
         if workers == 1:
             asyncio.run(_serve(config))
-        else:
-            _supervise(config, workers, run_dir)
+            return 0
+        return _supervise(config, workers, run_dir)
     except OSError as exc:
         if exc.errno in (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES):
             raise _port_in_use(config, exc) from None
@@ -143,7 +144,7 @@ def worker_sockets(config: Config, count: int, backlog: int) -> list[socket.sock
     return sockets
 
 
-def _supervise(config: Config, workers: int, run_dir: Path | None) -> None:
+def _supervise(config: Config, workers: int, run_dir: Path | None) -> int:
     listening = worker_sockets(config, workers, hypercorn_config(config).backlog)
 
     def serve_one(info: WorkerInfo) -> int:
@@ -167,6 +168,6 @@ def _supervise(config: Config, workers: int, run_dir: Path | None) -> None:
 
     supervisor = Supervisor(workers, serve_one, run_dir, dead, on_stop=close)
     try:
-        supervisor.run()
+        return supervisor.run()
     finally:
         close()

@@ -134,6 +134,14 @@ class WorkerInfo:
     index: int
     count: int
     run_dir: Path | None = None  # this run's shared files (:func:`prepare_run_dir`)
+    boot_fd: int | None = None  # written once the app is built: the worker started
+
+    def booted(self) -> None:
+        """Tell the supervisor this worker started (its app is built)."""
+        if self.boot_fd is not None:
+            with contextlib.suppress(OSError):
+                os.write(self.boot_fd, b"1")
+                os.close(self.boot_fd)
 
     @property
     def metrics_dir(self) -> Path | None:
@@ -169,6 +177,9 @@ class _Slot:
     started: float = 0.0
     failures: int = 0
     restart_at: float | None = None
+    boot_pipe: int | None = None  # read end: the worker writes once it started
+    booted: bool = False  # this life
+    ever_booted: bool = False  # any life
 
 
 @dataclass
@@ -183,10 +194,13 @@ class Supervisor:
     on_stop: Callable[[], None] | None = None  # first thing when stopping (close the sockets)
     slots: list[_Slot] = field(default_factory=list)
     stopping: bool = False
+    failed: _Slot | None = None  # a worker that never started: the node cannot serve
 
     SIGNALS = frozenset({signal.SIGCHLD, signal.SIGTERM, signal.SIGINT})
 
     def run(self) -> int:
+        """0 after SIGTERM/SIGINT; 1 when a worker died before it ever started (a broken
+        configuration, an unreachable store): then there is nothing to supervise."""
         self.slots = [_Slot(i) for i in range(self.count)]
         previous = signal.pthread_sigmask(signal.SIG_BLOCK, self.SIGNALS)
         try:
@@ -199,6 +213,10 @@ class Supervisor:
                     log.info("stopping %d workers (%s)", self.count, name)
                     return self._stop()
                 self._reap()
+                if self.failed is not None:
+                    log.error("worker %d could not start: stopping", self.failed.index)
+                    self._stop()
+                    return 1
                 now = time.monotonic()
                 for slot in self.slots:
                     if slot.restart_at is not None and slot.restart_at <= now:
@@ -216,7 +234,8 @@ class Supervisor:
         return max(0.0, min(1.0, min(due) - time.monotonic()))
 
     def _spawn(self, slot: _Slot, mask: set[int | signal.Signals]) -> None:
-        info = WorkerInfo(slot.index, self.count, self.run_dir)
+        readable, writable = os.pipe()
+        info = WorkerInfo(slot.index, self.count, self.run_dir, writable)
         parent = os.getpid()
         sys.stdout.flush()
         sys.stderr.flush()
@@ -224,6 +243,10 @@ class Supervisor:
         if pid == 0:  # the worker: never returns into the supervisor's code
             code = 1
             try:
+                os.close(readable)
+                for other in self.slots:
+                    if other.boot_pipe is not None:
+                        os.close(other.boot_pipe)
                 signal.pthread_sigmask(signal.SIG_SETMASK, mask)
                 _die_with_parent()
                 if os.getppid() == parent:
@@ -235,8 +258,23 @@ class Supervisor:
                     sys.stdout.flush()
                     sys.stderr.flush()
                 os._exit(code)
+        os.close(writable)
+        os.set_blocking(readable, False)
         slot.pid, slot.started, slot.restart_at = pid, time.monotonic(), None
+        slot.boot_pipe, slot.booted = readable, False
         log.info("worker %d started (pid %d)", slot.index, pid)
+
+    def _check_boot(self, slot: _Slot) -> None:
+        if slot.boot_pipe is None:
+            return
+        try:
+            said = os.read(slot.boot_pipe, 1)
+        except BlockingIOError:
+            return
+        if said:
+            slot.booted = slot.ever_booted = True
+        os.close(slot.boot_pipe)  # its answer, or its end closed without one
+        slot.boot_pipe = None
 
     def _reap(self) -> None:
         while True:
@@ -252,7 +290,11 @@ class Supervisor:
             if slot is None:
                 continue
             slot.pid = 0
+            self._check_boot(slot)
             if self.stopping:
+                continue
+            if not slot.ever_booted:
+                self.failed = slot
                 continue
             lived = time.monotonic() - slot.started
             slot.failures = slot.failures + 1 if lived < YOUNG_S else 0

@@ -7,6 +7,8 @@ import os
 import re
 import shutil
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -16,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support import LoupeServer, wait_for
+from tests.support import LoupeServer, free_port, wait_for
 
 PHOTO = "k03.png"
 TOKEN = "workers"
@@ -171,3 +173,17 @@ def test_sigterm_stops_every_worker(node: LoupeServer) -> None:
     assert node.process.wait(timeout=20) == 0
     for pid in pids:
         assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text()
+
+
+def test_workers_that_cannot_start_stop_the_node(tmp_path: Path) -> None:
+    """A broken store: the workers die before serving, so the supervisor exits 1 rather
+    than restarting them for ever."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOUPE_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "proxy", "serve", "--workers", "2", "--root", str(tmp_path),
+         "--data-dir", str(tmp_path / "data"), "--port", str(free_port()),
+         "--store", "sqlite:////proc/nowhere/loupe.db"],
+        env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert "could not start: stopping" in done.stderr
