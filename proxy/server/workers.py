@@ -154,10 +154,25 @@ def prepare_run_dir(environ: MutableMapping[str, str]) -> Path:
     at import) and the purge journal. Removed when the supervisor stops."""
     if "prometheus_client" in sys.modules:
         raise RuntimeError("prometheus_client was imported before its multiprocess folder")
-    folder = Path(tempfile.mkdtemp(prefix="loupe-run-"))
+    _remove_orphaned_run_dirs(Path(tempfile.gettempdir()))
+    folder = Path(tempfile.mkdtemp(prefix=f"loupe-run-{os.getpid()}-"))
     (folder / "metrics").mkdir()
     environ[MULTIPROC_ENV] = str(folder / "metrics")
     return folder
+
+
+def _remove_orphaned_run_dirs(temp: Path) -> None:
+    """Run folders of supervisors that were killed (SIGKILL leaves no time to clean up)."""
+    for folder in temp.glob("loupe-run-*-*"):
+        try:
+            pid = int(folder.name.split("-")[2])
+            os.kill(pid, 0)
+        except (ValueError, IndexError):
+            continue
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+        except PermissionError:
+            continue  # alive, another user's
 
 
 def _die_with_parent() -> None:

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 from proxy.config import load_config
+from proxy.server import workers
 from proxy.server.workers import PER_WORKER_BYTES, Machine, default_workers, settle
 
 BIG = Machine(cores=16, memory_bytes=128 * 1024**3)
@@ -46,3 +52,14 @@ def test_the_memory_tier_is_shared_out() -> None:
     assert settled.cache.memory_bytes == config.cache.memory_bytes // 4
     alone = settle(load_config(environ={"LOUPE_SERVER_WORKERS": "1"}), BIG, {})
     assert alone.cache.memory_bytes == config.cache.memory_bytes
+
+
+def test_run_folders_of_dead_supervisors_are_removed(tmp_path: Path) -> None:
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    orphan = tmp_path / f"loupe-run-{dead.stdout.strip()}-abc"
+    alive = tmp_path / f"loupe-run-{os.getpid()}-def"
+    for folder in (orphan, alive):
+        (folder / "metrics").mkdir(parents=True)
+    workers._remove_orphaned_run_dirs(tmp_path)
+    assert not orphan.exists() and alive.exists()
