@@ -31,6 +31,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import httpx
 import pyvips
 from serve_bench import (
     LARGE,
@@ -225,8 +226,11 @@ def measure_server(
     label = f"loupe --workers {workers}"
     log(f"  {label}: starting ...")
     server = serve(args, root, data, workers, stack)
-    for i, path in enumerate(paths * 2):  # first renders off the clock, in every worker
-        server.client.get(f"{path}&bg={i + 1:06x}").raise_for_status()
+    # first renders off the clock, in every worker: a new connection each (the kernel
+    # spreads connections over the workers by address hash)
+    for i in range(max(2 * len(paths), 4 * workers)):
+        path = paths[i % len(paths)]
+        httpx.get(f"{server.url}{path}&bg={i + 1:06x}", timeout=60).raise_for_status()
     log(f"  {label}: cold c={CONCURRENCY} ...")
     cold, delta = runner.load(
         server, f"{label} cold", "jpeg", paths, CONCURRENCY, phases.cold_s, unique=True
