@@ -112,16 +112,16 @@ def test_metrics_add_up_every_worker(node: LoupeServer) -> None:
             assert float(found.group(1)) - before == 7
 
 
-def test_a_cold_url_is_rendered_once_across_workers(node: LoupeServer) -> None:
-    renders = metric(node, "loupe_renders_total")
-    a, b = pinned_clients(node)
+def cold_pair(server: LoupeServer, url: str) -> list[str]:
+    """The same cold URL asked of both workers at once: their cache states, sorted."""
+    a, b = pinned_clients(server)
     states: list[str] = []
     bodies: list[bytes] = []
     go = threading.Barrier(2)
 
     def fetch(client: httpx.Client) -> None:
         go.wait()
-        response = client.get(f"/img/{PHOTO}?w=640&q=auto&fm=webp")  # q=auto: slow enough
+        response = client.get(url)
         assert response.status_code == 200, response.text
         states.append(response.headers["x-loupe-cache"])
         bodies.append(response.content)
@@ -132,9 +132,40 @@ def test_a_cold_url_is_rendered_once_across_workers(node: LoupeServer) -> None:
             thread.start()
         for thread in threads:
             thread.join()
-    assert sorted(states) == ["coalesced", "miss"]
-    assert bodies[0] == bodies[1]
+    assert len(bodies) == 2 and bodies[0] == bodies[1]
+    return sorted(states)
+
+
+def test_a_cold_url_is_rendered_once_across_workers(node: LoupeServer) -> None:
+    renders = metric(node, "loupe_renders_total")
+    states = cold_pair(node, f"/img/{PHOTO}?w=640&q=auto&fm=webp")  # q=auto: slow enough
+    assert states == ["coalesced", "miss"]
     assert metric(node, "loupe_renders_total") - renders == 1
+
+
+def test_with_redis_each_worker_is_a_node_of_the_shared_tier(
+    data_root: Path, tmp_path: Path
+) -> None:
+    import redis
+
+    url = os.environ.get("LOUPE_TEST_REDIS", "redis://127.0.0.1:6379/0")
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=2).ping()
+    except redis.RedisError as exc:
+        pytest.fail(f"Redis not reachable at {url} (.ci/run starts one): {exc}")
+    shutil.copy(data_root / "kodak" / "kodim03.png", tmp_path / PHOTO)
+    prefix = f"loupe-test-{os.getpid()}-{time.monotonic_ns()}:"
+    env = {"LOUPE_SERVER_WORKERS": "2", "LOUPE_LANE_WORKERS": "0", "LOUPE_REDIS_PREFIX": prefix}
+    server = LoupeServer(tmp_path, tmp_path / "data", env=env, args=("--redis", url))
+    try:
+        states = cold_pair(server, f"/img/{PHOTO}?w=480&q=auto&fm=webp")
+        assert states == ["coalesced", "miss"]
+        assert metric(server, "loupe_renders_total") == 1
+    finally:
+        server.stop()
+        client = redis.Redis.from_url(url)
+        for key in client.scan_iter(f"{prefix}*"):
+            client.delete(key)
 
 
 def test_a_purge_answered_by_one_worker_reaches_the_other(node: LoupeServer) -> None:
