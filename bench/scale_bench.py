@@ -257,7 +257,7 @@ def peak_memory(
     log(f"  loupe --workers {workers}: {RSS_CLIENTS} clients on the 24 MP JPEG ...")
     server = serve(args, root, data, workers, stack)
     idle = memory(server)
-    paths = [f"/img/large.jpg?{QUERY}", "/img/large.jpg?w=400&h=300&fit=crop&fm=webp&q=80"]
+    paths = [f"/img/large.jpg?{t.query}" for t in TRANSFORMS]  # serve_bench's RSS phase
     sampler = PeakSampler(server)
     measured, _ = runner.load(
         server, f"loupe --workers {workers} 24MP", "both", paths, RSS_CLIENTS, phases.rss_s,

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
 import logging
 import math
 import os
@@ -177,12 +176,10 @@ def _remove_orphaned_run_dirs(temp: Path) -> None:
 
 def _die_with_parent() -> None:
     """Linux: SIGTERM this worker when the supervisor dies, even by SIGKILL."""
-    name = ctypes.util.find_library("c")
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(name, use_errno=True) if name else None
-        if libc is not None:
-            pr_set_pdeathsig = 1
-            libc.prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
+    with contextlib.suppress(OSError, AttributeError):  # not Linux: no such call
+        libc = ctypes.CDLL(None, use_errno=True)  # this process's own (find_library forks)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
 
 
 @dataclass

@@ -218,3 +218,20 @@ def test_workers_that_cannot_start_stop_the_node(tmp_path: Path) -> None:
     )  # fmt: skip
     assert done.returncode == 1
     assert "could not start: stopping" in done.stderr
+
+
+def test_workers_stop_when_the_supervisor_is_killed(tmp_path: Path) -> None:
+    server = LoupeServer(
+        tmp_path, tmp_path / "data", env={"LOUPE_SERVER_WORKERS": "2", "LOUPE_LANE_WORKERS": "0"}
+    )
+    try:
+        pids = wait_for(lambda: len(found := children(server.process.pid)) == 2 and found)
+        server.process.kill()  # no chance to stop them itself
+        server.process.wait()
+        wait_for(
+            lambda: not any(Path(f"/proc/{pid}").exists() for pid in pids),
+            timeout=15,
+            what="the orphaned workers to stop",
+        )
+    finally:
+        server.stop()
