@@ -185,6 +185,7 @@ class ImageService:
         # QA's second try: the policy's fixed quality, no models.
         self.safe_settings = replace(settings, quality=None, analyzer=None)
         self.flights: SingleFlight[Outcome] = SingleFlight()
+        self._releasing: set[asyncio.Future[None]] = set()  # node locks held until written
 
     async def _first(self, wanted: Wanted) -> Outcome:
         """A local miss: another node's result, or compute it, once across every node."""
@@ -223,14 +224,17 @@ class ImageService:
         while True:
             held = node.try_acquire(key)
             if held is not None:
+                kept = False
                 try:
                     found, _ = await self.cache.get(key)  # rendered by a worker that just let go
                     if found is None:
                         outcome = await self._compute(wanted)
-                        await self.cache.written(key)  # readable by the others before they look
+                        self._release_when_written(node, key, held)  # not this response's wait
+                        kept = True
                         return outcome
                 finally:
-                    node.release(key, held)
+                    if not kept:
+                        node.release(key, held)
             else:
                 found, _ = await self.cache.get(key)
             if found is not None:
@@ -239,6 +243,22 @@ class ImageService:
                 return await self._compute(wanted)
             await asyncio.sleep(delay)
             delay = min(0.05, delay * 1.5)
+
+    def _release_when_written(self, node: NodeLocks, key: str, held: int) -> None:
+        """Let go of ``key``'s node lock once its result is on the shared disk, so a worker
+        that polls for the lock finds the result rather than rendering it again."""
+
+        async def release() -> None:
+            try:
+                await self.cache.written(key)
+            except Exception:  # the write failed: the others render it themselves
+                pass
+            finally:
+                node.release(key, held)
+
+        task = asyncio.ensure_future(release())
+        self._releasing.add(task)
+        task.add_done_callback(self._releasing.discard)
 
     async def _compute(self, wanted: Wanted) -> Outcome:
         ref, params, accept = wanted.ref, wanted.params, wanted.accept
