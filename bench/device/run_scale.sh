@@ -10,12 +10,14 @@
 set -eu
 cd "$(dirname "$0")/../.."
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-  --target /tmp/site .whl/*.whl
-export PYTHONPATH="/tmp/site:$PWD" PYTHONUNBUFFERED=1
+  --target "${SITE:=/tmp/site}" .whl/*.whl
+export PYTHONPATH="$SITE:$PWD" PYTHONUNBUFFERED=1
 export PATH="$PWD/.whl/bin:$PATH" LD_LIBRARY_PATH="$PWD/.whl/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 OUT=${OUT:-/tmp}
 python3 -c "import pyvips, onnxruntime, numpy; print('libvips', pyvips.version(0), pyvips.version(1))"
 nproc
-wrk --version | head -1 || true
-python3 bench/serve_bench.py --cores "${CORES:-16}" --data .whl/data --client wrk \
-  --json "$OUT/scale.json" 2>&1 | tee "$OUT/scale.txt"
+CLIENT=wrk
+wrk --version >/dev/null 2>&1 || [ $? -eq 1 ] || CLIENT=httpx  # wrk --version exits 1
+[ "$CLIENT" = httpx ] && echo "wrk does not run here: the httpx client instead (slower)"
+python3 bench/serve_bench.py --cores "${CORES:-16}" --data .whl/data --client "$CLIENT" \
+  ${QUICK:+--quick} --json "$OUT/scale.json" 2>&1 | tee "$OUT/scale.txt"
