@@ -87,7 +87,8 @@ async def _serve(config: Config) -> None:
 
 
 async def _serve_worker(config: Config, sockets: Sockets, info: WorkerInfo) -> None:
-    """One of several workers: the app built here, after the fork, on the parent's socket."""
+    """One of several workers: the app built here, after the fork, serving on the socket
+    the supervisor bound for it."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

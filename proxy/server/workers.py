@@ -19,6 +19,7 @@ import ctypes
 import logging
 import math
 import os
+import select
 import shutil
 import signal
 import sys
@@ -207,21 +208,33 @@ class Supervisor:
     slots: list[_Slot] = field(default_factory=list)
     stopping: bool = False
     failed: _Slot | None = None  # a worker that never started: the node cannot serve
+    _asked: int | None = field(default=None, init=False, repr=False)  # SIGTERM or SIGINT
+    _hurry: bool = field(default=False, init=False, repr=False)  # asked twice: kill now
+    _wake_r: int = field(default=-1, init=False, repr=False)  # signal.set_wakeup_fd's pipe
+    _wake_w: int = field(default=-1, init=False, repr=False)
 
-    SIGNALS = frozenset({signal.SIGCHLD, signal.SIGTERM, signal.SIGINT})
+    SIGNALS = (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT)
 
     def run(self) -> int:
         """0 after SIGTERM/SIGINT; 1 when a worker died before it ever started (a broken
-        configuration, an unreachable store): then there is nothing to supervise."""
+        configuration, an unreachable store): then there is nothing to supervise.
+
+        Signals are noted by Python handlers (they run in the main thread whichever thread
+        the kernel chose; a blocked mask would not cover the threads numpy and onnxruntime
+        started at import) and wake the loop through ``signal.set_wakeup_fd``."""
         self.slots = [_Slot(i) for i in range(self.count)]
-        previous = signal.pthread_sigmask(signal.SIG_BLOCK, self.SIGNALS)
+        self._wake_r, self._wake_w = os.pipe()
+        for fd in (self._wake_r, self._wake_w):
+            os.set_blocking(fd, False)
+        previous_fd = signal.set_wakeup_fd(self._wake_w)
+        previous = {signum: signal.signal(signum, self._note) for signum in self.SIGNALS}
         try:
             for slot in self.slots:
-                self._spawn(slot, previous)
+                self._spawn(slot)
             while True:
-                got = signal.sigtimedwait(self.SIGNALS, self._wait_s())
-                if got is not None and got.si_signo in (signal.SIGTERM, signal.SIGINT):
-                    name = signal.Signals(got.si_signo).name
+                self._sleep(self._wait_s())
+                if self._asked is not None:
+                    name = signal.Signals(self._asked).name
                     log.info("stopping %d workers (%s)", self.count, name)
                     return self._stop()
                 self._reap()
@@ -232,9 +245,27 @@ class Supervisor:
                 now = time.monotonic()
                 for slot in self.slots:
                     if slot.restart_at is not None and slot.restart_at <= now:
-                        self._spawn(slot, previous)
+                        self._spawn(slot)
         finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+            signal.set_wakeup_fd(previous_fd)
+            os.close(self._wake_r)
+            os.close(self._wake_w)
+
+    def _note(self, signum: int, _frame: object) -> None:
+        if signum in (signal.SIGTERM, signal.SIGINT):
+            if self._asked is not None and self.stopping:
+                self._hurry = True  # a second one while stopping: kill at once
+            self._asked = signum
+
+    def _sleep(self, seconds: float) -> None:
+        """Until a signal arrives or ``seconds`` pass."""
+        with contextlib.suppress(InterruptedError):
+            select.select([self._wake_r], [], [], seconds)
+        with contextlib.suppress(BlockingIOError):
+            while os.read(self._wake_r, 512):
+                pass
 
     def pids(self) -> list[int]:
         return [slot.pid for slot in self.slots if slot.pid]
@@ -245,7 +276,7 @@ class Supervisor:
             return 1.0
         return max(0.0, min(1.0, min(due) - time.monotonic()))
 
-    def _spawn(self, slot: _Slot, mask: set[int | signal.Signals]) -> None:
+    def _spawn(self, slot: _Slot) -> None:
         readable, writable = os.pipe()
         info = WorkerInfo(slot.index, self.count, self.run_dir, writable)
         parent = os.getpid()
@@ -259,7 +290,12 @@ class Supervisor:
                 for other in self.slots:
                     if other.boot_pipe is not None:
                         os.close(other.boot_pipe)
-                signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+                signal.set_wakeup_fd(-1)  # asyncio sets its own
+                os.close(self._wake_r)
+                os.close(self._wake_w)
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                signal.signal(signal.SIGINT, signal.default_int_handler)
                 _die_with_parent()
                 if os.getppid() == parent:
                     code = self.serve(info)
@@ -331,11 +367,10 @@ class Supervisor:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + STOP_GRACE_S
-        while self.pids() and time.monotonic() < deadline:
-            got = signal.sigtimedwait(self.SIGNALS, 0.2)
-            if got is not None and got.si_signo in (signal.SIGTERM, signal.SIGINT):
-                break
+        while self.pids() and time.monotonic() < deadline and not self._hurry:
             self._reap()
+            if self.pids():
+                self._sleep(0.2)
         for pid in self.pids():
             log.warning("worker pid %d did not stop in time: killed", pid)
             with contextlib.suppress(ProcessLookupError):
