@@ -108,7 +108,7 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
         data = Path(tempfile.mkdtemp(dir=work))
         environ = {k: v for k, v in os.environ.items() if not k.startswith("LOUPE_")}
-        environ.update({"PYTHONPATH": str(REPO), **env})
+        environ.update({"PYTHONPATH": str(REPO), "LOUPE_SERVER_WORKERS": "1", **env})
         # AVIF effort calibrated as in production, once per run (not once per server).
         shutil.copy(work / "avif-effort.json", data / "avif-effort.json")
         args = ["--models-dir", str(MODELS)] if MODELS.is_dir() else []

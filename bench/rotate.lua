@@ -8,7 +8,8 @@
 --                 new to the result cache (bg only matters for fit=fill or alpha, so the work
 --                 is unchanged on opaque sources with fit=crop/clip)
 --   BENCH_SALT    integer offset for the bg counter, so separate runs never repeat a URL
--- Run it with one wrk thread (-t1): the counter is per thread.
+-- Several wrk threads (-tN) each start their counter at their own offset (setup), so unique
+-- URLs stay unique across threads.
 
 local paths = {}
 for line in io.lines(os.getenv("BENCH_PATHS")) do
@@ -20,11 +21,17 @@ end
 local unique = os.getenv("BENCH_UNIQUE") == "1"
 local salt = tonumber(os.getenv("BENCH_SALT") or "0")
 local counter = 0
+local made = 0
+
+function setup(thread)
+  thread:set("offset", made * 1000003)
+  made = made + 1
+end
 
 function request()
   local path = paths[(counter % #paths) + 1]
   if unique then
-    path = path .. string.format("&bg=%06x", (salt + counter) % 16777215)
+    path = path .. string.format("&bg=%06x", (salt + (offset or 0) + counter) % 16777215)
   end
   counter = counter + 1
   return wrk.format("GET", path)

@@ -361,7 +361,7 @@ def children_cpu() -> float:
 def run_wrk(
     base_url: str, paths: Sequence[str], concurrency: int, duration: float, unique: bool,
     salt: int, workdir: Path, *, script: Path = LUA, extra_env: dict[str, str] | None = None,
-    grace_s: float = 90,
+    grace_s: float = 90, threads: int = 1,
 ) -> dict[str, float]:  # fmt: skip
     """One wrk run driven by ``script`` (rotate.lua's environment protocol), its JSON summary.
     One wrk thread: rotate.lua's counter is per thread (two would repeat cold URLs), and one
@@ -374,7 +374,7 @@ def run_wrk(
         BENCH_PATHS=str(paths_file), BENCH_RESULT=str(result_file),
         BENCH_UNIQUE="1" if unique else "0", BENCH_SALT=str(salt), **(extra_env or {}),
     )  # fmt: skip
-    command = ["wrk", "-t1", f"-c{concurrency}", f"-d{max(1, round(duration))}s",
+    command = ["wrk", f"-t{threads}", f"-c{concurrency}", f"-d{max(1, round(duration))}s",
                "--timeout", "60s", "-s", str(script), base_url]  # fmt: skip
     process = subprocess.Popen(
         command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
@@ -393,10 +393,10 @@ def run_wrk(
 
 def wrk_load(
     base_url: str, paths: Sequence[str], concurrency: int, duration: float, unique: bool,
-    salt: int, workdir: Path,
+    salt: int, workdir: Path, threads: int = 1,
 ) -> LoadResult:  # fmt: skip
     cpu0 = children_cpu()
-    data = run_wrk(base_url, paths, concurrency, duration, unique, salt, workdir)
+    data = run_wrk(base_url, paths, concurrency, duration, unique, salt, workdir, threads=threads)
     errors = int(sum(data[k] for k in ("connect", "read", "write", "status", "timeout")))
     return LoadResult(
         int(data["requests"]), data["duration_us"] / 1e6, errors,
@@ -452,6 +452,7 @@ class Runner:
     client: str  # wrk or httpx
     workdir: Path
     salt: int = 0
+    wrk_threads: int = 1
 
     def load(
         self, server: Server, name: str, transform: str, paths: Sequence[str], concurrency: int,
@@ -462,8 +463,9 @@ class Runner:
         busy0, own0 = machine_busy_s(), time.process_time()
         if self.client == "wrk":
             got = wrk_load(
-                server.url, paths, concurrency, duration, unique, self.salt, self.workdir
-            )
+                server.url, paths, concurrency, duration, unique, self.salt, self.workdir,
+                self.wrk_threads,
+            )  # fmt: skip
         else:
             got = httpx_load(server.url, paths, concurrency, duration, unique, self.salt)
         server_cpu = server.cpu() - cpu0
@@ -492,9 +494,7 @@ def image_size(body: bytes) -> tuple[int, int]:
     return image.width, image.height
 
 
-def prime_and_compare(
-    server: Server, images: Sequence[str], blobs: dict[str, bytes]
-) -> list[str]:
+def prime_and_compare(server: Server, images: Sequence[str], blobs: dict[str, bytes]) -> list[str]:
     """GET every warm URL once (this fills the cache) and check Loupe's output size and format
     against raw pyvips', so the two sides really do the same work."""
     problems = []
@@ -508,9 +508,7 @@ def prime_and_compare(
             ours = image_size(transform.raw(blobs[image]))
             mime = response.headers.get("content-type", "")
             if theirs != ours or transform.key not in mime:
-                problems.append(
-                    f"{image} {transform.key}: loupe {theirs} {mime} vs pyvips {ours}"
-                )
+                problems.append(f"{image} {transform.key}: loupe {theirs} {mime} vs pyvips {ours}")
     return problems
 
 
@@ -535,13 +533,14 @@ def server_env(args: argparse.Namespace) -> dict[str, str]:
         # a fixed AVIF effort: no calibration thread burning CPU during the first seconds
         "LOUPE_IMAGES_AVIF_EFFORT": "2",
         "LOUPE_SERVER_PROCESSING_THREADS": str(args.server_threads),
+        "LOUPE_SERVER_WORKERS": "1",  # one process (--cores N measures several)
     }
 
 
 def default_threads() -> int:
     from proxy.config import ServerConfig
 
-    return int(ServerConfig().processing_threads)
+    return int(ServerConfig().render_threads)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -559,6 +558,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--server-log-level", default="info", choices=["debug", "info", "warning", "error"],
         help="the server's --log-level (info is Loupe's default)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--cores", type=int, metavar="N",
+        help="scale mode (bench/scale_bench.py): N raw pyvips processes against "
+        "loupe serve --workers 1 and --workers N",
     )  # fmt: skip
     parser.add_argument("--json", type=Path, help="also write every measurement here")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
@@ -794,6 +798,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="loupe-bench-"))
     try:
         with contextlib.ExitStack() as stack:  # stops every server it started, whatever happens
+            if args.cores:
+                from scale_bench import scale_benchmark  # bench/ is on sys.path as the script's
+
+                return scale_benchmark(args, workdir, stack)
             return benchmark(args, workdir, stack)
     except KeyboardInterrupt:
         log("serve_bench: interrupted; servers stopped")

@@ -29,6 +29,7 @@ def _serve_overrides(args: argparse.Namespace) -> dict[str, Any]:
     put("sources", "root", getattr(args, "root", None))
     put("server", "host", getattr(args, "host", None))
     put("server", "port", getattr(args, "port", None))
+    put("server", "workers", getattr(args, "workers", None))
     put("storage", "data_dir", args.data_dir)
     put("storage", "models_dir", getattr(args, "models_dir", None))
     put("store", "url", getattr(args, "store", None))
@@ -84,6 +85,12 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", parents=[shared], help="run the HTTP server (hypercorn)")
     serve.add_argument("--host", help="address to bind")
     serve.add_argument("--port", type=int, help="port to bind (0 picks a free one)")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="serving processes on the port (default: the cores, capped by memory)",
+    )
     serve.add_argument("--admin-token", help="bearer token that opens /admin (else it is closed)")
     serve.add_argument(
         "--signing-key",
@@ -221,6 +228,21 @@ def _feedback_export(config: Config, out: Path | None, since: float) -> int:
 
 
 def _serve(config: Config) -> int:
+    import os
+
+    from proxy.server import workers
+
+    config = workers.settle(config, workers.this_machine(), os.environ)
+    run_dir = None
+    if (config.server.workers or 1) > 1:  # before prometheus_client is imported
+        run_dir = workers.prepare_run_dir(os.environ)
+    try:
+        return _serve_settled(config, run_dir)
+    finally:
+        workers.remove_run_dir(run_dir)
+
+
+def _serve_settled(config: Config, run_dir: Path | None) -> int:
     from proxy.memory import limit_malloc_arenas
     from proxy.server.run import PortInUse, check_port, run  # heavy imports only when serving
 
@@ -231,18 +253,24 @@ def _serve(config: Config) -> int:
         print(f"loupe: {exc}", file=sys.stderr)
         return 1
     _logging(config)
+    server = config.server
     logging.getLogger("loupe").info(
-        "loupe %s: sources in %s, data in %s",
+        "loupe %s: sources in %s, data in %s; %d worker%s x %d render threads%s",
         __version__,
         config.sources.root,
         config.storage.data_dir,
+        server.workers or 1,
+        "" if server.workers == 1 else "s",
+        server.render_threads,
+        f", libvips {server.vips_concurrency} thread(s) per image"
+        if server.vips_concurrency
+        else "",
     )
     try:
-        run(config)  # hypercorn logs "Running on ..." once it has bound the port
+        return run(config, run_dir)  # hypercorn logs "Running on ..." once it has bound
     except PortInUse as exc:  # taken between the check and the bind
         print(f"loupe: {exc}", file=sys.stderr)
         return 1
-    return 0
 
 
 def _sign(config: Config, url: str, key: str | None, expires_in: int | None) -> int:

@@ -55,13 +55,36 @@ REDACTED = "***"
 class ServerConfig(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
-    processing_threads: int = Field(2, ge=1, le=256, description="image workers off the event loop")
+    workers: int | None = Field(
+        None,
+        ge=1,
+        le=256,
+        description="serving processes on one port; unset: the cores, capped by memory",
+    )
+    processing_threads: int | None = Field(
+        None,
+        ge=1,
+        le=256,
+        description="image threads off the event loop, per worker; unset: max(2, cores/workers)",
+    )
+    vips_concurrency: int | None = Field(
+        None,
+        ge=1,
+        le=256,
+        description="libvips threads per image; unset: 1 with several workers, else libvips's",
+    )
     queue_limit: int = Field(32, ge=0, description="waiting renders beyond the workers before 503")
     request_deadline_s: float = Field(20.0, gt=0, description="per-request processing deadline")
     retry_after_s: int = Field(2, ge=1)
     h2c: bool = Field(
         False, description="cleartext HTTP/2 (Upgrade: h2c, prior knowledge); off = HTTP/1.1"
     )
+
+    @property
+    def render_threads(self) -> int:
+        """``processing_threads`` as settled for this machine (``proxy.server.workers``), or
+        2 where nothing settled it (an app built directly, in tests)."""
+        return self.processing_threads or 2
 
 
 class OriginConfig(_Section):

@@ -82,7 +82,8 @@ def free_port() -> int:
 
 
 class LoupeServer:
-    """A real ``loupe serve`` subprocess (hypercorn) on a free loopback port."""
+    """A real ``loupe serve`` subprocess (hypercorn) on a free loopback port: one serving
+    process unless ``LOUPE_SERVER_WORKERS`` in ``env`` asks for more."""
 
     def __init__(
         self,
@@ -96,6 +97,7 @@ class LoupeServer:
         self.root = root
         environ = {k: v for k, v in os.environ.items() if not k.startswith("LOUPE_")}
         environ.setdefault("LOUPE_IMAGES_AVIF_EFFORT", "2")  # skip calibration in tests
+        environ.setdefault("LOUPE_SERVER_WORKERS", "1")  # tests read the server's own /proc
         environ.update(env or {})
         self.log = data_dir / "server.log"
         data_dir.mkdir(parents=True, exist_ok=True)

@@ -368,7 +368,7 @@ def concurrent_saliency_runs(blob: bytes, models: Path, cache: Path) -> tuple[in
     """The four smart aspects of one new source requested at once, through as many render
     threads as the server has: each request that starts before the first analysis is
     cached runs its own (the analyzer does not coalesce). Returns (runs, threads)."""
-    threads = ServerConfig().processing_threads
+    threads = ServerConfig().render_threads
     analyzer = Analyzer(models, cache, PhashMemo())
     counter = SaliencyCounter(analyzer)
     conf = make_settings(analyzer, analyzer.fingerprint)

@@ -315,6 +315,7 @@ def start_loupe(args: argparse.Namespace, images: Path, data: Path) -> Server:
     env = base_env()
     env.update(
         LOUPE_IMAGES_AVIF_EFFORT="2",  # as serve_bench: no AVIF calibration thread
+        LOUPE_SERVER_WORKERS="1",  # one process, as the peers are measured
         LOUPE_SERVER_PROCESSING_THREADS=str(args.loupe_threads),
     )
     argv = [

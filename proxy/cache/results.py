@@ -93,6 +93,7 @@ class ResultCache:
         )
         self._io = io
         self._pending: set[Future[None]] = set()
+        self._pending_key: dict[str, Future[None]] = {}
         self._writing: dict[str, CachedImage] = {}
 
     def _remember(self, key: str, item: CachedImage, tag: str | None = None) -> None:
@@ -141,8 +142,18 @@ class ResultCache:
             return
         with self._memory_lock:
             self._writing[key] = item
-        self._pending.add(self._io.submit(self._write, key, item, tag))
+        write = self._io.submit(self._write, key, item, tag)
+        self._pending.add(write)
+        self._pending_key[key] = write
         self._pending = {write for write in self._pending if not write.done()}
+        if len(self._pending_key) > 2 * len(self._pending) + 64:
+            self._pending_key = {k: w for k, w in self._pending_key.items() if not w.done()}
+
+    async def written(self, key: str) -> None:
+        """Wait until ``key``'s latest disk write has landed (another process can read it)."""
+        write = self._pending_key.pop(key, None)
+        if write is not None:
+            await asyncio.wrap_future(write)
 
     def _write(self, key: str, item: CachedImage, tag: str | None = None) -> None:
         try:
@@ -158,6 +169,7 @@ class ResultCache:
         for write in list(self._pending):
             write.result()
         self._pending.clear()
+        self._pending_key.clear()
 
     def purge(self, tag: str) -> int:
         """Drop every cached variant of one source, in memory and on disk; returns how many
@@ -172,6 +184,17 @@ class ResultCache:
         if self._disk is not None:
             dropped += int(self._disk.evict(tag))
         return dropped
+
+    def forget_memory(self, tag: str) -> int:
+        """Drop one source's variants from this process's memory tier only (another
+        process of the node purged the shared disk tier)."""
+        if self._memory is None:
+            return 0
+        with self._memory_lock:
+            keys = list(self._memory.tags.get(tag, ()))
+            for key in keys:
+                self._memory.pop(key, None)
+        return len(keys)
 
     def clear(self) -> None:
         self.flush()

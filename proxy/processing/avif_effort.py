@@ -7,6 +7,7 @@ remembered in the data dir, keyed by libvips version, CPU count and budget.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import math
@@ -73,8 +74,21 @@ class AvifEffort:
         with self._lock:
             if self._effort is None:
                 loaded = self._load()
-                self._effort = loaded if loaded is not None else self._calibrate()
+                self._effort = loaded if loaded is not None else self._calibrate_once()
             return self._effort
+
+    def _calibrate_once(self) -> int:
+        """Calibrate, unless another process of this node (``server.workers``) is doing it:
+        then wait for its result. Sixteen workers encoding at once would each measure a
+        sixteenth of the machine, and pick too low an effort."""
+        if self._cache_file is None:
+            return self._calibrate()
+        self._cache_file.parent.mkdir(parents=True, exist_ok=True)
+        lock = self._cache_file.with_suffix(".lock")
+        with lock.open("a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes
+            loaded = self._load()  # what the process that held the lock measured
+            return loaded if loaded is not None else self._calibrate()
 
     def for_pixels(self, pixels: int) -> int:
         """The effort for an output of ``pixels``: the calibrated one up to 1 MP, then one

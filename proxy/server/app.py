@@ -22,6 +22,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from threadpoolctl import threadpool_limits
 
 from proxy.analysis.analyzer import Analyzer
+from proxy.cache.nodelock import NodeLocks
+from proxy.cache.nodepurge import PurgeJournal
 from proxy.cache.results import ResultCache
 from proxy.cache.shared import SharedKV, SharedTier
 from proxy.config import Config
@@ -58,6 +60,7 @@ from proxy.server.pool import ProcessingPool
 from proxy.server.redirects import RelativeRedirects
 from proxy.server.reviewer import reviewer_routes
 from proxy.server.telemetry import Telemetry
+from proxy.server.workers import WorkerInfo
 from proxy.sources.gate import FetchGate
 from proxy.sources.http import HttpSource, OriginPolicy
 from proxy.sources.local import LocalSource
@@ -115,12 +118,15 @@ class RequestMetrics:
                 self.access.info(text, extra={"fields": fields})
 
 
-def configure_process(*, allow_svg: bool = False) -> None:
+def configure_process(*, allow_svg: bool = False, vips_concurrency: int | None = None) -> None:
     """Process-wide settings, for a server, a worker or a bench alike.
 
     libvips: no risky loaders, no operation cache (we cache results). It counts its SVG
     loader (librsvg) as untrusted, so ``images.allow_svg`` must lift that one block
     explicitly, or allowed SVGs could never load.
+
+    ``vips_concurrency``: libvips's threads per image, when decided (``server.workers``
+    sets 1 for several workers); None leaves libvips's default (``VIPS_CONCURRENCY``).
 
     BLAS: one thread. SSIMULACRA2's blurs are matrix products, and OpenBLAS's second
     thread busy-waits between them: per score of an 800x533 pair it took 65 ms of wall
@@ -129,6 +135,8 @@ def configure_process(*, allow_svg: bool = False) -> None:
     pyvips.block_untrusted_set(True)
     pyvips.operation_block_set("VipsForeignLoadSvg", not allow_svg)
     pyvips.cache_set_max(0)
+    if vips_concurrency is not None:
+        pyvips.concurrency_set(vips_concurrency)
     forward_only_libvips_warnings()
     threadpool_limits(1, user_api="blas")
 
@@ -213,13 +221,20 @@ def build_sources(config: Config) -> SourceRouter:
     return SourceRouter(LocalSource(sources.root), origins, client)
 
 
-def create_app(config: Config) -> Starlette:
-    configure_process(allow_svg=config.images.allow_svg)
+def create_app(config: Config, worker: WorkerInfo | None = None) -> Starlette:
+    """The app; ``worker`` when it is one of several serving processes on this node
+    (``proxy.server.workers``): they share metrics, the single-flight and purges."""
+    configure_process(
+        allow_svg=config.images.allow_svg, vips_concurrency=config.server.vips_concurrency
+    )
     data_dir = config.storage.data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
-    telemetry = Telemetry()
+    telemetry = Telemetry(worker.metrics_dir if worker is not None else None)
     pool = ProcessingPool(
-        config.server.processing_threads, config.server.queue_limit, config.server.retry_after_s
+        config.server.render_threads,
+        config.server.queue_limit,
+        config.server.retry_after_s,
+        on_change=telemetry.in_flight.set,
     )
     io = ThreadPoolExecutor(max_workers=4, thread_name_prefix="loupe-io")
     cache = ResultCache(
@@ -289,15 +304,40 @@ def create_app(config: Config) -> Starlette:
         store,
         io,
     )
-    images = ImageService(config, source, cache, pool, telemetry, settings, decisions, qa, shared)
+    several = worker is not None and worker.count > 1
+    node_locks = (
+        NodeLocks(data_dir / "locks")
+        if several and shared is None and config.cache.disk_bytes > 0
+        else None
+    )
+    journal = (
+        PurgeJournal(worker.run_dir / "purges")
+        if several and shared is None and worker is not None and worker.run_dir is not None
+        else None
+    )
+
+    def catch_up() -> None:
+        """Purges answered by another worker of this node, applied to this one's memory."""
+        assert journal is not None
+        for tag in journal.news():
+            cache.forget_memory(tag)
+            with contextlib.suppress(LoupeError):
+                decisions.forget(canonical_path(tag))
+
+    images = ImageService(
+        config, source, cache, pool, telemetry, settings, decisions, qa, shared, node_locks,
+        catch_up if journal is not None else None,
+    )  # fmt: skip
     rules = ValidationRules(config.limits, images_config.allow_svg, settings.scan)
     facts = StoredFacts(store, config.qa.duplicate_distance)
     meta = MetaService(config, source, analyzer, pool, rules, facts, moderator)
     models = [part.describe() for _, part in analyzer.components] + [predictor.describe()]
     if isinstance(moderator.scorer, OnnxComponent):
         models.append(moderator.scorer.describe())
-    log_models(models, config.analysis.providers)
-    ops = Operations(telemetry, pool, config.sources.root, data_dir, models)
+    if worker is None or worker.index == 0:  # once per node
+        log_models(models, config.analysis.providers)
+    place = (worker.index, worker.count) if worker is not None else (0, 1)
+    ops = Operations(telemetry, pool, config.sources.root, data_dir, models, place)
 
     async def purge_here(path: SourcePath) -> int:
         """Drop a source's cached variants and memoised decisions on this node."""
@@ -316,11 +356,13 @@ def create_app(config: Config) -> Starlette:
     async def purge(path: SourcePath) -> int:
         """Everywhere: this node, the shared tier, and (through it) every other node."""
         dropped = await purge_here(path)
+        if journal is not None:
+            journal.record(path)  # this node's other workers
         if shared is not None:
             dropped += await shared.purge(path)
         return dropped
 
-    telemetry.registry.register(CollaborationCollector(store))
+    telemetry.add_collector(CollaborationCollector(store))
 
     async def preview(request: Request) -> Response:
         await admin.auth.require(request)
@@ -338,7 +380,8 @@ def create_app(config: Config) -> Starlette:
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         # Calibrate AVIF off the request path, so no visitor pays for it.
         threading.Thread(target=avif.get, name="loupe-avif-calibration", daemon=True).start()
-        lane.start()
+        # lane.workers is the node's: with several serving processes, worker 0 runs them
+        lane.start(0 if worker is not None and worker.index > 0 else None)
         if shared is not None:
             shared.listen(purge_message)
         try:

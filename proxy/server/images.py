@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import partial
 
 from starlette.requests import Request
 from starlette.responses import Response
 
+from proxy.cache.nodelock import NodeLocks
 from proxy.cache.results import CachedImage, ResultCache, cache_key, strong_etag
 from proxy.cache.shared import SharedTier
 from proxy.cache.singleflight import SingleFlight
@@ -166,8 +168,12 @@ class ImageService:
         decisions: Decisions | None = None,
         qa: QualityGate | None = None,
         shared: SharedTier | None = None,
+        node: NodeLocks | None = None,
+        catch_up: Callable[[], object] | None = None,
     ) -> None:
+        self.catch_up = catch_up  # applies the node's other workers' purges first
         self.shared = shared
+        self.node = node  # the other workers of this node, when there is no shared tier
         self.decisions = decisions
         self.qa = qa
         self.config = config
@@ -179,11 +185,14 @@ class ImageService:
         # QA's second try: the policy's fixed quality, no models.
         self.safe_settings = replace(settings, quality=None, analyzer=None)
         self.flights: SingleFlight[Outcome] = SingleFlight()
+        self._releasing: set[asyncio.Future[None]] = set()  # node locks held until written
 
     async def _first(self, wanted: Wanted) -> Outcome:
         """A local miss: another node's result, or compute it, once across every node."""
         shared = self.shared
         if shared is None:
+            if self.node is not None:
+                return await self._first_on_node(self.node, wanted)
             return await self._compute(wanted)
         key, tag = wanted.key, wanted.ref.path
         started = time.perf_counter()
@@ -202,6 +211,54 @@ class ImageService:
             return await self._compute(wanted)
         await self.cache.put(key, found, tag=tag)
         return Outcome(found, (("shared", time.perf_counter() - started),), "coalesced")
+
+    async def _first_on_node(self, node: NodeLocks, wanted: Wanted) -> Outcome:
+        """A local miss with several workers on this node: the worker holding the key's
+        lock renders and writes the shared disk cache before letting go; the others poll
+        for the lock and find the result there (``proxy.cache.nodelock``)."""
+        key = wanted.key
+        loop = asyncio.get_running_loop()
+        started = time.perf_counter()
+        end = loop.time() + self.config.server.request_deadline_s
+        delay = 0.005
+        while True:
+            held = node.try_acquire(key)
+            if held is not None:
+                kept = False
+                try:
+                    found, _ = await self.cache.get(key)  # rendered by a worker that just let go
+                    if found is None:
+                        outcome = await self._compute(wanted)
+                        self._release_when_written(node, key, held)  # not this response's wait
+                        kept = True
+                        return outcome
+                finally:
+                    if not kept:
+                        node.release(key, held)
+            else:
+                found, _ = await self.cache.get(key)
+            if found is not None:
+                return Outcome(found, (("node", time.perf_counter() - started),), "coalesced")
+            if loop.time() >= end:  # the holder is stuck: answer this request anyway
+                return await self._compute(wanted)
+            await asyncio.sleep(delay)
+            delay = min(0.05, delay * 1.5)
+
+    def _release_when_written(self, node: NodeLocks, key: str, held: int) -> None:
+        """Let go of ``key``'s node lock once its result is on the shared disk, so a worker
+        that polls for the lock finds the result rather than rendering it again."""
+
+        async def release() -> None:
+            try:
+                await self.cache.written(key)
+            except Exception:  # the write failed: the others render it themselves
+                pass
+            finally:
+                node.release(key, held)
+
+        task = asyncio.ensure_future(release())
+        self._releasing.add(task)
+        task.add_done_callback(self._releasing.discard)
 
     async def _compute(self, wanted: Wanted) -> Outcome:
         ref, params, accept = wanted.ref, wanted.params, wanted.accept
@@ -291,6 +348,8 @@ class ImageService:
         expires: int | None = None,
     ) -> Response:
         started = time.perf_counter()
+        if self.catch_up is not None:
+            self.catch_up()
         path = request_source_path(request)
         default_crop = self.config.images.default_crop
         asked = parse_params(query, default_crop=default_crop)

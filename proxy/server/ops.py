@@ -24,7 +24,9 @@ class Operations:
         root: Path,
         data_dir: Path,
         models: Sequence[Mapping[str, str | None]] = (),
+        worker: tuple[int, int] = (0, 1),
     ) -> None:
+        self.worker = worker  # (index, count) among the node's serving processes
         self.models = [dict(model) for model in models]  # each: model, sha256, provider, state
         self.telemetry = telemetry
         self.pool = pool
@@ -44,7 +46,12 @@ class Operations:
             failed = ", ".join(name for name, ok in checks.items() if not ok)
             raise Overloaded(f"not ready: {failed}", retry_after_s=self.pool.retry_after_s)
         return JSONResponse(
-            {"status": "ready", "checks": checks, "models": self.models},
+            {
+                "status": "ready",
+                "checks": checks,
+                "models": self.models,
+                "worker": {"index": self.worker[0], "of": self.worker[1], "pid": os.getpid()},
+            },
             headers={"Cache-Control": "no-store"},
         )
 

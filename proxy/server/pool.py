@@ -44,7 +44,14 @@ class Ticket:
 
 
 class ProcessingPool:
-    def __init__(self, workers: int, queue_limit: int, retry_after_s: int) -> None:
+    def __init__(
+        self,
+        workers: int,
+        queue_limit: int,
+        retry_after_s: int,
+        on_change: Callable[[int], None] | None = None,
+    ) -> None:
+        self.on_change = on_change  # told the count in flight whenever it changes (a gauge)
         self.workers = workers
         self.capacity = workers + queue_limit
         self.retry_after_s = retry_after_s
@@ -65,6 +72,8 @@ class ProcessingPool:
                     retry_after_s=self.retry_after_s,
                 )
             self._in_flight += 1
+            if self.on_change is not None:
+                self.on_change(self._in_flight)
         return Ticket(self._release)
 
     async def run(self, work: Callable[[float], T], deadline_s: float) -> T:
@@ -95,6 +104,8 @@ class ProcessingPool:
     def _release(self) -> None:
         with self._lock:
             self._in_flight -= 1
+            if self.on_change is not None:
+                self.on_change(self._in_flight)
 
     def shutdown(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
