@@ -334,4 +334,16 @@ class AdminApi:
         counts = await self._store(self.store.review_counts)
         body = collaboration(outcomes, feedback, counts.get("pending", {}))
         body["jobs"] = await self._store(self.store.job_counts)
+        purges: dict[str, Any] = await self._store(self.store.purge_counts)
+        purges["failed"] = [
+            {
+                "path": item.prefix,
+                "reason": item.reason,
+                "attempts": item.attempts,
+                "error": item.last_error,
+                "queued": item.first_queued,
+            }
+            for item in await self._store(self.store.purges, "dead", 20)
+        ]
+        body["purges"] = purges
         return JSONResponse(body)

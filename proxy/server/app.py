@@ -24,6 +24,7 @@ from threadpoolctl import threadpool_limits
 from proxy.analysis.analyzer import Analyzer
 from proxy.cache.results import ResultCache
 from proxy.cache.shared import SharedKV, SharedTier
+from proxy.cdn.metrics import PurgeCollector
 from proxy.config import Config
 from proxy.detectors.base import OnnxComponent, available_providers
 from proxy.errors import LoupeError
@@ -321,6 +322,7 @@ def create_app(config: Config) -> Starlette:
         return dropped
 
     telemetry.registry.register(CollaborationCollector(store))
+    telemetry.registry.register(PurgeCollector(store))
 
     async def preview(request: Request) -> Response:
         await admin.auth.require(request)

@@ -298,6 +298,30 @@ SCHEMAS: dict[str, Schema] = {
                 "description": "background jobs by status (queued, running, done, dead)",
                 "additionalProperties": {"type": "integer", "minimum": 0},
             },
+            "purges": _closed(
+                {
+                    "pending": {"type": "integer", "minimum": 0},
+                    "dead": {
+                        "type": "integer",
+                        "minimum": 0,
+                        "description": "dead-lettered after cdn.dead_after_s of failures",
+                    },
+                    "oldest_pending_s": {"type": "number", "minimum": 0},
+                    "failed": {
+                        "type": "array",
+                        "description": "the oldest dead-lettered purges",
+                        "items": _closed(
+                            {
+                                "path": {"type": "string", "description": "source or folder"},
+                                "reason": {"type": "string"},
+                                "attempts": {"type": "integer", "minimum": 0},
+                                "error": {"type": ["string", "null"]},
+                                "queued": {"type": "number", "description": "Unix time"},
+                            }
+                        ),
+                    },
+                }
+            ),
         }
     ),
     "Rule": _closed(
@@ -648,7 +672,7 @@ PATHS: dict[str, Schema] = {
             parameters=[REVIEWER],
             body="RuleRequest",
             description="Takes effect on the next request: rules rewrite the request before "
-            "the cache key, so nothing is purged.",
+            "the cache key; the folder's tag is purged at the CDN.",
         ),
         "delete": _operation(
             "deleteRule",

@@ -142,3 +142,16 @@ class Job:
     run_after: float
     last_error: str | None = None
     worker: str | None = None
+
+
+@dataclass(frozen=True)
+class PurgeItem:
+    """A purge waiting in the outbox: ``prefix`` is a source or folder (``""``: all), and
+    ``seq`` tells a purge sent from one queued again meanwhile."""
+
+    prefix: str
+    reason: str
+    seq: int
+    attempts: int
+    first_queued: float
+    last_error: str | None = None

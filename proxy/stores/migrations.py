@@ -205,6 +205,23 @@ MIGRATIONS: tuple[Migration, ...] = (
         CREATE INDEX admin_sessions_expires ON admin_sessions (expires);
         """,
     ),
+    Migration(
+        8,
+        "the CDN purge outbox: one row per prefix (tag), written with the decision",
+        """
+        CREATE TABLE purge_outbox (
+            prefix TEXT PRIMARY KEY,
+            reason TEXT NOT NULL,
+            seq BIGINT NOT NULL,
+            status TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            first_queued DOUBLE PRECISION NOT NULL,
+            next_at DOUBLE PRECISION NOT NULL,
+            last_error TEXT
+        );
+        CREATE INDEX purge_outbox_ready ON purge_outbox (status, next_at);
+        """,
+    ),
 )
 
 

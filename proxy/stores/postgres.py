@@ -66,5 +66,8 @@ class PostgresStore(SqlStore):
     def _row_lock(self) -> str:
         return " FOR UPDATE"
 
+    def _skip_locked(self) -> str:
+        return " FOR UPDATE SKIP LOCKED"
+
     def close(self) -> None:
         self.pool.close()

@@ -19,6 +19,7 @@ from proxy.stores.base import (
     Feedback,
     Job,
     Override,
+    PurgeItem,
     QAResult,
     ReviewConflict,
     ReviewItem,
@@ -250,6 +251,8 @@ class SqlStore(ABC):
         )
         if not stored:  # a human already judged these bytes
             return []
+        judged = "SELECT path, moderation_status FROM sources WHERE content_digest = ?"
+        before: dict[str, str] = {row[0]: row[1] for row in tx.run(judged, (digest,))}
         rows = tx.run(
             "UPDATE sources SET moderation_status = ?, moderation_score = ? "
             "WHERE content_digest = ? RETURNING path",
@@ -257,23 +260,155 @@ class SqlStore(ABC):
         )
         paths = [SourcePath(row[0]) for row in rows]
         for path in paths:
-            self._bump(tx, path)
+            # The CDN holds nothing of bytes never judged (unscanned is never served), nor
+            # anything new when the verdict stays the same.
+            was = before.get(path)
+            changed = was not in (None, "unscanned") and was != stored[0][0]
+            self._bump(tx, path, "moderation", purge=changed)
         return paths
 
     # -- decision generations: part of every cache key ---------------------------------
 
-    def _bump(self, tx: Tx, prefix: str) -> None:
+    def _bump(self, tx: Tx, prefix: str, reason: str, *, purge: bool = True) -> None:
         """A decision changed what is served for ``prefix`` (a source, or a folder and all
-        below it; ``""`` is every source)."""
+        below it; ``""`` is every source): a new generation for the cache keys, and a CDN
+        purge in the outbox, in the decision's own transaction, so neither can be lost."""
         tx.run(
             "INSERT INTO generations (prefix, n) VALUES (?, 1) "
             "ON CONFLICT (prefix) DO UPDATE SET n = generations.n + 1",
             (prefix,),
         )
+        if purge:
+            self._queue_purge(tx, prefix, reason)
 
-    def bump_generation(self, prefix: str) -> None:
+    def bump_generation(self, prefix: str, reason: str = "purge") -> None:
         with self.transaction() as tx:
-            self._bump(tx, prefix)
+            self._bump(tx, prefix, reason)
+
+    # -- the CDN purge outbox ---------------------------------------------------------------
+
+    def _queue_purge(self, tx: Tx, prefix: str, reason: str) -> None:
+        """Coalesced per prefix (one tag): a purge already waiting takes the new reason and a
+        new ``seq`` (so one being sent now goes again); a dead one comes back to life."""
+        now = time.time()
+        tx.run(
+            "INSERT INTO purge_outbox (prefix, reason, seq, status, attempts, first_queued, "
+            "next_at) VALUES (?, ?, 1, 'pending', 0, ?, ?) ON CONFLICT (prefix) DO UPDATE SET "
+            "reason = excluded.reason, seq = purge_outbox.seq + 1, status = 'pending', "
+            "attempts = CASE WHEN purge_outbox.status = 'dead' THEN 0 "
+            "ELSE purge_outbox.attempts END, "
+            "first_queued = CASE WHEN purge_outbox.status = 'dead' THEN excluded.first_queued "
+            "ELSE purge_outbox.first_queued END, "
+            "next_at = CASE WHEN purge_outbox.status = 'dead' THEN excluded.next_at "
+            "ELSE purge_outbox.next_at END",
+            (prefix, reason[:200], now, now),
+        )
+
+    def queue_purge(self, prefix: str, reason: str) -> None:
+        """A CDN purge alone (the caches' keys already changed some other way)."""
+        with self.transaction() as tx:
+            self._queue_purge(tx, prefix, reason)
+
+    _PURGE_COLUMNS = "prefix, reason, seq, attempts, first_queued, last_error"
+
+    def claim_purges(self, limit: int, lease_s: float) -> list[PurgeItem]:
+        """Take up to ``limit`` due purges for ``lease_s``: a sender that dies gives them
+        back when the lease ends; two senders never take the same one."""
+        now = time.time()
+        with self.transaction() as tx:
+            rows = tx.run(
+                f"SELECT {self._PURGE_COLUMNS} FROM purge_outbox "
+                "WHERE status = 'pending' AND next_at <= ? ORDER BY next_at, prefix LIMIT ?"
+                + self._skip_locked(),
+                (now, limit),
+            )
+            for row in rows:
+                tx.run(
+                    "UPDATE purge_outbox SET next_at = ? WHERE prefix = ?", (now + lease_s, row[0])
+                )
+        return [self._purge(row) for row in rows]
+
+    def purges_sent(self, items: Sequence[PurgeItem]) -> None:
+        """Done with these; one queued again while it was sent stays, due at once."""
+        now = time.time()
+        with self.transaction() as tx:
+            for item in items:
+                gone = tx.run(
+                    "DELETE FROM purge_outbox WHERE prefix = ? AND seq = ? RETURNING prefix",
+                    (item.prefix, item.seq),
+                )
+                if not gone:
+                    tx.run(
+                        "UPDATE purge_outbox SET next_at = ?, attempts = 0 "
+                        "WHERE prefix = ? AND status = 'pending'",
+                        (now, item.prefix),
+                    )
+
+    def purges_failed(
+        self,
+        items: Sequence[PurgeItem],
+        error: str,
+        retry_in: Callable[[int], float],
+        dead_after_s: float,
+    ) -> int:
+        """Back to the outbox after ``retry_in(attempts)``; dead-lettered once the purge has
+        waited ``dead_after_s``. Returns how many were dead-lettered."""
+        now = time.time()
+        dead = 0
+        with self.transaction() as tx:
+            for item in items:
+                attempts = item.attempts + 1
+                expired = now - item.first_queued >= dead_after_s
+                dead += expired
+                tx.run(
+                    "UPDATE purge_outbox SET attempts = ?, last_error = ?, next_at = ?, "
+                    "status = ? WHERE prefix = ? AND status = 'pending'",
+                    (
+                        attempts,
+                        error[:2000],
+                        now + retry_in(attempts),
+                        "dead" if expired else "pending",
+                        item.prefix,
+                    ),
+                )
+        return dead
+
+    def purge_counts(self) -> dict[str, float]:
+        """``pending`` and ``dead`` purges, and how long the oldest pending one has waited."""
+        with self.transaction(write=False) as tx:
+            rows = tx.run(
+                "SELECT status, COUNT(*), MIN(first_queued) FROM purge_outbox GROUP BY status"
+            )
+        found: dict[str, float] = {"pending": 0, "dead": 0, "oldest_pending_s": 0.0}
+        for status, n, oldest in rows:
+            found[str(status)] = int(n)
+            if status == "pending" and oldest is not None:
+                found["oldest_pending_s"] = round(max(0.0, time.time() - float(oldest)), 3)
+        return found
+
+    def purges(self, status: str = "dead", limit: int = 50) -> list[PurgeItem]:
+        with self.transaction(write=False) as tx:
+            rows = tx.run(
+                f"SELECT {self._PURGE_COLUMNS} FROM purge_outbox WHERE status = ? "
+                "ORDER BY first_queued LIMIT ?",
+                (status, limit),
+            )
+        return [self._purge(row) for row in rows]
+
+    @staticmethod
+    def _purge(row: Row) -> PurgeItem:
+        return PurgeItem(
+            prefix=row[0],
+            reason=row[1],
+            seq=int(row[2]),
+            attempts=int(row[3]),
+            first_queued=float(row[4]),
+            last_error=row[5],
+        )
+
+    def _skip_locked(self) -> str:
+        """Row locks for claims where the backend has them (SQLite's writer lock suffices)."""
+        return ""
 
     def generation(self, path: SourcePath) -> int:
         """The sum of the counters of ``path`` and every folder above it: it grows with
@@ -372,7 +507,7 @@ class SqlStore(ABC):
                     (path, aspect),
                 )
             if rows:
-                self._bump(tx, path)
+                self._bump(tx, path, "override")
         return len(rows)
 
     # -- exception rules ------------------------------------------------------------------
@@ -385,7 +520,7 @@ class SqlStore(ABC):
                 "reason = excluded.reason, created = excluded.created",
                 (prefix, rule, reviewer, reason, time.time()),
             )
-            self._bump(tx, prefix)
+            self._bump(tx, prefix, "rule")
 
     def rules(self) -> list[tuple[str, str, str, str, float]]:
         """Every rule: (prefix, rule, reviewer, reason, created). Few; read whole."""
@@ -401,7 +536,7 @@ class SqlStore(ABC):
                 "DELETE FROM rules WHERE prefix = ? AND rule = ? RETURNING rule", (prefix, rule)
             )
             if rows:
-                self._bump(tx, prefix)
+                self._bump(tx, prefix, "rule")
         return bool(rows)
 
     # -- reviewers' sessions --------------------------------------------------------------
@@ -644,7 +779,7 @@ class SqlStore(ABC):
                 override.created or time.time(),
             ),
         )
-        self._bump(tx, override.path)
+        self._bump(tx, override.path, "review" if override.by == "human" else "override")
 
     def apply_alt(self, tx: Tx, alt: AltText) -> None:
         self._put_alt(tx, AltText(**{**alt.__dict__, "updated": time.time()}))
@@ -652,7 +787,7 @@ class SqlStore(ABC):
     def apply_moderation(self, tx: Tx, path: SourcePath, status: str) -> None:
         """A verdict on whatever ``path`` holds (an item that names no digest)."""
         tx.run("UPDATE sources SET moderation_status = ? WHERE path = ?", (status, path))
-        self._bump(tx, path)
+        self._bump(tx, path, "moderation")
 
     # -- feedback -------------------------------------------------------------------------
 

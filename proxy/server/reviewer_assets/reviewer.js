@@ -645,6 +645,15 @@
       tile(percent(data.post_publication_correction_rate), "corrected after publication"),
       tile(String(data.user_initiated_corrections || 0), "user-initiated corrections"),
     );
+    const purges = data.purges || {};
+    const failed = el("div", { className: "tile", id: "purges-failed" },
+      el("strong", {}, String(purges.dead || 0)), el("span", {}, "CDN purges failed"));
+    if (purges.dead) failed.classList.add("bad");
+    $("tiles").append(
+      el("div", { className: "tile", id: "purges-pending" },
+        el("strong", {}, String(purges.pending || 0)), el("span", {}, "CDN purges pending")),
+      failed,
+    );
     const components = data.components || {};
     $("bars").replaceChildren(bars(components));
     const rows = Object.entries(components).map(([name, c]) =>

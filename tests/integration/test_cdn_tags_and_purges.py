@@ -1,0 +1,153 @@
+"""A real ``loupe serve`` with a webhook CDN: every image response carries the source's,
+its folders' and the deployment's tags, and each decision that changes what is served
+reaches the webhook with the right tag (the outbox is written by the decision's own
+transaction and sent by the lane)."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from proxy.cdn.tags import tag_for, tags_for
+from proxy.sources.paths import SourcePath
+from tests.cdn_fake import FakeCdn
+from tests.support import FAST_LANE, LoupeServer, shared_dir, wait_for
+
+TOKEN = "cdn"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+@pytest.fixture(scope="module")
+def cdn() -> Iterator[FakeCdn]:
+    fake = FakeCdn()
+    yield fake
+    fake.close()
+
+
+@pytest.fixture(scope="module")
+def node(
+    data_root: Path, tmp_path_factory: pytest.TempPathFactory, cdn: FakeCdn
+) -> Iterator[LoupeServer]:
+    root = tmp_path_factory.mktemp("cdn-root")
+    (root / "shop" / "shoes").mkdir(parents=True)
+    for number, name in (("03", "shop/shoes/red.png"), ("06", "a.png"), ("12", "b.png")):
+        shutil.copy(data_root / "kodak" / f"kodim{number}.png", root / name)
+    env = {
+        **FAST_LANE,
+        "LOUPE_CDN_WEBHOOK_URL": cdn.url + "/purge",
+        "LOUPE_CDN_POLL_S": "0.05",
+        "LOUPE_CDN_DEPLOYMENT": "test",
+        "LOUPE_MODERATION_ENABLED": "true",
+        "LOUPE_MODERATION_REVIEW_THRESHOLD": "0",  # every picture goes past a human
+    }
+    running = LoupeServer(
+        root,
+        tmp_path_factory.mktemp("cdn-data"),
+        env=env,
+        args=("--admin-token", TOKEN, "--models-dir", str(shared_dir() / "models")),
+    )
+    yield running
+    running.stop()
+
+
+def calls_with(cdn: FakeCdn, tag: str, reason: str) -> list[dict[str, Any]]:
+    return [
+        body
+        for body in (call.json() for call in cdn.seen())
+        if tag in body["tags"] and reason in body["reason"]
+    ]
+
+
+def arrives(cdn: FakeCdn, path: str, reason: str) -> dict[str, Any]:
+    tag = tag_for("test", path)
+    found = wait_for(lambda: calls_with(cdn, tag, reason), timeout=10, what=f"{reason} {path}")
+    body: dict[str, Any] = found[-1]
+    assert "/img/" + path in body["paths"]
+    return body
+
+
+def test_image_responses_carry_source_folder_and_deployment_tags(node: LoupeServer) -> None:
+    response = httpx.get(f"{node.url}/img/shop/shoes/red.png?w=64&fm=jpeg", timeout=60)
+    assert response.status_code == 200, response.text
+    tags = tags_for("test", SourcePath("shop/shoes/red.png"))
+    assert response.headers["surrogate-key"] == " ".join(tags)
+    assert response.headers["cache-tag"] == ",".join(tags)
+    assert response.headers["surrogate-control"] == "max-age=31536000"
+    again = httpx.get(
+        f"{node.url}/img/shop/shoes/red.png?w=64&fm=jpeg",
+        headers={"If-None-Match": response.headers["etag"]},
+        timeout=60,
+    )
+    assert again.status_code == 304 and again.headers["surrogate-key"] == " ".join(tags)
+
+
+def test_an_override_purges_the_source(node: LoupeServer, cdn: FakeCdn) -> None:
+    put = httpx.put(
+        f"{node.url}/admin/api/overrides/a.png",
+        json={"aspect": "1:1", "rect": [0, 0, 300, 300]},
+        headers=AUTH,
+        timeout=60,
+    )
+    assert put.status_code == 200, put.text
+    arrives(cdn, "a.png", "override")
+
+
+def test_a_rule_purges_the_folder(node: LoupeServer, cdn: FakeCdn) -> None:
+    put = httpx.put(
+        f"{node.url}/admin/api/rules",
+        json={"prefix": "shop/", "rule": "never-crop", "reason": "packshots"},
+        headers=AUTH,
+        timeout=10,
+    )
+    assert put.status_code == 200, put.text
+    arrives(cdn, "shop", "rule")
+
+
+def test_the_admin_purge_reaches_the_cdn(node: LoupeServer, cdn: FakeCdn) -> None:
+    purged = httpx.post(f"{node.url}/admin/api/purge/b.png", headers=AUTH, timeout=10)
+    assert purged.status_code == 200
+    arrives(cdn, "b.png", "purge")
+
+
+def items(node: LoupeServer, component: str, path: str) -> list[dict[str, Any]]:
+    listed = httpx.get(
+        f"{node.url}/admin/api/review", params={"component": component}, headers=AUTH, timeout=10
+    ).json()["items"]
+    return [item for item in listed if item["path"] == path]
+
+
+def decide(node: LoupeServer, item: dict[str, Any], action: str) -> None:
+    body = {"action": action, "seconds": 1, "reason": "checked"}
+    decided = httpx.post(
+        f"{node.url}/admin/api/review/{item['id']}", json=body, headers=AUTH, timeout=10
+    )
+    assert decided.status_code == 200, decided.text
+
+
+def test_a_crop_review_decision_purges_the_source(node: LoupeServer, cdn: FakeCdn) -> None:
+    served = httpx.get(f"{node.url}/img/b.png?w=160&h=90&fit=crop&ctx=hero&fm=webp", timeout=60)
+    assert served.status_code == 200
+    [item] = wait_for(lambda: items(node, "crop", "b.png"), what="the hero crop's review")
+    decide(node, item, "accept")
+    arrives(cdn, "b.png", "review")
+
+
+def test_a_moderation_verdict_purges_the_source(node: LoupeServer, cdn: FakeCdn) -> None:
+    served = httpx.get(f"{node.url}/img/a.png?w=50&fm=jpeg", timeout=60)
+    assert served.status_code == 200  # under review: served, briefly cacheable
+    [item] = wait_for(lambda: items(node, "moderation", "a.png"), what="a moderation review")
+    decide(node, item, "reject")
+    arrives(cdn, "a.png", "moderation")
+    assert httpx.get(f"{node.url}/img/a.png?w=50&fm=jpeg", timeout=60).status_code == 451
+
+
+def test_pending_and_failed_purges_are_reported(node: LoupeServer) -> None:
+    metrics = httpx.get(f"{node.url}/admin/api/metrics", headers=AUTH, timeout=10).json()
+    assert metrics["purges"]["dead"] == 0 and metrics["purges"]["failed"] == []
+    assert node.metric("loupe_cdn_purges_dead") == 0
+    assert "loupe_cdn_purges_pending" in httpx.get(f"{node.url}/metrics", timeout=10).text
