@@ -64,6 +64,7 @@ from proxy.sources.http import HttpSource, OriginPolicy
 from proxy.sources.local import LocalSource
 from proxy.sources.paths import SourcePath, canonical_path
 from proxy.sources.router import SourceRouter
+from proxy.sources.watch import Change, SourceWatcher
 from proxy.stores import open_store
 
 log = logging.getLogger(__name__)
@@ -321,6 +322,38 @@ def create_app(config: Config) -> Starlette:
             dropped += await shared.purge(path)
         return dropped
 
+    async def sources_changed(changes: list[Change]) -> None:
+        """A source's bytes were replaced or deleted (noticed by the watcher, or by an
+        origin's revalidation): a new generation and a CDN purge (one transaction), every
+        cache tier on every node dropped, and the lane's work done again for new bytes."""
+        for path, identity in changes:
+            reason = "source-deleted" if identity is None else "source-changed"
+            await asyncio.to_thread(store.bump_generation, path, reason)
+            await purge(path)
+            known = await asyncio.to_thread(store.job, "fingerprint", path)
+            if identity is not None and known is not None:
+                await asyncio.to_thread(
+                    lane.enqueue_source, path, {"reason": reason}, version=identity
+                )
+
+    origin_changes: set[asyncio.Task[None]] = set()
+
+    def origin_changed(path: SourcePath, identity: str | None) -> None:
+        task = asyncio.create_task(sources_changed([(path, identity)]))
+        origin_changes.add(task)
+        task.add_done_callback(origin_changes.discard)
+
+    for origin in source.origins.values():
+        if isinstance(origin, HttpSource):
+            origin.on_change = origin_changed
+    watcher = SourceWatcher(
+        config.sources.root,
+        sources_changed,
+        notify=config.sources.watch,
+        rescan_s=config.sources.rescan_s,
+    )
+    watching = asyncio.Event()
+
     telemetry.registry.register(CollaborationCollector(store))
     telemetry.registry.register(PurgeCollector(store))
 
@@ -343,9 +376,15 @@ def create_app(config: Config) -> Starlette:
         lane.start()
         if shared is not None:
             shared.listen(purge_message)
+        watch = None
+        if config.sources.watch or config.sources.rescan_s > 0:
+            watch = asyncio.create_task(watcher.run(watching), name="loupe-source-watch")
         try:
             yield
         finally:
+            watching.set()
+            if watch is not None:
+                await watch
             await lane.stop()
             if shared is not None:
                 await shared.aclose()

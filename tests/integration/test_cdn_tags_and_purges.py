@@ -5,7 +5,10 @@ transaction and sent by the lane)."""
 
 from __future__ import annotations
 
+import json
 import shutil
+import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +19,7 @@ import pytest
 from proxy.cdn.tags import tag_for, tags_for
 from proxy.sources.paths import SourcePath
 from tests.cdn_fake import FakeCdn
+from tests.integration.listeners import Answer, Listener
 from tests.support import FAST_LANE, LoupeServer, shared_dir, wait_for
 
 TOKEN = "cdn"
@@ -29,9 +33,31 @@ def cdn() -> Iterator[FakeCdn]:
     fake.close()
 
 
+class Origin:
+    """An HTTP origin whose one picture can be replaced: a new body, a new ETag."""
+
+    def __init__(self, data_root: Path) -> None:
+        self.bodies = [(data_root / "kodak" / f"kodim{n}.png").read_bytes() for n in ("01", "12")]
+        self.version = 0
+        self.listener = Listener(self.reply)
+
+    def reply(self, path: str, headers: dict[str, str]) -> Answer:
+        etag = f'"v{self.version}"'
+        if headers.get("If-None-Match") == etag:
+            return 304, {"ETag": etag}, b""
+        return 200, {"ETag": etag, "Content-Type": "image/png"}, self.bodies[self.version]
+
+
+@pytest.fixture(scope="module")
+def origin(data_root: Path) -> Iterator[Origin]:
+    found = Origin(data_root)
+    yield found
+    found.listener.server.shutdown()
+
+
 @pytest.fixture(scope="module")
 def node(
-    data_root: Path, tmp_path_factory: pytest.TempPathFactory, cdn: FakeCdn
+    data_root: Path, tmp_path_factory: pytest.TempPathFactory, cdn: FakeCdn, origin: Origin
 ) -> Iterator[LoupeServer]:
     root = tmp_path_factory.mktemp("cdn-root")
     (root / "shop" / "shoes").mkdir(parents=True)
@@ -44,13 +70,15 @@ def node(
         "LOUPE_CDN_DEPLOYMENT": "test",
         "LOUPE_MODERATION_ENABLED": "true",
         "LOUPE_MODERATION_REVIEW_THRESHOLD": "0",  # every picture goes past a human
+        "LOUPE_SOURCES_RESCAN_S": "0",  # notifications alone must do it
+        "LOUPE_SOURCES_ALLOW_PRIVATE_NETWORKS": "true",
+        "LOUPE_SOURCES_REVALIDATE_AFTER_S": "0",
     }
-    running = LoupeServer(
-        root,
-        tmp_path_factory.mktemp("cdn-data"),
-        env=env,
-        args=("--admin-token", TOKEN, "--models-dir", str(shared_dir() / "models")),
-    )
+    args = (
+        "--admin-token", TOKEN, "--models-dir", str(shared_dir() / "models"),
+        "--origin", f"far=http://127.0.0.1:{origin.listener.port}/",
+    )  # fmt: skip
+    running = LoupeServer(root, tmp_path_factory.mktemp("cdn-data"), env=env, args=args)
     yield running
     running.stop()
 
@@ -151,3 +179,56 @@ def test_pending_and_failed_purges_are_reported(node: LoupeServer) -> None:
     assert metrics["purges"]["dead"] == 0 and metrics["purges"]["failed"] == []
     assert node.metric("loupe_cdn_purges_dead") == 0
     assert "loupe_cdn_purges_pending" in httpx.get(f"{node.url}/metrics", timeout=10).text
+
+
+def job_version(node: LoupeServer, path: str) -> str | None:
+    database = node.log.parent / "loupe.db"
+    with sqlite3.connect(database) as connection:
+        row = connection.execute(
+            "SELECT payload FROM jobs WHERE kind = 'fingerprint' AND subject = ?", (path,)
+        ).fetchone()
+    if row is None:
+        return None
+    version = json.loads(row[0]).get("version")
+    return None if version is None else str(version)
+
+
+def test_a_replaced_file_is_purged_within_20_s_with_no_request(
+    node: LoupeServer, cdn: FakeCdn, data_root: Path
+) -> None:
+    url = f"{node.url}/img/shop/shoes/red.png?w=64&fm=jpeg"
+    before = httpx.get(url, timeout=60)
+    assert before.status_code == 200
+    old = wait_for(lambda: job_version(node, "shop/shoes/red.png"), what="the lane's jobs")
+    target = node.root / "shop" / "shoes" / "red.png"
+    temporary = target.with_name(".red.png.tmp")
+    shutil.copy(data_root / "kodak" / "kodim24.png", temporary)
+    temporary.replace(target)
+    replaced = time.monotonic()
+    arrives(cdn, "shop/shoes/red.png", "source-changed")
+    assert time.monotonic() - replaced < 20
+    new = wait_for(
+        lambda: (job_version(node, "shop/shoes/red.png") or old) != old,
+        what="the lane's jobs queued again for the new bytes",
+    )
+    assert new
+    after = httpx.get(url, timeout=60)
+    assert after.headers["x-loupe-cache"] == "miss" and after.content != before.content
+
+
+def test_a_deleted_file_is_purged_with_no_request(node: LoupeServer, cdn: FakeCdn) -> None:
+    (node.root / "b.png").unlink()
+    arrives(cdn, "b.png", "source-deleted")
+    assert httpx.get(f"{node.url}/img/b.png?w=64", timeout=60).status_code == 404
+
+
+def test_a_changed_etag_at_an_origin_purges_the_source(
+    node: LoupeServer, cdn: FakeCdn, origin: Origin
+) -> None:
+    url = f"{node.url}/img/far/pic.png?w=64&fm=jpeg"
+    first = httpx.get(url, timeout=60)
+    assert first.status_code == 200, first.text
+    origin.version = 1
+    second = httpx.get(url, timeout=60)
+    assert second.status_code == 200 and second.content != first.content
+    arrives(cdn, "far/pic.png", "source-changed")

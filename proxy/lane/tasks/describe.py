@@ -74,6 +74,12 @@ class DescribeTask:
                 }
                 await asyncio.to_thread(self.store.open_review, path, KIND, path, changed)
             return  # a human has spoken
+        if (
+            job.payload.get("reason") == "source-changed"
+            and current is not None
+            and current.phash == phash
+        ):
+            return  # new bytes, the same picture (re-saved, re-compressed): its words stand
         if await self._reuse(path, phash):
             return
         if not self.client.enabled:
