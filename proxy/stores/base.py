@@ -51,6 +51,8 @@ class SourceRecord:
     moderation_score: float | None = None
     first_seen: float = 0.0
     last_seen: float = 0.0
+    faces: int | None = None  # how many faces the analysis found
+    dup_group: str | None = None  # its near-duplicates' group (set with the phash)
 
 
 @dataclass(frozen=True)
@@ -155,3 +157,17 @@ class PurgeItem:
     attempts: int
     first_queued: float
     last_error: str | None = None
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """A source the search index found, with what it was found by."""
+
+    path: SourcePath
+    score: float
+    alt: str
+    alt_status: str
+    content_class: str | None
+    faces: int | None
+    moderation: str
+    dup_group: str | None

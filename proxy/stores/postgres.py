@@ -30,6 +30,7 @@ class _Tx:
 
 class PostgresStore(SqlStore):
     pk = "BIGSERIAL PRIMARY KEY"
+    dialect = "postgresql"
 
     def __init__(self, url: str, *, max_connections: int = 8) -> None:
         self._url = url
@@ -68,6 +69,15 @@ class PostgresStore(SqlStore):
 
     def _skip_locked(self) -> str:
         return " FOR UPDATE SKIP LOCKED"
+
+    def _match_sql(self, columns: str, where: str, tokens: list[str]) -> tuple[str, list[Any]]:
+        query = " & ".join(f"{token}:*" for token in tokens)  # words only: nothing to escape
+        sql = (
+            f"SELECT {columns}, ts_rank(d.doc, to_tsquery('simple', ?)) AS score "
+            f"FROM search_docs d WHERE d.doc @@ to_tsquery('simple', ?) AND {where} "
+            "ORDER BY score DESC, d.path LIMIT ?"
+        )
+        return sql, [query, query]
 
     def close(self) -> None:
         self.pool.close()

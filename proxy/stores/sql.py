@@ -4,7 +4,9 @@ every query, so both behave the same and one test suite covers both."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
@@ -24,12 +26,28 @@ from proxy.stores.base import (
     ReviewConflict,
     ReviewItem,
     ReviewNotFound,
+    SearchHit,
     SourceRecord,
 )
 from proxy.stores.migrations import MIGRATIONS, statements
 
 Row = tuple[Any, ...]
 DUPLICATE_CHUNKS = 8  # 8 x 8 bits: exact-chunk lookups find every hash within distance 7
+SEARCH_MIGRATION = 9
+DUPLICATE_GROUP_DISTANCE = 6  # bits: near-duplicates share a group (qa.duplicate_distance)
+_WORD = re.compile(r"[^\W_]+")
+
+
+def words(text: str) -> list[str]:
+    """Lower-case letters-and-digits runs: how paths, classes and queries are split for
+    both backends' indexes alike (no operator of either query language survives)."""
+    return _WORD.findall(text.lower())
+
+
+def _group_name(path: str) -> str:
+    return "dup" + hashlib.sha256(path.encode()).hexdigest()[:10]
+
+
 ALT_RANK = {"user": 4, "reviewed": 3, "machine": 2, "draft": 1, "empty": 0}
 
 
@@ -63,6 +81,7 @@ def _signed64(value: int) -> int:
 
 class SqlStore(ABC):
     pk: str  # the primary-key column spelling for migrations
+    dialect: str  # "sqlite" or "postgresql": which of a migration's own statements run
 
     @abstractmethod
     def transaction(self, *, write: bool = True) -> AbstractContextManager[Tx]:
@@ -95,13 +114,17 @@ class SqlStore(ABC):
             for migration in MIGRATIONS:
                 if migration.version in done:
                     continue
-                for statement in statements(migration.sql, pk=self.pk):
+                for statement in statements(migration.for_dialect(self.dialect), pk=self.pk):
                     tx.run(statement)
                 tx.run(
                     "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
                     (migration.version, migration.name, time.time()),
                 )
                 applied.append(migration.version)
+            if SEARCH_MIGRATION in applied:  # index what was written before the index
+                known = tx.run("SELECT path FROM sources UNION SELECT path FROM alt_texts")
+                for (path,) in known:
+                    self._index(tx, SourcePath(path))
         return applied
 
     def _lock_migrations(self, tx: Tx) -> None:  # noqa: B027 - optional hook
@@ -116,7 +139,7 @@ class SqlStore(ABC):
 
     _SOURCE_COLUMNS = (
         "path, phash, width, height, format, bytes, content_class, content_confidence, "
-        "moderation_status, moderation_score, first_seen, last_seen"
+        "moderation_status, moderation_score, first_seen, last_seen, faces, dup_group"
     )
 
     def record_source(self, record: SourceRecord) -> tuple[SourceRecord, bool]:
@@ -127,7 +150,8 @@ class SqlStore(ABC):
             before = tx.run("SELECT phash FROM sources WHERE path = ?", (record.path,))
             tx.run(
                 "INSERT INTO sources (path, phash, width, height, format, bytes, content_class, "
-                "content_confidence, first_seen, last_seen) VALUES (?,?,?,?,?,?,?,?,?,?) "
+                "content_confidence, faces, first_seen, last_seen) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?) "
                 "ON CONFLICT (path) DO UPDATE SET "
                 "phash = COALESCE(excluded.phash, sources.phash), "
                 "width = COALESCE(excluded.width, sources.width), "
@@ -136,7 +160,8 @@ class SqlStore(ABC):
                 "bytes = COALESCE(excluded.bytes, sources.bytes), "
                 "content_class = COALESCE(excluded.content_class, sources.content_class), "
                 "content_confidence = COALESCE(excluded.content_confidence, "
-                "sources.content_confidence), last_seen = excluded.last_seen",
+                "sources.content_confidence), faces = COALESCE(excluded.faces, sources.faces), "
+                "last_seen = excluded.last_seen",
                 (
                     record.path,
                     record.phash,
@@ -146,12 +171,15 @@ class SqlStore(ABC):
                     record.bytes,
                     record.content_class,
                     record.content_confidence,
+                    record.faces,
                     now,
                     now,
                 ),
             )
             if record.phash and (not before or before[0][0] != record.phash):
                 self._index_phash(tx, record.path, record.phash)
+                self._group_duplicates(tx, record.path, record.phash)
+            self._index(tx, record.path)
             row = tx.run(
                 f"SELECT {self._SOURCE_COLUMNS} FROM sources WHERE path = ?", (record.path,)
             )
@@ -185,6 +213,8 @@ class SqlStore(ABC):
             moderation_score=row[9],
             first_seen=row[10],
             last_seen=row[11],
+            faces=row[12],
+            dup_group=row[13],
         )
 
     def set_moderation(self, path: SourcePath, status: str, score: float | None) -> None:
@@ -193,6 +223,7 @@ class SqlStore(ABC):
                 "UPDATE sources SET moderation_status = ?, moderation_score = ? WHERE path = ?",
                 (status, score, path),
             )
+            self._index(tx, path)
 
     # -- moderation verdicts: they belong to the bytes (a SHA-256 digest), not the path ----
 
@@ -223,6 +254,7 @@ class SqlStore(ABC):
                 "moderation_score = excluded.moderation_score, last_seen = excluded.last_seen",
                 (path, now, now, identity, digest, status, score),
             )
+            self._index(tx, path)
         return None if status == "unscanned" else str(status)
 
     def moderation_of_digest(self, digest: str) -> str | None:
@@ -265,6 +297,7 @@ class SqlStore(ABC):
             was = before.get(path)
             changed = was not in (None, "unscanned") and was != stored[0][0]
             self._bump(tx, path, "moderation", purge=changed)
+            self._index(tx, path)
         return paths
 
     # -- decision generations: part of every cache key ---------------------------------
@@ -465,6 +498,127 @@ class SqlStore(ABC):
         ]
         return sorted((hit for hit in found if hit[1] <= max_distance), key=lambda h: (h[1], h[0]))
 
+    # -- duplicate groups and the search index -------------------------------------------
+
+    def _group_duplicates(self, tx: Tx, path: SourcePath, phash: str) -> None:
+        """Join the group of the oldest near-duplicate (within ``DUPLICATE_GROUP_DISTANCE``
+        bits), or start one: a group is named after its first member."""
+        wanted = parse_phash(phash)
+        parts = chunks(wanted, DUPLICATE_CHUNKS)
+        where = " OR ".join("(c.chunk = ? AND c.value = ?)" for _ in parts)
+        params: list[Any] = []
+        for number, value in enumerate(parts):
+            params += [number, _signed64(value)]
+        rows = tx.run(
+            "SELECT DISTINCT s.path, s.phash, s.first_seen, s.dup_group FROM phash_chunks c "
+            f"JOIN sources s ON s.path = c.path WHERE ({where}) AND s.path <> ?",
+            [*params, path],
+        )
+        near = sorted(
+            (row[2], row[0], row[3])
+            for row in rows
+            if row[1] and hamming(wanted, parse_phash(row[1])) <= DUPLICATE_GROUP_DISTANCE
+        )
+        group = (near[0][2] or _group_name(near[0][1])) if near else _group_name(path)
+        tx.run("UPDATE sources SET dup_group = ? WHERE path = ?", (group, path))
+
+    def _index(self, tx: Tx, path: SourcePath) -> None:
+        """Rewrite ``path``'s search document from what the store knows now, inside the
+        transaction that changed it: the index never lags the data."""
+        source = tx.run(
+            "SELECT content_class, faces, moderation_status, dup_group FROM sources WHERE path = ?",
+            (path,),
+        )
+        alt = tx.run("SELECT text, status FROM alt_texts WHERE path = ?", (path,))
+        content_class, faces, moderation, group = source[0] if source else (None, None, "", None)
+        text, alt_status = alt[0] if alt else ("", "empty")
+        folder = path.rpartition("/")[0]
+        terms = " ".join(
+            [
+                *words(path),
+                *(words(content_class) if content_class else []),
+                *(["faces"] if faces else []),
+                *(["moderation", moderation] if moderation else []),
+                *([group] if group else []),
+            ]
+        )
+        rows = tx.run(
+            "INSERT INTO search_docs (path, folder, alt, alt_status, terms, content_class, "
+            "faces, moderation, dup_group, updated) VALUES (?,?,?,?,?,?,?,?,?,?) "
+            "ON CONFLICT (path) DO UPDATE SET folder = excluded.folder, alt = excluded.alt, "
+            "alt_status = excluded.alt_status, terms = excluded.terms, "
+            "content_class = excluded.content_class, faces = excluded.faces, "
+            "moderation = excluded.moderation, dup_group = excluded.dup_group, "
+            "updated = excluded.updated RETURNING id",
+            (
+                path,
+                folder,
+                text,
+                alt_status,
+                terms,
+                content_class,
+                faces,
+                moderation or "unscanned",
+                group,
+                time.time(),
+            ),
+        )
+        self._index_text(tx, int(rows[0][0]), text, terms)
+
+    def _index_text(self, tx: Tx, doc: int, alt: str, terms: str) -> None:  # noqa: B027
+        """The backend's own full-text index, where it is not derived from ``search_docs``
+        (PostgreSQL's tsvector is a generated column)."""
+
+    def search(
+        self,
+        query: str,
+        *,
+        content_class: str | None = None,
+        folder: str | None = None,
+        limit: int = 20,
+    ) -> list[SearchHit]:
+        """Sources ranked by relevance to ``query`` (every word must match, as a prefix:
+        alt text weighs more than path, class, faces, moderation and duplicate group);
+        an empty query lists the newest, filtered."""
+        tokens = words(query)[:16]
+        where, params = ["1 = 1"], []
+        if content_class:
+            where.append("d.content_class = ?")
+            params.append(content_class)
+        if folder:
+            where.append("(d.folder = ? OR d.folder LIKE ? ESCAPE '!')")
+            escaped = folder.replace("!", "!!").replace("%", "!%").replace("_", "!_")
+            params += [folder, escaped + "/%"]
+        columns = "d.path, d.alt, d.alt_status, d.content_class, d.faces, d.moderation, d.dup_group"
+        with self.transaction(write=False) as tx:
+            if tokens:
+                sql, first = self._match_sql(columns, " AND ".join(where), tokens)
+                rows = tx.run(sql, [*first, *params, limit])
+            else:
+                rows = tx.run(
+                    f"SELECT {columns}, 0.0 FROM search_docs d WHERE {' AND '.join(where)} "
+                    "ORDER BY d.updated DESC, d.path LIMIT ?",
+                    [*params, limit],
+                )
+        return [
+            SearchHit(
+                path=SourcePath(r[0]),
+                alt=r[1],
+                alt_status=r[2],
+                content_class=r[3],
+                faces=r[4],
+                moderation=r[5],
+                dup_group=r[6],
+                score=round(float(r[7]), 6),
+            )
+            for r in rows
+        ]
+
+    @abstractmethod
+    def _match_sql(self, columns: str, where: str, tokens: list[str]) -> tuple[str, list[Any]]:
+        """A ranked full-text query: its SQL (with ``where`` and a final ``LIMIT ?``) and the
+        parameters that come before ``where``'s."""
+
     # -- overrides ------------------------------------------------------------------------
 
     def put_override(self, override: Override) -> Override:
@@ -592,6 +746,7 @@ class SqlStore(ABC):
                 alt.updated,
             ),
         )
+        self._index(tx, alt.path)
 
     def put_machine_alt(self, alt: AltText) -> bool:
         """Store a model's text unless a human already wrote or reviewed one (their word
@@ -788,6 +943,7 @@ class SqlStore(ABC):
         """A verdict on whatever ``path`` holds (an item that names no digest)."""
         tx.run("UPDATE sources SET moderation_status = ? WHERE path = ?", (status, path))
         self._bump(tx, path, "moderation")
+        self._index(tx, path)
 
     # -- feedback -------------------------------------------------------------------------
 
