@@ -17,6 +17,7 @@ from proxy.stores.base import StoreError
 from proxy.stores.sql import Row, SqlStore, Tx, checked_params
 
 MIGRATION_LOCK = 0x4C6F757065  # "Loupe"
+SEARCH_LOCK = 0x4C53  # the namespace of the search documents' locks (with a path's hash)
 
 
 class _Tx:
@@ -69,6 +70,11 @@ class PostgresStore(SqlStore):
 
     def _skip_locked(self) -> str:
         return " FOR UPDATE SKIP LOCKED"
+
+    def _lock_document(self, tx: Tx, path: str) -> None:
+        # Under READ COMMITTED a concurrent writer's document could be built from rows read
+        # before this one committed, and overwrite it: take turns per path, then read.
+        tx.run("SELECT pg_advisory_xact_lock(?, hashtext(?))", (SEARCH_LOCK, path))
 
     def _match_sql(self, columns: str, where: str, tokens: list[str]) -> tuple[str, list[Any]]:
         query = " & ".join(f"{token}:*" for token in tokens)  # words only: nothing to escape

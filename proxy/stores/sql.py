@@ -525,6 +525,7 @@ class SqlStore(ABC):
     def _index(self, tx: Tx, path: SourcePath) -> None:
         """Rewrite ``path``'s search document from what the store knows now, inside the
         transaction that changed it: the index never lags the data."""
+        self._lock_document(tx, path)
         source = tx.run(
             "SELECT content_class, faces, moderation_status, dup_group FROM sources WHERE path = ?",
             (path,),
@@ -564,6 +565,10 @@ class SqlStore(ABC):
             ),
         )
         self._index_text(tx, int(rows[0][0]), text, terms)
+
+    def _lock_document(self, tx: Tx, path: str) -> None:  # noqa: B027
+        """Serialise rewrites of one document until commit, so each reads what the one
+        before it wrote (SQLite's writer lock already does)."""
 
     def _index_text(self, tx: Tx, doc: int, alt: str, terms: str) -> None:  # noqa: B027
         """The backend's own full-text index, where it is not derived from ``search_docs``
