@@ -171,3 +171,20 @@ def test_a_purge_failing_past_dead_after_is_dead_lettered(fake: FakeCdn, tmp_pat
     counts = store.purge_counts()
     store.close()
     assert counts["dead"] == 1 and counts["pending"] == 0
+
+
+def test_cdn_secrets_are_redacted_and_the_env_names_the_webhook() -> None:
+    from proxy.config import load_config, redacted
+
+    config = load_config(
+        environ={
+            "LOUPE_CDN_WEBHOOK_URL": "http://127.0.0.1:9/hook",
+            "LOUPE_CDN_WEBHOOK_SECRET": "hush",
+            "LOUPE_CDN_FASTLY_TOKEN": "fk",
+            "LOUPE_CDN_CLOUDFLARE_TOKEN": "ck",
+        }
+    )
+    assert config.cdn.webhook_url == "http://127.0.0.1:9/hook" and config.cdn.purges
+    shown = redacted(config)["cdn"]
+    assert shown["webhook_secret"] == shown["fastly_token"] == shown["cloudflare_token"] == "***"
+    assert "hush" not in str(redacted(config))
