@@ -341,7 +341,11 @@ class ImageService:
         decision that changes the bytes purges it there."""
         cdn = self.config.cdn
         headers = tag_headers(tags_for(cdn.deployment, path))
-        if cdn.purges and freshness.startswith("public") and expires is None:
+        # Only answers meant to last: one kept short (under review, provisional, expiring)
+        # must stay short at the edge too.
+        full = f"max-age={self.config.cache.max_age_s}"
+        lasting = freshness.startswith("public") and full in freshness.split(", ")
+        if cdn.purges and lasting and expires is None:
             headers["Surrogate-Control"] = f"max-age={cdn.surrogate_max_age_s}"
         return headers
 

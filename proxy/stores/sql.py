@@ -302,7 +302,7 @@ class SqlStore(ABC):
 
     # -- decision generations: part of every cache key ---------------------------------
 
-    def _bump(self, tx: Tx, prefix: str, reason: str, *, purge: bool = True) -> None:
+    def _bump(self, tx: Tx, prefix: str, reason: str = "decision", *, purge: bool = True) -> None:
         """A decision changed what is served for ``prefix`` (a source, or a folder and all
         below it; ``""`` is every source): a new generation for the cache keys, and a CDN
         purge in the outbox, in the decision's own transaction, so neither can be lost."""

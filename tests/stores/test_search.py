@@ -3,6 +3,8 @@ transactions that write the data it covers."""
 
 from __future__ import annotations
 
+import pytest
+
 from proxy.sources.paths import SourcePath
 from proxy.stores import Store
 from proxy.stores.base import AltText, SourceRecord
@@ -88,3 +90,31 @@ def test_operators_of_either_query_language_are_only_words(store: Store) -> None
     for hostile in ('"', "shoe*", "a:* | b", "NEAR(shoe red)", "'; DROP TABLE x; --", "!()&"):
         store.search(hostile)  # no error: reduced to words
     assert paths(store.search("leather!!")) == ["shop/shoes/red.jpg"]
+
+
+def test_what_was_written_before_the_index_is_indexed_by_its_migration(
+    store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import proxy.stores.sql as sql
+    from proxy.stores import open_store
+
+    monkeypatch.setattr(sql, "MIGRATIONS", sql.MIGRATIONS[:8])
+    old = open_store(store_url)
+    with old.transaction() as tx:  # rows as a store of schema 8 wrote them
+        tx.run(
+            "INSERT INTO sources (path, content_class, first_seen, last_seen) "
+            "VALUES ('old/owl.jpg', 'art', 0, 0)"
+        )
+        tx.run(
+            "INSERT INTO alt_texts (path, text, status, updated) "
+            "VALUES ('old/owl.jpg', 'An owl drawn in ink.', 'machine', 0)"
+        )
+    old.close()
+    monkeypatch.undo()
+    upgraded = open_store(store_url)
+    try:
+        assert upgraded.schema_version() >= 9
+        [hit] = upgraded.search("owl ink")
+        assert hit.path == "old/owl.jpg" and hit.content_class == "art"
+    finally:
+        upgraded.close()
