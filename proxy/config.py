@@ -391,6 +391,13 @@ class CdnConfig(_Section):
     dead_after_s: float = Field(
         86_400.0, gt=0, description="a purge still failing this long is dead-lettered"
     )
+    repeat_after_s: float = Field(
+        5.0,
+        ge=0,
+        description="each purge is sent once more this much later: an edge request in flight "
+        "at the first (or answered within a node's 2 s decision memo) stores the old answer "
+        "after it; 0 = once",
+    )
     batch: int = Field(30, ge=1, le=256, description="tags per purge request")
     poll_s: float = Field(0.5, gt=0, description="the sender looks for purges this often")
 

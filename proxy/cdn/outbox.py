@@ -64,7 +64,8 @@ class PurgeSender:
                 level, "CDN purge of %d tags failed (%d dead-lettered): %s", len(items), dead, exc
             )
             return len(items)
-        await asyncio.to_thread(self.store.purges_sent, items)
+        repeat = self.config.repeat_after_s if self.adapters else 0.0
+        await asyncio.to_thread(self.store.purges_sent, items, repeat)
         if self.adapters:
             log.info("CDN purge sent: %d tags (%s)", len(items), batch.reason)
         return len(items)

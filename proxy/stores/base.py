@@ -157,6 +157,7 @@ class PurgeItem:
     attempts: int
     first_queued: float
     last_error: str | None = None
+    repeated: bool = False  # this is the follow-up send (cdn.repeat_after_s)
 
 
 @dataclass(frozen=True)

@@ -222,7 +222,8 @@ MIGRATIONS: tuple[Migration, ...] = (
             attempts INTEGER NOT NULL DEFAULT 0,
             first_queued DOUBLE PRECISION NOT NULL,
             next_at DOUBLE PRECISION NOT NULL,
-            last_error TEXT
+            last_error TEXT,
+            repeated INTEGER NOT NULL DEFAULT 0
         );
         CREATE INDEX purge_outbox_ready ON purge_outbox (status, next_at);
         """,

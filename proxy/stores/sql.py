@@ -328,6 +328,7 @@ class SqlStore(ABC):
             "INSERT INTO purge_outbox (prefix, reason, seq, status, attempts, first_queued, "
             "next_at) VALUES (?, ?, 1, 'pending', 0, ?, ?) ON CONFLICT (prefix) DO UPDATE SET "
             "reason = excluded.reason, seq = purge_outbox.seq + 1, status = 'pending', "
+            "repeated = 0, "
             "attempts = CASE WHEN purge_outbox.status = 'dead' THEN 0 "
             "ELSE purge_outbox.attempts END, "
             "first_queued = CASE WHEN purge_outbox.status = 'dead' THEN excluded.first_queued "
@@ -342,7 +343,7 @@ class SqlStore(ABC):
         with self.transaction() as tx:
             self._queue_purge(tx, prefix, reason)
 
-    _PURGE_COLUMNS = "prefix, reason, seq, attempts, first_queued, last_error"
+    _PURGE_COLUMNS = "prefix, reason, seq, attempts, first_queued, last_error, repeated"
 
     def claim_purges(self, limit: int, lease_s: float) -> list[PurgeItem]:
         """Take up to ``limit`` due purges for ``lease_s``: a sender that dies gives them
@@ -361,16 +362,26 @@ class SqlStore(ABC):
                 )
         return [self._purge(row) for row in rows]
 
-    def purges_sent(self, items: Sequence[PurgeItem]) -> None:
-        """Done with these; one queued again while it was sent stays, due at once."""
+    def purges_sent(self, items: Sequence[PurgeItem], repeat_after_s: float = 0.0) -> None:
+        """Done with these, after one repeat ``repeat_after_s`` later when that is set: an
+        edge request already in flight at the first purge (or answered by a node within its
+        2 s memo) can store the old answer after it. One queued again while it was sent
+        stays, due at once."""
         now = time.time()
         with self.transaction() as tx:
             for item in items:
-                gone = tx.run(
-                    "DELETE FROM purge_outbox WHERE prefix = ? AND seq = ? RETURNING prefix",
-                    (item.prefix, item.seq),
-                )
-                if not gone:
+                if repeat_after_s > 0 and not item.repeated:
+                    kept = tx.run(
+                        "UPDATE purge_outbox SET repeated = 1, next_at = ?, attempts = 0 "
+                        "WHERE prefix = ? AND seq = ? RETURNING prefix",
+                        (now + repeat_after_s, item.prefix, item.seq),
+                    )
+                else:
+                    kept = tx.run(
+                        "DELETE FROM purge_outbox WHERE prefix = ? AND seq = ? RETURNING prefix",
+                        (item.prefix, item.seq),
+                    )
+                if not kept:
                     tx.run(
                         "UPDATE purge_outbox SET next_at = ?, attempts = 0 "
                         "WHERE prefix = ? AND status = 'pending'",
@@ -437,6 +448,7 @@ class SqlStore(ABC):
             attempts=int(row[3]),
             first_queued=float(row[4]),
             last_error=row[5],
+            repeated=bool(row[6]),
         )
 
     def _skip_locked(self) -> str:

@@ -62,3 +62,19 @@ def test_a_machine_verdict_on_never_served_bytes_purges_nothing(store: Store) ->
     assert store.claim_purges(10, 30) == []
     store.set_verdict("digest-1", "held", 0.9, human=True)
     assert [item.prefix for item in store.claim_purges(10, 30)] == ["m.jpg"]
+
+
+def test_a_sent_purge_is_repeated_once_after_the_delay(store: Store) -> None:
+    store.queue_purge("r.jpg", "override")
+    [first] = store.claim_purges(10, 30)
+    store.purges_sent([first], repeat_after_s=0.05)
+    assert store.claim_purges(10, 30) == []  # not yet
+    time.sleep(0.06)
+    [follow_up] = store.claim_purges(10, 30)
+    assert follow_up.repeated and follow_up.prefix == "r.jpg"
+    store.purges_sent([follow_up], repeat_after_s=0.05)
+    time.sleep(0.06)
+    assert store.claim_purges(10, 30) == [] and store.purge_counts()["pending"] == 0
+    store.queue_purge("r.jpg", "rule")  # a new decision starts over: two sends again
+    [again] = store.claim_purges(10, 30)
+    assert not again.repeated

@@ -144,7 +144,7 @@ def test_a_purge_made_while_the_cdn_is_down_arrives_after_it_is_back_across_a_re
     fake: FakeCdn, tmp_path: Path
 ) -> None:
     db = tmp_path / "s.db"
-    config = CdnConfig(webhook_url=fake.url, backoff_s=0.05)
+    config = CdnConfig(webhook_url=fake.url, backoff_s=0.05, repeat_after_s=0)
     fake.down = True
     queue(db, "late.jpg", reason="purge")
     send_all(db, config)  # fails: kept, backing off
@@ -188,3 +188,18 @@ def test_cdn_secrets_are_redacted_and_the_env_names_the_webhook() -> None:
     shown = redacted(config)["cdn"]
     assert shown["webhook_secret"] == shown["fastly_token"] == shown["cloudflare_token"] == "***"
     assert "hush" not in str(redacted(config))
+
+
+def test_the_webhook_gets_each_purge_twice_the_second_after_the_delay(
+    fake: FakeCdn, tmp_path: Path
+) -> None:
+    db = tmp_path / "s.db"
+    queue(db, "twice.jpg")
+    config = CdnConfig(webhook_url=fake.url, repeat_after_s=0.1)
+    send_all(db, config)
+    assert len(fake.seen()) == 1
+    asyncio.run(asyncio.sleep(0.15))
+    send_all(db, config)
+    assert [call.json()["tags"] for call in fake.seen()] == [[tag_for("loupe", "twice.jpg")]] * 2
+    send_all(db, config)
+    assert len(fake.seen()) == 2
