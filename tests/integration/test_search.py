@@ -151,3 +151,36 @@ def test_loupe_search_from_the_command_line(node: tuple[LoupeServer, str]) -> No
     )
     assert plain.returncode == 0 and "shop/hats.png" in plain.stdout
     assert "hats-copy.png" not in plain.stdout
+
+
+def test_the_search_box_opens_a_source_s_decisions_in_a_browser(
+    node: tuple[LoupeServer, str],
+) -> None:
+    server, store = node
+    if not store.startswith("sqlite"):
+        pytest.skip("the page is the same on both backends; one browser run is enough")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    chromium = Path("/usr/bin/chromium")
+    if not chromium.exists():
+        pytest.skip(f"no system Chromium at {chromium} (apt-get install chromium)")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(chromium), args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(f"{server.url}/admin/")
+            page.fill("#reviewer", "Finder")
+            page.fill("#token", TOKEN)
+            page.click("button[type=submit]")
+            page.goto(f"{server.url}/admin/?view=search")
+            page.fill("#search-q", "felt")
+            page.click("#search-form button[type=submit]")
+            page.wait_for_selector("body[data-search-results='1']")
+            page.click('button[data-path="shop/hats.png"]')
+            page.wait_for_selector("body[data-source-open='shop/hats.png']")
+            facts = page.inner_text("#source-facts")
+            assert "Colourful felt hats" in facts and "photo" in facts
+            # the thumbnail comes through the page's CSP and the session cookie
+            page.wait_for_function("document.getElementById('source-thumb').naturalWidth > 0")
+            assert page.evaluate("document.getElementById('source-thumb').naturalWidth") == 160
+        finally:
+            browser.close()
