@@ -163,6 +163,15 @@ def test_the_search_box_opens_a_source_s_decisions_in_a_browser(
     chromium = Path("/usr/bin/chromium")
     if not chromium.exists():
         pytest.skip(f"no system Chromium at {chromium} (apt-get install chromium)")
+    assert httpx.get(f"{server.url}/img/shop/hats.png?w=64", timeout=60).status_code == 200
+    put = httpx.put(
+        f"{server.url}/admin/api/alt/shop/hats.png",
+        json={"text": "Colourful felt hats on a wall."},
+        headers=AUTH,
+        timeout=60,
+    )
+    assert put.status_code == 200
+    wait_for(lambda: results(server, q="felt photo"), what="the lane's fingerprint")
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(chromium), args=["--no-sandbox"])
         try:
