@@ -212,7 +212,9 @@ def test_a_replaced_file_is_purged_within_20_s_with_no_request(
     temporary.replace(target)
     replaced = time.monotonic()
     arrives(cdn, "shop/shoes/red.png", "source-changed")
-    assert time.monotonic() - replaced < 20
+    took = time.monotonic() - replaced
+    print(f"replaced file purged at the webhook after {took:.2f} s")
+    assert took < 20
     new = wait_for(
         lambda: (job_version(node, "shop/shoes/red.png") or old) != old,
         what="the lane's jobs queued again for the new bytes",
