@@ -240,3 +240,42 @@ def test_a_changed_etag_at_an_origin_purges_the_source(
     second = httpx.get(url, timeout=60)
     assert second.status_code == 200 and second.content != first.content
     arrives(cdn, "far/pic.png", "source-changed")
+
+
+def test_a_purge_made_while_the_cdn_is_down_arrives_after_a_restart(
+    data_root: Path, tmp_path: Path
+) -> None:
+    """The CDN is down when the decision is made and the node stops before it comes back:
+    the outbox in the store keeps the purge, and the restarted node sends it."""
+    down = FakeCdn()
+    root, data = tmp_path / "root", tmp_path / "data"
+    root.mkdir()
+    shutil.copy(data_root / "kodak" / "kodim06.png", root / "late.png")
+    env = {
+        **FAST_LANE,
+        "LOUPE_CDN_WEBHOOK_URL": down.url,
+        "LOUPE_CDN_POLL_S": "0.05",
+        "LOUPE_CDN_BACKOFF_S": "0.1",
+        "LOUPE_CDN_MAX_BACKOFF_S": "0.2",
+    }
+    args = ("--admin-token", TOKEN)
+    try:
+        down.down = True
+        first = LoupeServer(root, data, env=env, args=args)
+        try:
+            purged = httpx.post(f"{first.url}/admin/api/purge/late.png", headers=AUTH, timeout=10)
+            assert purged.status_code == 200
+            wait_for(lambda: first.metric("loupe_cdn_purges_pending") == 1, what="pending")
+            time.sleep(0.3)  # a few failed sends
+        finally:
+            first.stop()
+        assert down.seen() == []
+        down.down = False
+        second = LoupeServer(root, data, env=env, args=args)
+        try:
+            tag = tag_for("loupe", "late.png")
+            wait_for(lambda: tag in down.tags(), timeout=10, what="the purge after the restart")
+        finally:
+            second.stop()
+    finally:
+        down.close()
