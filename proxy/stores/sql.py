@@ -322,7 +322,8 @@ class SqlStore(ABC):
 
     def _queue_purge(self, tx: Tx, prefix: str, reason: str) -> None:
         """Coalesced per prefix (one tag): a purge already waiting takes the new reason and a
-        new ``seq`` (so one being sent now goes again); a dead one comes back to life."""
+        new ``seq`` (so one being sent now goes again); one waiting only for its repeat is
+        due at once, and a dead one comes back to life."""
         now = time.time()
         tx.run(
             "INSERT INTO purge_outbox (prefix, reason, seq, status, attempts, first_queued, "
@@ -333,8 +334,8 @@ class SqlStore(ABC):
             "ELSE purge_outbox.attempts END, "
             "first_queued = CASE WHEN purge_outbox.status = 'dead' THEN excluded.first_queued "
             "ELSE purge_outbox.first_queued END, "
-            "next_at = CASE WHEN purge_outbox.status = 'dead' THEN excluded.next_at "
-            "ELSE purge_outbox.next_at END",
+            "next_at = CASE WHEN purge_outbox.status = 'dead' OR purge_outbox.repeated = 1 "
+            "THEN excluded.next_at ELSE purge_outbox.next_at END",
             (prefix, reason[:200], now, now),
         )
 

@@ -78,3 +78,12 @@ def test_a_sent_purge_is_repeated_once_after_the_delay(store: Store) -> None:
     store.queue_purge("r.jpg", "rule")  # a new decision starts over: two sends again
     [again] = store.claim_purges(10, 30)
     assert not again.repeated
+
+
+def test_a_new_decision_does_not_wait_for_the_previous_purge_s_repeat(store: Store) -> None:
+    store.queue_purge("n.jpg", "purge")
+    [first] = store.claim_purges(10, 30)
+    store.purges_sent([first], repeat_after_s=60)
+    store.queue_purge("n.jpg", "review")
+    [due] = store.claim_purges(10, 30)
+    assert due.reason == "review" and not due.repeated
