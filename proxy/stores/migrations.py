@@ -252,10 +252,10 @@ MIGRATIONS: tuple[Migration, ...] = (
         CREATE INDEX search_docs_folder ON search_docs (folder);
         """,
         dialects=(
-            (
+            (  # accents kept, case folded: as PostgreSQL's "simple" configuration does
                 "sqlite",
                 "CREATE VIRTUAL TABLE search_fts USING fts5("
-                "alt, terms, tokenize = 'unicode61 remove_diacritics 2')",
+                "alt, terms, tokenize = 'unicode61 remove_diacritics 0')",
             ),
             (
                 "postgresql",

@@ -118,3 +118,10 @@ def test_what_was_written_before_the_index_is_indexed_by_its_migration(
         assert hit.path == "old/owl.jpg" and hit.content_class == "art"
     finally:
         upgraded.close()
+
+
+def test_both_backends_fold_case_and_keep_accents_alike(store: Store) -> None:
+    store.put_alt(AltText(SourcePath("menu.jpg"), "Crème brûlée at the CAFÉ.", "user"))
+    assert paths(store.search("café")) == ["menu.jpg"]
+    assert paths(store.search("CRÈME Brû")) == ["menu.jpg"]
+    assert store.search("creme") == []  # accents are kept, on both backends
