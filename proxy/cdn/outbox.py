@@ -55,6 +55,9 @@ class PurgeSender:
         try:
             for adapter in self.adapters:
                 await adapter.purge(batch)
+        except asyncio.CancelledError:  # shutting down mid-send: due again at once, not
+            await asyncio.shield(asyncio.to_thread(self.store.release_purges, items))
+            raise  # after the lease (a restarted node would wait for it)
         except PurgeFailed as exc:
             dead = await asyncio.to_thread(
                 self.store.purges_failed, items, str(exc), self.retry_in, self.config.dead_after_s

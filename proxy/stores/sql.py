@@ -389,6 +389,15 @@ class SqlStore(ABC):
                         (now, item.prefix),
                     )
 
+    def release_purges(self, items: Sequence[PurgeItem]) -> None:
+        """Give claimed purges back unsent (a sender stopping), due at once."""
+        with self.transaction() as tx:
+            for item in items:
+                tx.run(
+                    "UPDATE purge_outbox SET next_at = ? WHERE prefix = ? AND status = 'pending'",
+                    (time.time(), item.prefix),
+                )
+
     def purges_failed(
         self,
         items: Sequence[PurgeItem],

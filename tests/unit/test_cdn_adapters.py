@@ -203,3 +203,30 @@ def test_the_webhook_gets_each_purge_twice_the_second_after_the_delay(
     assert [call.json()["tags"] for call in fake.seen()] == [[tag_for("loupe", "twice.jpg")]] * 2
     send_all(db, config)
     assert len(fake.seen()) == 2
+
+
+def test_a_sender_stopped_mid_send_gives_its_purges_back_at_once(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    queue(db, "slow.jpg")
+    store = open_store(f"sqlite:///{db}")
+
+    class Hanging:
+        name = "hanging"
+
+        async def purge(self, batch: object) -> None:
+            await asyncio.sleep(60)  # a CDN that never answers
+
+    async def run() -> None:
+        sender = PurgeSender(store, CdnConfig(), adapters=[Hanging()])
+        task = asyncio.create_task(sender.send_once())
+        await asyncio.sleep(0.2)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await sender.aclose()
+
+    try:
+        asyncio.run(run())
+        assert [item.prefix for item in store.claim_purges(10, 30)] == ["slow.jpg"]  # not leased
+    finally:
+        store.close()
