@@ -191,5 +191,9 @@ def test_the_search_box_opens_a_source_s_decisions_in_a_browser(
             # the thumbnail comes through the page's CSP and the session cookie
             page.wait_for_function("document.getElementById('source-thumb').naturalWidth > 0")
             assert page.evaluate("document.getElementById('source-thumb').naturalWidth") == 160
+            page.goto(f"{server.url}/admin/?view=metrics")  # the purge outbox, as tiles
+            page.wait_for_selector("body[data-metrics-loaded=true]")
+            assert "CDN purges pending" in page.inner_text("#purges-pending")
+            assert page.inner_text("#purges-failed strong") == "0"
         finally:
             browser.close()
