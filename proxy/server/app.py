@@ -328,13 +328,16 @@ def create_app(config: Config) -> Starlette:
         cache tier on every node dropped, and the lane's work done again for new bytes."""
         for path, identity in changes:
             reason = "source-deleted" if identity is None else "source-changed"
-            await asyncio.to_thread(store.bump_generation, path, reason)
-            await purge(path)
-            known = await asyncio.to_thread(store.job, "fingerprint", path)
-            if identity is not None and known is not None:
-                await asyncio.to_thread(
-                    lane.enqueue_source, path, {"reason": reason}, version=identity
-                )
+            try:
+                await asyncio.to_thread(store.bump_generation, path, reason)
+                await purge(path)
+                known = await asyncio.to_thread(store.job, "fingerprint", path)
+                if identity is not None and known is not None:
+                    await asyncio.to_thread(
+                        lane.enqueue_source, path, {"reason": reason}, version=identity
+                    )
+            except Exception:  # one source's failure (the store down) must not stop the rest
+                log.exception("acting on the changed source %s failed", path)
 
     origin_changes: set[asyncio.Task[None]] = set()
 
@@ -383,8 +386,9 @@ def create_app(config: Config) -> Starlette:
             yield
         finally:
             watching.set()
-            if watch is not None:
-                await watch
+            if watch is not None:  # a first scan of a huge root must not hold the shutdown
+                with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                    await asyncio.wait_for(watch, timeout=2.0)
             await lane.stop()
             if shared is not None:
                 await shared.aclose()
