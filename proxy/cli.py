@@ -122,6 +122,17 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--store", help="sqlite:///path or postgresql://...")
     export.add_argument("--out", type=Path, help="file to write (default: stdout)")
     export.add_argument("--since", type=float, default=0.0, help="unix time of the oldest")
+    search = commands.add_parser(
+        "search", help="search sources by alt text, path, class, faces, moderation, duplicates"
+    )
+    search.add_argument("query", nargs="?", default="", help="words, each a prefix; all match")
+    search.add_argument("--class", dest="content_class", help="photo, diagram, screenshot, art")
+    search.add_argument("--folder", help="only sources below this folder")
+    search.add_argument("--limit", type=int, default=20, help="at most this many (1-100)")
+    search.add_argument("--json", action="store_true", help="one JSON document, as the API")
+    search.add_argument("--config", type=Path)
+    search.add_argument("--data-dir", type=Path)
+    search.add_argument("--store", help="sqlite:///path or postgresql://...")
     sign = commands.add_parser("sign", help="sign an image URL (path and query)")
     sign.add_argument("url", help="e.g. /img/shop/shoe.jpg?w=600 or a full http(s) URL")
     sign.add_argument("--key", help="signing key (default: the config's first key)")
@@ -147,7 +158,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "models" and args.models_dir is not None:
         return _models_check(args.models_dir)  # no configuration needed
     try:
-        if args.command in ("serve", "worker", "ingest", "feedback"):
+        if args.command in ("serve", "worker", "ingest", "feedback", "search"):
             config = load_config(file=args.config, overrides=_serve_overrides(args))
         else:
             config = load_config(file=args.config)
@@ -182,6 +193,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     if args.command == "feedback":
         return _feedback_export(config, args.out, args.since)
+    if args.command == "search":
+        return _search(config, args)
     return _serve(config)
 
 
@@ -224,6 +237,53 @@ def _feedback_export(config: Config, out: Path | None, since: float) -> int:
     finally:
         store.close()
     print(f"loupe: exported {count} decisions", file=sys.stderr)
+    return 0
+
+
+def _search(config: Config, args: argparse.Namespace) -> int:
+    """``loupe search QUERY``: the admin search, straight from the store."""
+    from proxy.detectors.content import LABELS
+    from proxy.errors import LoupeError
+    from proxy.rules import normalise_prefix
+    from proxy.server.admin import hit_json
+    from proxy.stores import open_store
+
+    if args.content_class is not None and args.content_class not in LABELS:
+        print(f"loupe: --class must be one of {', '.join(LABELS)}", file=sys.stderr)
+        return 2
+    if not 1 <= args.limit <= 100:
+        print("loupe: --limit must be 1-100", file=sys.stderr)
+        return 2
+    try:
+        folder = normalise_prefix(args.folder or "") or None
+        store = open_store(config.store_url())
+    except LoupeError as exc:  # a bad folder, an unreachable store
+        print(f"loupe: {exc.detail}", file=sys.stderr)
+        return 1
+    try:
+        hits = store.search(
+            args.query, content_class=args.content_class, folder=folder, limit=args.limit
+        )
+    finally:
+        store.close()
+    if args.json:
+        print(json.dumps({"q": args.query, "results": [hit_json(hit) for hit in hits]}, indent=2))
+        return 0
+    for hit in hits:
+        facts = ", ".join(
+            part
+            for part in (
+                hit.content_class or "",
+                f"{hit.faces} faces" if hit.faces else "",
+                hit.moderation if hit.moderation not in ("clear", "unscanned") else "",
+                hit.dup_group or "",
+            )
+            if part
+        )
+        print(f"{hit.score:8.3f}  {hit.path}  [{facts}]")
+        if hit.alt:
+            print(f"          {hit.alt}")
+    print(f"loupe: {len(hits)} sources", file=sys.stderr)
     return 0
 
 

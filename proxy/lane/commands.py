@@ -51,6 +51,8 @@ class _Runtime(contextlib.AbstractAsyncContextManager["_Runtime"]):
         )
 
     async def __aexit__(self, *exc: object) -> None:
+        if self.lane.purges is not None:
+            await self.lane.purges.aclose()
         await self.vlm.aclose()
         await self.source.aclose()
         self.analyzer.close()
@@ -71,7 +73,10 @@ def worker(config: Config, concurrency: int) -> int:
                 for _ in range(max(1, concurrency))
             ]
             log.info("%d workers on %s", len(workers), runtime.store.url)
-            await asyncio.gather(*(w.run(stop) for w in workers))
+            purges = runtime.lane.purges
+            await asyncio.gather(
+                *(w.run(stop) for w in workers), *([purges.run(stop)] if purges else [])
+            )
 
     try:
         asyncio.run(main())

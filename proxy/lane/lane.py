@@ -14,6 +14,7 @@ from cachetools import LRUCache
 
 from proxy.alt.client import VlmClient
 from proxy.analysis.analyzer import Analyzer
+from proxy.cdn.outbox import PurgeSender
 from proxy.config import Config
 from proxy.detectors.nsfw import NsfwDetector
 from proxy.lane.reading import SourceBytes
@@ -75,16 +76,24 @@ def assemble(
         )
     sources = SourceBytes(source, config.limits.max_source_bytes, config.sources.root)
     handlers = build_handlers(config, store, sources, analyzer, vlm, moderator, fingerprint_of)
-    return Lane(config, store, handlers), moderator, vlm
+    return Lane(config, store, handlers, PurgeSender(store, config.cdn)), moderator, vlm
 
 
 class Lane:
-    """Queues a new source's jobs once, and runs in-process workers when configured."""
+    """Queues a new source's jobs once, and runs in-process workers (and the CDN purge
+    sender beside them) when configured."""
 
-    def __init__(self, config: Config, store: Store, handlers: Mapping[str, Handler]) -> None:
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        handlers: Mapping[str, Handler],
+        purges: PurgeSender | None = None,
+    ) -> None:
         self.config = config
         self.store = store
         self.handlers = handlers
+        self.purges = purges
         self._queued: LRUCache[str, bool] = LRUCache(maxsize=65_536)
         self._lock = threading.Lock()
         self._stop = asyncio.Event()
@@ -127,6 +136,9 @@ class Lane:
         for n in range(self.config.lane.workers if workers is None else workers):
             worker = Worker(self.store, self.handlers, self.config.lane)
             self._tasks.append(asyncio.create_task(worker.run(self._stop), name=f"lane-{n}"))
+        if self._tasks and self.purges is not None:
+            task = asyncio.create_task(self.purges.run(self._stop), name="lane-purges")
+            self._tasks.append(task)
 
     async def stop(self) -> None:
         self._stop.set()
@@ -135,3 +147,5 @@ class Lane:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        if self.purges is not None:
+            await self.purges.aclose()

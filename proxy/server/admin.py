@@ -15,10 +15,11 @@ from starlette.routing import Route
 
 from proxy.cropping.evidence import ranked_crops as crops
 from proxy.cropping.overrides import fits_source, parse_aspect, rect_from_json
+from proxy.detectors.content import LABELS as CONTENT_CLASSES
 from proxy.errors import BadParameter, SourceNotFound
 from proxy.feedback.metrics import collaboration
 from proxy.params import dimension, split_query
-from proxy.rules import RULES, normalise_prefix
+from proxy.rules import RULES, covers, normalise_prefix
 from proxy.server.auth import AdminAuth
 from proxy.server.bodies import JsonDepth, NestingTooDeep, read_capped
 from proxy.server.images import request_source_path
@@ -34,11 +35,15 @@ from proxy.stores.base import (
     Override,
     ReviewItem,
     ReviewNotFound,
+    SearchHit,
 )
+from proxy.urls import encode_component
 
 MAX_BODY = 64 * 1024
 MAX_JSON_DEPTH = 16  # the deepest body the API takes is 3 levels
 MAX_ID = 2**63 - 1  # both stores keep ids as signed 64-bit integers
+MAX_QUERY = 200
+THUMBNAIL = "w=160&h=160&fit=crop&fm=webp"
 Purge = Callable[[SourcePath], Awaitable[int]]
 
 
@@ -107,6 +112,25 @@ def review_json(item: ReviewItem) -> dict[str, Any]:
     return asdict(item)
 
 
+def source_url(prefix: str, path: str) -> str:
+    return prefix + "/".join(encode_component(part) for part in path.split("/"))
+
+
+def hit_json(hit: SearchHit) -> dict[str, Any]:
+    return {
+        "path": hit.path,
+        "score": hit.score,
+        "alt": {"text": hit.alt, "status": hit.alt_status},
+        "class": hit.content_class,
+        "faces": hit.faces,
+        "moderation": hit.moderation,
+        "duplicate_group": hit.dup_group,
+        # the admin preview: unsigned and shown even while moderation holds the image
+        "thumbnail": source_url("/admin/api/preview/", hit.path) + "?" + THUMBNAIL,
+        "decisions": source_url("/admin/api/decisions/", hit.path),
+    }
+
+
 class AdminApi:
     def __init__(
         self,
@@ -137,6 +161,8 @@ class AdminApi:
             Route("/admin/api/metrics", self.metrics, methods=["GET"]),
             Route("/admin/api/openapi.json", openapi_json, methods=["GET"]),  # public
             Route("/admin/api/rules", self.rules, methods=["GET", "PUT", "DELETE"]),
+            Route("/admin/api/search", self.search, methods=["GET"]),
+            Route("/admin/api/decisions/{path:path}", self.source_decisions, methods=["GET"]),
         ]
 
     async def _store(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -327,6 +353,59 @@ class AdminApi:
         self.rules_changed()  # rules rewrite requests before the cache key: no purge needed
         return JSONResponse({"prefix": prefix, "rule": rule, "reason": reason.strip()})
 
+    async def search(self, request: Request) -> Response:
+        """Sources by alt text, path, class, faces, moderation and duplicate group."""
+        await self.auth.require(request)
+        params = request.query_params
+        query = params.get("q", "")
+        if len(query) > MAX_QUERY:
+            raise BadParameter(f"q must be at most {MAX_QUERY} characters")
+        content_class = params.get("class") or None
+        if content_class is not None and content_class not in CONTENT_CLASSES:
+            raise BadParameter(f"class must be one of {', '.join(CONTENT_CLASSES)}")
+        folder = normalise_prefix(params.get("folder", "")) or None
+        try:
+            limit = int(params.get("limit", "20"))
+        except ValueError:
+            raise BadParameter("limit must be an integer") from None
+        if not 1 <= limit <= 100:
+            raise BadParameter("limit must be 1-100")
+        hits = await self._store(
+            self.store.search, query, content_class=content_class, folder=folder, limit=limit
+        )
+        return JSONResponse({"q": query, "results": [hit_json(hit) for hit in hits]})
+
+    async def source_decisions(self, request: Request) -> Response:
+        """Everything decided about one source: what the search box opens."""
+        await self.auth.require(request)
+        path = request_source_path(request)
+        overrides = await self._store(self.store.overrides, path)
+        alt = await self._store(self.store.alt, path)
+        rules = await self._store(self.store.rules)
+        reviews = await self._store(self.store.reviews, status=None, path=path, limit=200)
+        source = await self._store(self.store.source, path)
+        if source is None and alt is None and not overrides and not reviews:
+            raise SourceNotFound(f"the store knows nothing of {path}")
+        return JSONResponse(
+            {
+                "path": path,
+                "generation": await self._store(self.store.generation, path),
+                "moderation": source.moderation_status if source else "unscanned",
+                "class": source.content_class if source else None,
+                "faces": source.faces if source else None,
+                "duplicate_group": source.dup_group if source else None,
+                "alt": alt_json(alt),
+                "overrides": [_override_json(o) for o in overrides],
+                "rules": [
+                    {"prefix": p, "rule": r, "reviewer": who, "reason": why, "created": at}
+                    for p, r, who, why, at in rules
+                    if covers(p, path)
+                ],
+                "reviews": [review_json(item) for item in reviews],
+                "thumbnail": source_url("/admin/api/preview/", path) + "?" + THUMBNAIL,
+            }
+        )
+
     async def metrics(self, request: Request) -> Response:
         await self.auth.require(request)
         outcomes = await self._store(self.store.outcomes)
@@ -334,4 +413,16 @@ class AdminApi:
         counts = await self._store(self.store.review_counts)
         body = collaboration(outcomes, feedback, counts.get("pending", {}))
         body["jobs"] = await self._store(self.store.job_counts)
+        purges: dict[str, Any] = await self._store(self.store.purge_counts)
+        purges["failed"] = [
+            {
+                "path": item.prefix,
+                "reason": item.reason,
+                "attempts": item.attempts,
+                "error": item.last_error,
+                "queued": item.first_queued,
+            }
+            for item in await self._store(self.store.purges, "dead", 20)
+        ]
+        body["purges"] = purges
         return JSONResponse(body)

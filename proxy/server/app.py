@@ -26,6 +26,7 @@ from proxy.cache.nodelock import NodeLocks
 from proxy.cache.nodepurge import PurgeJournal
 from proxy.cache.results import ResultCache
 from proxy.cache.shared import SharedKV, SharedTier
+from proxy.cdn.metrics import PurgeCollector
 from proxy.config import Config
 from proxy.detectors.base import OnnxComponent, available_providers
 from proxy.errors import LoupeError
@@ -66,6 +67,7 @@ from proxy.sources.http import HttpSource, OriginPolicy
 from proxy.sources.local import LocalSource
 from proxy.sources.paths import SourcePath, canonical_path
 from proxy.sources.router import SourceRouter
+from proxy.sources.watch import Change, SourceWatcher
 from proxy.stores import open_store
 
 log = logging.getLogger(__name__)
@@ -362,7 +364,43 @@ def create_app(config: Config, worker: WorkerInfo | None = None) -> Starlette:
             dropped += await shared.purge(path)
         return dropped
 
+    async def sources_changed(changes: list[Change]) -> None:
+        """A source's bytes were replaced or deleted (noticed by the watcher, or by an
+        origin's revalidation): a new generation and a CDN purge (one transaction), every
+        cache tier on every node dropped, and the lane's work done again for new bytes."""
+        for path, identity in changes:
+            reason = "source-deleted" if identity is None else "source-changed"
+            try:
+                await asyncio.to_thread(store.bump_generation, path, reason)
+                await purge(path)
+                known = await asyncio.to_thread(store.job, "fingerprint", path)
+                if identity is not None and known is not None:
+                    await asyncio.to_thread(
+                        lane.enqueue_source, path, {"reason": reason}, version=identity
+                    )
+            except Exception:  # one source's failure (the store down) must not stop the rest
+                log.exception("acting on the changed source %s failed", path)
+
+    origin_changes: set[asyncio.Task[None]] = set()
+
+    def origin_changed(path: SourcePath, identity: str | None) -> None:
+        task = asyncio.create_task(sources_changed([(path, identity)]))
+        origin_changes.add(task)
+        task.add_done_callback(origin_changes.discard)
+
+    for origin in source.origins.values():
+        if isinstance(origin, HttpSource):
+            origin.on_change = origin_changed
+    watcher = SourceWatcher(
+        config.sources.root,
+        sources_changed,
+        notify=config.sources.watch,
+        rescan_s=config.sources.rescan_s,
+    )
+    watching = asyncio.Event()
+
     telemetry.add_collector(CollaborationCollector(store))
+    telemetry.add_collector(PurgeCollector(store))
 
     async def preview(request: Request) -> Response:
         await admin.auth.require(request)
@@ -384,9 +422,18 @@ def create_app(config: Config, worker: WorkerInfo | None = None) -> Starlette:
         lane.start(0 if worker is not None and worker.index > 0 else None)
         if shared is not None:
             shared.listen(purge_message)
+        watch = None
+        # one watcher per node: every worker would bump and purge the same change again
+        first_worker = worker is None or worker.index == 0
+        if first_worker and (config.sources.watch or config.sources.rescan_s > 0):
+            watch = asyncio.create_task(watcher.run(watching), name="loupe-source-watch")
         try:
             yield
         finally:
+            watching.set()
+            if watch is not None:  # a first scan of a huge root must not hold the shutdown
+                with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                    await asyncio.wait_for(watch, timeout=2.0)
             await lane.stop()
             if shared is not None:
                 await shared.aclose()

@@ -15,6 +15,7 @@ from proxy.cache.nodelock import NodeLocks
 from proxy.cache.results import CachedImage, ResultCache, cache_key, strong_etag
 from proxy.cache.shared import SharedTier
 from proxy.cache.singleflight import SingleFlight
+from proxy.cdn.tags import tag_headers, tags_for
 from proxy.config import CacheConfig, Config
 from proxy.moderation import Moderator
 from proxy.negotiate import AcceptClass, parse_accept
@@ -388,9 +389,24 @@ class ImageService:
         if reviewing or stale:  # never let a shared cache keep what only reviewers may see,
             freshness = "private, no-store"  # nor a render a decision overtook
         response = self._respond(request, item, state, params, timings, freshness)
+        response.headers.update(self._cdn_headers(path, freshness, expires))
         if rules:
             response.headers["X-Loupe-Rules"] = ", ".join(sorted(rules))
         return response
+
+    def _cdn_headers(self, path: SourcePath, freshness: str, expires: int | None) -> dict[str, str]:
+        """Tags for purges by source, folder or deployment; once purges reach the CDN, it may
+        keep a public answer long (``Surrogate-Control``, which browsers never see): every
+        decision that changes the bytes purges it there."""
+        cdn = self.config.cdn
+        headers = tag_headers(tags_for(cdn.deployment, path))
+        # Only answers meant to last: one kept short (under review, provisional, expiring)
+        # must stay short at the edge too.
+        full = f"max-age={self.config.cache.max_age_s}"
+        lasting = freshness.startswith("public") and full in freshness.split(", ")
+        if cdn.purges and lasting and expires is None:
+            headers["Surrogate-Control"] = f"max-age={cdn.surrogate_max_age_s}"
+        return headers
 
     async def _lookup(
         self, wanted: Wanted, started: float

@@ -15,6 +15,7 @@ from typing import Any, get_args
 from starlette.requests import Request
 from starlette.responses import Response
 
+from proxy.detectors.content import LABELS as CONTENT_CLASSES
 from proxy.params import MAX_DIMENSION, Context
 from proxy.rules import RULES
 from proxy.stores.base import COMPONENTS, AltStatus, ReviewStatus
@@ -263,6 +264,45 @@ SCHEMAS: dict[str, Schema] = {
         }
     ),
     "ReviewList": _closed({"items": {"type": "array", "items": _ref("ReviewItem")}}),
+    "SearchHit": _closed(
+        {
+            "path": {"type": "string"},
+            "score": {"type": "number", "description": "relevance; higher first (0: no query)"},
+            "alt": _closed(
+                {
+                    "text": {"type": "string", "description": "drafts included (admins)"},
+                    "status": {"enum": ["empty", "draft", "machine", "reviewed", "user"]},
+                }
+            ),
+            "class": {"enum": [*CONTENT_CLASSES, None]},
+            "faces": {"type": ["integer", "null"], "minimum": 0},
+            "moderation": {"type": "string"},
+            "duplicate_group": {
+                "type": ["string", "null"],
+                "description": "near-duplicates share it; searchable as a word",
+            },
+            "thumbnail": {"type": "string", "description": "an admin preview URL"},
+            "decisions": {"type": "string", "description": "GET it for the source's decisions"},
+        }
+    ),
+    "SearchResults": _closed(
+        {"q": {"type": "string"}, "results": {"type": "array", "items": _ref("SearchHit")}}
+    ),
+    "SourceDecisions": _closed(
+        {
+            "path": {"type": "string"},
+            "generation": {"type": "integer", "minimum": 0, "description": "in its cache keys"},
+            "moderation": {"type": "string"},
+            "class": {"enum": [*CONTENT_CLASSES, None]},
+            "faces": {"type": ["integer", "null"], "minimum": 0},
+            "duplicate_group": {"type": ["string", "null"]},
+            "alt": _ref("Alt"),
+            "overrides": {"type": "array", "items": _ref("Override")},
+            "rules": {"type": "array", "items": _ref("Rule"), "description": "covering it"},
+            "reviews": {"type": "array", "items": _ref("ReviewItem")},
+            "thumbnail": {"type": "string"},
+        }
+    ),
     "Purged": _closed(
         {
             "path": {"type": "string"},
@@ -298,6 +338,30 @@ SCHEMAS: dict[str, Schema] = {
                 "description": "background jobs by status (queued, running, done, dead)",
                 "additionalProperties": {"type": "integer", "minimum": 0},
             },
+            "purges": _closed(
+                {
+                    "pending": {"type": "integer", "minimum": 0},
+                    "dead": {
+                        "type": "integer",
+                        "minimum": 0,
+                        "description": "dead-lettered after cdn.dead_after_s of failures",
+                    },
+                    "oldest_pending_s": {"type": "number", "minimum": 0},
+                    "failed": {
+                        "type": "array",
+                        "description": "the oldest dead-lettered purges",
+                        "items": _closed(
+                            {
+                                "path": {"type": "string", "description": "source or folder"},
+                                "reason": {"type": "string"},
+                                "attempts": {"type": "integer", "minimum": 0},
+                                "error": {"type": ["string", "null"]},
+                                "queued": {"type": "number", "description": "Unix time"},
+                            }
+                        ),
+                    },
+                }
+            ),
         }
     ),
     "Rule": _closed(
@@ -617,8 +681,41 @@ PATHS: dict[str, Schema] = {
     "/admin/api/purge/{path}": {
         "post": _operation(
             "purgeSource",
-            "drop every cached variant of a source on this node",
+            "drop every cached variant of a source, on every node and at the CDN",
             {"200": _ok("how many variants were dropped", _ref("Purged"))}
+            | _errors(*PATH_ERRORS, 404),
+            parameters=[SOURCE],
+        ),
+    },
+    "/admin/api/search": {
+        "get": _operation(
+            "searchSources",
+            "sources by alt text, path, folder, class, faces, moderation and duplicate group",
+            {"200": _ok("ranked, best first", _ref("SearchResults"))} | _errors(400, 414),
+            parameters=[
+                _query(
+                    "q",
+                    {"type": "string", "maxLength": 200},
+                    "words, each matched as a prefix; all must match; empty: the newest",
+                ),
+                _query("class", {"enum": list(CONTENT_CLASSES)}, "only this content class"),
+                _query("folder", {"type": "string"}, "only sources below this folder"),
+                _query(
+                    "limit", {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}, ""
+                ),
+            ],
+        ),
+    },
+    "/admin/api/decisions/{path}": {
+        "get": _operation(
+            "getSourceDecisions",
+            "everything decided about one source (what the search box opens)",
+            {
+                "200": _ok(
+                    "its generation, alt text, overrides, rules and reviews",
+                    _ref("SourceDecisions"),
+                )
+            }
             | _errors(*PATH_ERRORS, 404),
             parameters=[SOURCE],
         ),
@@ -648,7 +745,7 @@ PATHS: dict[str, Schema] = {
             parameters=[REVIEWER],
             body="RuleRequest",
             description="Takes effect on the next request: rules rewrite the request before "
-            "the cache key, so nothing is purged.",
+            "the cache key; the folder's tag is purged at the CDN.",
         ),
         "delete": _operation(
             "deleteRule",

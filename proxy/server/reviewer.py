@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from proxy.detectors.content import LABELS as CONTENT_CLASSES
 from proxy.rules import RULES
 from proxy.server.auth import SESSION_COOKIE, SESSION_SECONDS, AdminAuth
 from proxy.server.bodies import BodyTooLarge, read_capped
@@ -110,7 +111,7 @@ class ReviewerPage:
         if component not in FILTERS:
             component = "all"
         view = request.query_params.get("view", "queue")
-        if view not in ("queue", "metrics", "rules"):
+        if view not in ("queue", "metrics", "rules", "search"):
             view = "queue"
         body = self._shell(reviewer, self.auth.csrf_for(session), component, view)
         return HTMLResponse(body, headers=PAGE_HEADERS)
@@ -210,11 +211,12 @@ class ReviewerPage:
             + tab("Queue", queue_href, view == "queue")
             + tab("Metrics", "/admin/?view=metrics", view == "metrics")
             + tab("Rules", "/admin/?view=rules", view == "rules")
+            + tab("Search", "/admin/?view=search", view == "search")
             + '</nav><form method="post" action="/admin/logout" class="who">'
             f'<span>Signed in as <strong id="reviewer-name">{_e(reviewer)}</strong></span>'
             '<button type="submit" class="quiet">Sign out</button></form></header>'
         )
-        views = {"metrics": self._metrics, "rules": self._rules}
+        views = {"metrics": self._metrics, "rules": self._rules, "search": self._search}
         main = views[view]() if view in views else self._queue(component)
         return self._head("Loupe review", csrf) + f"<body>{header}{main}</body></html>"
 
@@ -280,6 +282,34 @@ class ReviewerPage:
             '<section class="chart"><h2>Seconds per review</h2>'
             '<p class="hint" id="trend-hint"></p><div id="trend"></div></section>'
             "</main>"
+        )
+
+    @staticmethod
+    def _search() -> str:
+        """A search box over the lane's findings; a result opens the source's decisions."""
+        classes = "".join(
+            f'<option value="{_e(name)}">{_e(name)}</option>' for name in CONTENT_CLASSES
+        )
+        return (
+            '<main id="search" class="metrics">'
+            '<section class="chart"><h2>Search sources</h2>'
+            '<form id="search-form" class="rule-form" role="search">'
+            '<div class="field"><label for="search-q">Words <span class="hint">(alt text, '
+            "path, class, faces, moderation state, duplicate group)</span></label>"
+            '<input id="search-q" type="search" maxlength="200" autocomplete="off"></div>'
+            '<div class="field"><label for="search-class">Class</label>'
+            f'<select id="search-class"><option value="">any</option>{classes}</select></div>'
+            '<div class="field"><label for="search-folder">Folder</label>'
+            '<input id="search-folder" maxlength="1024" autocomplete="off"></div>'
+            '<button type="submit">Search</button></form>'
+            '<p id="search-status" class="message" role="status"></p>'
+            '<ol id="search-results" class="search-results"></ol></section>'
+            '<section class="chart" id="source-decisions" hidden><h2 id="source-title"></h2>'
+            '<img id="source-thumb" alt="" width="160" height="160">'
+            '<dl id="source-facts" class="ai"></dl>'
+            '<h3>Reviews</h3><div class="table-wrap"><table id="source-reviews"><thead><tr>'
+            "<th>component</th><th>status</th><th>decision</th><th>decided</th></tr></thead>"
+            "<tbody></tbody></table></div></section></main>"
         )
 
     @staticmethod

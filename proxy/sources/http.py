@@ -100,6 +100,9 @@ class HttpSource:
         # Bodies fetched by locate(), for the reads that follow it: every variant rendered
         # from one download, not one download per variant.
         self._bodies: LRUCache[str, bytes] = LRUCache(maxsize=BODY_CACHE_BYTES, getsizeof=len)
+        # Told when a revalidation finds other bytes (or none) than this node knew:
+        # ``(NAME/path, new identity or None)``; the app purges everywhere.
+        self.on_change: Callable[[SourcePath, str | None], None] | None = None
 
     def url_for(self, path: SourcePath) -> str:
         """The base URL with ``path`` below it, or ``BadPath``: never anything else."""
@@ -245,14 +248,26 @@ class HttpSource:
         now = time.monotonic()
         if known and now - known.checked_at < self.policy.revalidate_after_s:
             return SourceRef(path, known.identity, known.size)
-        response, body = await self._download(url, known.validator if known else {})
+        try:
+            response, body = await self._download(url, known.validator if known else {})
+        except SourceNotFound:
+            if known is not None:  # it was there: gone now
+                self._known.pop(url, None)
+                self._changed(path, None)
+            raise
         if response.status_code == 304 and known:
             known.checked_at = now
             return SourceRef(path, known.identity, known.size)
         identity = content_identity(body)
         self._known[url] = _Known(identity, self._validator(response), len(body), now)
         self._keep(url, identity, body)
+        if known is not None and known.identity != identity:  # a new ETag, other bytes
+            self._changed(path, identity)
         return SourceRef(path, identity, len(body))
+
+    def _changed(self, path: SourcePath, identity: str | None) -> None:
+        if self.on_change is not None:
+            self.on_change(SourcePath(f"{self.name}/{path}"), identity)
 
     def blocking_reader(self, ref: SourceRef, max_bytes: int) -> Callable[[], bytes] | None:
         """Bytes fetched by ``locate`` are handed over as they are; others need the loop."""

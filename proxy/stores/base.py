@@ -51,6 +51,8 @@ class SourceRecord:
     moderation_score: float | None = None
     first_seen: float = 0.0
     last_seen: float = 0.0
+    faces: int | None = None  # how many faces the analysis found
+    dup_group: str | None = None  # its near-duplicates' group (set with the phash)
 
 
 @dataclass(frozen=True)
@@ -142,3 +144,31 @@ class Job:
     run_after: float
     last_error: str | None = None
     worker: str | None = None
+
+
+@dataclass(frozen=True)
+class PurgeItem:
+    """A purge waiting in the outbox: ``prefix`` is a source or folder (``""``: all), and
+    ``seq`` tells a purge sent from one queued again meanwhile."""
+
+    prefix: str
+    reason: str
+    seq: int
+    attempts: int
+    first_queued: float
+    last_error: str | None = None
+    repeated: bool = False  # this is the follow-up send (cdn.repeat_after_s)
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """A source the search index found, with what it was found by."""
+
+    path: SourcePath
+    score: float
+    alt: str
+    alt_status: str
+    content_class: str | None
+    faces: int | None
+    moderation: str
+    dup_group: str | None

@@ -2,7 +2,8 @@
 ``schema_migrations``. Never edit a released migration: add the next one.
 
 The SQL is shared by SQLite and PostgreSQL; ``{pk}`` is the one spelling that differs.
-Booleans are INTEGER 0/1 and JSON is TEXT on both, so rows read back identically.
+Booleans are INTEGER 0/1 and JSON is TEXT on both, so rows read back identically. What only
+one backend has (full-text search: FTS5, tsvector) goes in ``dialects``, run after ``sql``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,10 @@ class Migration:
     version: int
     name: str
     sql: str
+    dialects: tuple[tuple[str, str], ...] = ()  # (backend, its own SQL)
+
+    def for_dialect(self, dialect: str) -> str:
+        return self.sql + ";\n" + dict(self.dialects).get(dialect, "")
 
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -204,6 +209,65 @@ MIGRATIONS: tuple[Migration, ...] = (
         );
         CREATE INDEX admin_sessions_expires ON admin_sessions (expires);
         """,
+    ),
+    Migration(
+        8,
+        "the CDN purge outbox: one row per prefix (tag), written with the decision",
+        """
+        CREATE TABLE purge_outbox (
+            prefix TEXT PRIMARY KEY,
+            reason TEXT NOT NULL,
+            seq BIGINT NOT NULL,
+            status TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            first_queued DOUBLE PRECISION NOT NULL,
+            next_at DOUBLE PRECISION NOT NULL,
+            last_error TEXT,
+            repeated INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE INDEX purge_outbox_ready ON purge_outbox (status, next_at);
+        """,
+    ),
+    Migration(
+        9,
+        "the search index over what the lane wrote (alt text, path, class, faces, "
+        "moderation, duplicate group)",
+        """
+        ALTER TABLE sources ADD COLUMN faces INTEGER;
+        ALTER TABLE sources ADD COLUMN dup_group TEXT;
+        CREATE TABLE search_docs (
+            id {pk},
+            path TEXT NOT NULL UNIQUE,
+            folder TEXT NOT NULL,
+            alt TEXT NOT NULL,
+            alt_status TEXT NOT NULL,
+            terms TEXT NOT NULL,
+            content_class TEXT,
+            faces INTEGER,
+            moderation TEXT NOT NULL,
+            dup_group TEXT,
+            updated DOUBLE PRECISION NOT NULL
+        );
+        CREATE INDEX search_docs_class ON search_docs (content_class);
+        CREATE INDEX search_docs_folder ON search_docs (folder);
+        """,
+        dialects=(
+            (  # accents kept, case folded: as PostgreSQL's "simple" configuration does
+                "sqlite",
+                "CREATE VIRTUAL TABLE search_fts USING fts5("
+                "alt, terms, tokenize = 'unicode61 remove_diacritics 0')",
+            ),
+            (
+                "postgresql",
+                """
+                ALTER TABLE search_docs ADD COLUMN doc tsvector GENERATED ALWAYS AS (
+                    setweight(to_tsvector('simple'::regconfig, alt), 'A')
+                    || setweight(to_tsvector('simple'::regconfig, terms), 'B')
+                ) STORED;
+                CREATE INDEX search_docs_doc ON search_docs USING GIN (doc)
+                """,
+            ),
+        ),
     ),
 )
 

@@ -17,6 +17,7 @@ from proxy.stores.base import StoreError
 from proxy.stores.sql import Row, SqlStore, Tx, checked_params
 
 MIGRATION_LOCK = 0x4C6F757065  # "Loupe"
+SEARCH_LOCK = 0x4C53  # the namespace of the search documents' locks (with a path's hash)
 
 
 class _Tx:
@@ -30,6 +31,7 @@ class _Tx:
 
 class PostgresStore(SqlStore):
     pk = "BIGSERIAL PRIMARY KEY"
+    dialect = "postgresql"
 
     def __init__(self, url: str, *, max_connections: int = 8) -> None:
         self._url = url
@@ -65,6 +67,23 @@ class PostgresStore(SqlStore):
 
     def _row_lock(self) -> str:
         return " FOR UPDATE"
+
+    def _skip_locked(self) -> str:
+        return " FOR UPDATE SKIP LOCKED"
+
+    def _lock_document(self, tx: Tx, path: str) -> None:
+        # Under READ COMMITTED a concurrent writer's document could be built from rows read
+        # before this one committed, and overwrite it: take turns per path, then read.
+        tx.run("SELECT pg_advisory_xact_lock(?, hashtext(?))", (SEARCH_LOCK, path))
+
+    def _match_sql(self, columns: str, where: str, tokens: list[str]) -> tuple[str, list[Any]]:
+        query = " & ".join(f"{token}:*" for token in tokens)  # words only: nothing to escape
+        sql = (
+            f"SELECT {columns}, ts_rank(d.doc, to_tsquery('simple', ?)) AS score "
+            f"FROM search_docs d WHERE d.doc @@ to_tsquery('simple', ?) AND {where} "
+            "ORDER BY score DESC, d.path LIMIT ?"
+        )
+        return sql, [query, query]
 
     def close(self) -> None:
         self.pool.close()

@@ -4,7 +4,9 @@ every query, so both behave the same and one test suite covers both."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
@@ -19,16 +21,33 @@ from proxy.stores.base import (
     Feedback,
     Job,
     Override,
+    PurgeItem,
     QAResult,
     ReviewConflict,
     ReviewItem,
     ReviewNotFound,
+    SearchHit,
     SourceRecord,
 )
 from proxy.stores.migrations import MIGRATIONS, statements
 
 Row = tuple[Any, ...]
 DUPLICATE_CHUNKS = 8  # 8 x 8 bits: exact-chunk lookups find every hash within distance 7
+SEARCH_MIGRATION = 9
+DUPLICATE_GROUP_DISTANCE = 6  # bits: near-duplicates share a group (qa.duplicate_distance)
+_WORD = re.compile(r"[^\W_]+")
+
+
+def words(text: str) -> list[str]:
+    """Lower-case letters-and-digits runs: how paths, classes and queries are split for
+    both backends' indexes alike (no operator of either query language survives)."""
+    return _WORD.findall(text.lower())
+
+
+def _group_name(path: str) -> str:
+    return "dup" + hashlib.sha256(path.encode()).hexdigest()[:10]
+
+
 ALT_RANK = {"user": 4, "reviewed": 3, "machine": 2, "draft": 1, "empty": 0}
 
 
@@ -62,6 +81,7 @@ def _signed64(value: int) -> int:
 
 class SqlStore(ABC):
     pk: str  # the primary-key column spelling for migrations
+    dialect: str  # "sqlite" or "postgresql": which of a migration's own statements run
 
     @abstractmethod
     def transaction(self, *, write: bool = True) -> AbstractContextManager[Tx]:
@@ -94,13 +114,17 @@ class SqlStore(ABC):
             for migration in MIGRATIONS:
                 if migration.version in done:
                     continue
-                for statement in statements(migration.sql, pk=self.pk):
+                for statement in statements(migration.for_dialect(self.dialect), pk=self.pk):
                     tx.run(statement)
                 tx.run(
                     "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
                     (migration.version, migration.name, time.time()),
                 )
                 applied.append(migration.version)
+            if SEARCH_MIGRATION in applied:  # index what was written before the index
+                known = tx.run("SELECT path FROM sources UNION SELECT path FROM alt_texts")
+                for (path,) in known:
+                    self._index(tx, SourcePath(path))
         return applied
 
     def _lock_migrations(self, tx: Tx) -> None:  # noqa: B027 - optional hook
@@ -115,7 +139,7 @@ class SqlStore(ABC):
 
     _SOURCE_COLUMNS = (
         "path, phash, width, height, format, bytes, content_class, content_confidence, "
-        "moderation_status, moderation_score, first_seen, last_seen"
+        "moderation_status, moderation_score, first_seen, last_seen, faces, dup_group"
     )
 
     def record_source(self, record: SourceRecord) -> tuple[SourceRecord, bool]:
@@ -126,7 +150,8 @@ class SqlStore(ABC):
             before = tx.run("SELECT phash FROM sources WHERE path = ?", (record.path,))
             tx.run(
                 "INSERT INTO sources (path, phash, width, height, format, bytes, content_class, "
-                "content_confidence, first_seen, last_seen) VALUES (?,?,?,?,?,?,?,?,?,?) "
+                "content_confidence, faces, first_seen, last_seen) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?) "
                 "ON CONFLICT (path) DO UPDATE SET "
                 "phash = COALESCE(excluded.phash, sources.phash), "
                 "width = COALESCE(excluded.width, sources.width), "
@@ -135,7 +160,8 @@ class SqlStore(ABC):
                 "bytes = COALESCE(excluded.bytes, sources.bytes), "
                 "content_class = COALESCE(excluded.content_class, sources.content_class), "
                 "content_confidence = COALESCE(excluded.content_confidence, "
-                "sources.content_confidence), last_seen = excluded.last_seen",
+                "sources.content_confidence), faces = COALESCE(excluded.faces, sources.faces), "
+                "last_seen = excluded.last_seen",
                 (
                     record.path,
                     record.phash,
@@ -145,12 +171,15 @@ class SqlStore(ABC):
                     record.bytes,
                     record.content_class,
                     record.content_confidence,
+                    record.faces,
                     now,
                     now,
                 ),
             )
             if record.phash and (not before or before[0][0] != record.phash):
                 self._index_phash(tx, record.path, record.phash)
+                self._group_duplicates(tx, record.path, record.phash)
+            self._index(tx, record.path)
             row = tx.run(
                 f"SELECT {self._SOURCE_COLUMNS} FROM sources WHERE path = ?", (record.path,)
             )
@@ -184,6 +213,8 @@ class SqlStore(ABC):
             moderation_score=row[9],
             first_seen=row[10],
             last_seen=row[11],
+            faces=row[12],
+            dup_group=row[13],
         )
 
     def set_moderation(self, path: SourcePath, status: str, score: float | None) -> None:
@@ -192,6 +223,7 @@ class SqlStore(ABC):
                 "UPDATE sources SET moderation_status = ?, moderation_score = ? WHERE path = ?",
                 (status, score, path),
             )
+            self._index(tx, path)
 
     # -- moderation verdicts: they belong to the bytes (a SHA-256 digest), not the path ----
 
@@ -222,6 +254,7 @@ class SqlStore(ABC):
                 "moderation_score = excluded.moderation_score, last_seen = excluded.last_seen",
                 (path, now, now, identity, digest, status, score),
             )
+            self._index(tx, path)
         return None if status == "unscanned" else str(status)
 
     def moderation_of_digest(self, digest: str) -> str | None:
@@ -250,6 +283,8 @@ class SqlStore(ABC):
         )
         if not stored:  # a human already judged these bytes
             return []
+        judged = "SELECT path, moderation_status FROM sources WHERE content_digest = ?"
+        before: dict[str, str] = {row[0]: row[1] for row in tx.run(judged, (digest,))}
         rows = tx.run(
             "UPDATE sources SET moderation_status = ?, moderation_score = ? "
             "WHERE content_digest = ? RETURNING path",
@@ -257,23 +292,178 @@ class SqlStore(ABC):
         )
         paths = [SourcePath(row[0]) for row in rows]
         for path in paths:
-            self._bump(tx, path)
+            # The CDN holds nothing of bytes never judged (unscanned is never served), nor
+            # anything new when the verdict stays the same.
+            was = before.get(path)
+            changed = was not in (None, "unscanned") and was != stored[0][0]
+            self._bump(tx, path, "moderation", purge=changed)
+            self._index(tx, path)
         return paths
 
     # -- decision generations: part of every cache key ---------------------------------
 
-    def _bump(self, tx: Tx, prefix: str) -> None:
+    def _bump(self, tx: Tx, prefix: str, reason: str = "decision", *, purge: bool = True) -> None:
         """A decision changed what is served for ``prefix`` (a source, or a folder and all
-        below it; ``""`` is every source)."""
+        below it; ``""`` is every source): a new generation for the cache keys, and a CDN
+        purge in the outbox, in the decision's own transaction, so neither can be lost."""
         tx.run(
             "INSERT INTO generations (prefix, n) VALUES (?, 1) "
             "ON CONFLICT (prefix) DO UPDATE SET n = generations.n + 1",
             (prefix,),
         )
+        if purge:
+            self._queue_purge(tx, prefix, reason)
 
-    def bump_generation(self, prefix: str) -> None:
+    def bump_generation(self, prefix: str, reason: str = "purge") -> None:
         with self.transaction() as tx:
-            self._bump(tx, prefix)
+            self._bump(tx, prefix, reason)
+
+    # -- the CDN purge outbox ---------------------------------------------------------------
+
+    def _queue_purge(self, tx: Tx, prefix: str, reason: str) -> None:
+        """Coalesced per prefix (one tag): a purge already waiting takes the new reason and a
+        new ``seq`` (so one being sent now goes again); one waiting only for its repeat is
+        due at once, and a dead one comes back to life."""
+        now = time.time()
+        tx.run(
+            "INSERT INTO purge_outbox (prefix, reason, seq, status, attempts, first_queued, "
+            "next_at) VALUES (?, ?, 1, 'pending', 0, ?, ?) ON CONFLICT (prefix) DO UPDATE SET "
+            "reason = excluded.reason, seq = purge_outbox.seq + 1, status = 'pending', "
+            "repeated = 0, "
+            "attempts = CASE WHEN purge_outbox.status = 'dead' THEN 0 "
+            "ELSE purge_outbox.attempts END, "
+            "first_queued = CASE WHEN purge_outbox.status = 'dead' THEN excluded.first_queued "
+            "ELSE purge_outbox.first_queued END, "
+            "next_at = CASE WHEN purge_outbox.status = 'dead' OR purge_outbox.repeated = 1 "
+            "THEN excluded.next_at ELSE purge_outbox.next_at END",
+            (prefix, reason[:200], now, now),
+        )
+
+    def queue_purge(self, prefix: str, reason: str) -> None:
+        """A CDN purge alone (the caches' keys already changed some other way)."""
+        with self.transaction() as tx:
+            self._queue_purge(tx, prefix, reason)
+
+    _PURGE_COLUMNS = "prefix, reason, seq, attempts, first_queued, last_error, repeated"
+
+    def claim_purges(self, limit: int, lease_s: float) -> list[PurgeItem]:
+        """Take up to ``limit`` due purges for ``lease_s``: a sender that dies gives them
+        back when the lease ends; two senders never take the same one."""
+        now = time.time()
+        with self.transaction() as tx:
+            rows = tx.run(
+                f"SELECT {self._PURGE_COLUMNS} FROM purge_outbox "
+                "WHERE status = 'pending' AND next_at <= ? ORDER BY next_at, prefix LIMIT ?"
+                + self._skip_locked(),
+                (now, limit),
+            )
+            for row in rows:
+                tx.run(
+                    "UPDATE purge_outbox SET next_at = ? WHERE prefix = ?", (now + lease_s, row[0])
+                )
+        return [self._purge(row) for row in rows]
+
+    def purges_sent(self, items: Sequence[PurgeItem], repeat_after_s: float = 0.0) -> None:
+        """Done with these, after one repeat ``repeat_after_s`` later when that is set: an
+        edge request already in flight at the first purge (or answered by a node within its
+        2 s memo) can store the old answer after it. One queued again while it was sent
+        stays, due at once."""
+        now = time.time()
+        with self.transaction() as tx:
+            for item in items:
+                if repeat_after_s > 0 and not item.repeated:
+                    kept = tx.run(
+                        "UPDATE purge_outbox SET repeated = 1, next_at = ?, attempts = 0 "
+                        "WHERE prefix = ? AND seq = ? RETURNING prefix",
+                        (now + repeat_after_s, item.prefix, item.seq),
+                    )
+                else:
+                    kept = tx.run(
+                        "DELETE FROM purge_outbox WHERE prefix = ? AND seq = ? RETURNING prefix",
+                        (item.prefix, item.seq),
+                    )
+                if not kept:
+                    tx.run(
+                        "UPDATE purge_outbox SET next_at = ?, attempts = 0 "
+                        "WHERE prefix = ? AND status = 'pending'",
+                        (now, item.prefix),
+                    )
+
+    def release_purges(self, items: Sequence[PurgeItem]) -> None:
+        """Give claimed purges back unsent (a sender stopping), due at once."""
+        with self.transaction() as tx:
+            for item in items:
+                tx.run(
+                    "UPDATE purge_outbox SET next_at = ? WHERE prefix = ? AND status = 'pending'",
+                    (time.time(), item.prefix),
+                )
+
+    def purges_failed(
+        self,
+        items: Sequence[PurgeItem],
+        error: str,
+        retry_in: Callable[[int], float],
+        dead_after_s: float,
+    ) -> int:
+        """Back to the outbox after ``retry_in(attempts)``; dead-lettered once the purge has
+        waited ``dead_after_s``. Returns how many were dead-lettered."""
+        now = time.time()
+        dead = 0
+        with self.transaction() as tx:
+            for item in items:
+                attempts = item.attempts + 1
+                expired = now - item.first_queued >= dead_after_s
+                dead += expired
+                tx.run(
+                    "UPDATE purge_outbox SET attempts = ?, last_error = ?, next_at = ?, "
+                    "status = ? WHERE prefix = ? AND status = 'pending'",
+                    (
+                        attempts,
+                        error[:2000],
+                        now + retry_in(attempts),
+                        "dead" if expired else "pending",
+                        item.prefix,
+                    ),
+                )
+        return dead
+
+    def purge_counts(self) -> dict[str, float]:
+        """``pending`` and ``dead`` purges, and how long the oldest pending one has waited."""
+        with self.transaction(write=False) as tx:
+            rows = tx.run(
+                "SELECT status, COUNT(*), MIN(first_queued) FROM purge_outbox GROUP BY status"
+            )
+        found: dict[str, float] = {"pending": 0, "dead": 0, "oldest_pending_s": 0.0}
+        for status, n, oldest in rows:
+            found[str(status)] = int(n)
+            if status == "pending" and oldest is not None:
+                found["oldest_pending_s"] = round(max(0.0, time.time() - float(oldest)), 3)
+        return found
+
+    def purges(self, status: str = "dead", limit: int = 50) -> list[PurgeItem]:
+        with self.transaction(write=False) as tx:
+            rows = tx.run(
+                f"SELECT {self._PURGE_COLUMNS} FROM purge_outbox WHERE status = ? "
+                "ORDER BY first_queued LIMIT ?",
+                (status, limit),
+            )
+        return [self._purge(row) for row in rows]
+
+    @staticmethod
+    def _purge(row: Row) -> PurgeItem:
+        return PurgeItem(
+            prefix=row[0],
+            reason=row[1],
+            seq=int(row[2]),
+            attempts=int(row[3]),
+            first_queued=float(row[4]),
+            last_error=row[5],
+            repeated=bool(row[6]),
+        )
+
+    def _skip_locked(self) -> str:
+        """Row locks for claims where the backend has them (SQLite's writer lock suffices)."""
+        return ""
 
     def generation(self, path: SourcePath) -> int:
         """The sum of the counters of ``path`` and every folder above it: it grows with
@@ -330,6 +520,132 @@ class SqlStore(ABC):
         ]
         return sorted((hit for hit in found if hit[1] <= max_distance), key=lambda h: (h[1], h[0]))
 
+    # -- duplicate groups and the search index -------------------------------------------
+
+    def _group_duplicates(self, tx: Tx, path: SourcePath, phash: str) -> None:
+        """Join the group of the oldest near-duplicate (within ``DUPLICATE_GROUP_DISTANCE``
+        bits), or start one: a group is named after its first member."""
+        wanted = parse_phash(phash)
+        parts = chunks(wanted, DUPLICATE_CHUNKS)
+        where = " OR ".join("(c.chunk = ? AND c.value = ?)" for _ in parts)
+        params: list[Any] = []
+        for number, value in enumerate(parts):
+            params += [number, _signed64(value)]
+        rows = tx.run(
+            "SELECT DISTINCT s.path, s.phash, s.first_seen, s.dup_group FROM phash_chunks c "
+            f"JOIN sources s ON s.path = c.path WHERE ({where}) AND s.path <> ?",
+            [*params, path],
+        )
+        near = sorted(
+            (row[2], row[0], row[3])
+            for row in rows
+            if row[1] and hamming(wanted, parse_phash(row[1])) <= DUPLICATE_GROUP_DISTANCE
+        )
+        group = (near[0][2] or _group_name(near[0][1])) if near else _group_name(path)
+        tx.run("UPDATE sources SET dup_group = ? WHERE path = ?", (group, path))
+
+    def _index(self, tx: Tx, path: SourcePath) -> None:
+        """Rewrite ``path``'s search document from what the store knows now, inside the
+        transaction that changed it: the index never lags the data."""
+        self._lock_document(tx, path)
+        source = tx.run(
+            "SELECT content_class, faces, moderation_status, dup_group FROM sources WHERE path = ?",
+            (path,),
+        )
+        alt = tx.run("SELECT text, status FROM alt_texts WHERE path = ?", (path,))
+        content_class, faces, moderation, group = source[0] if source else (None, None, "", None)
+        text, alt_status = alt[0] if alt else ("", "empty")
+        folder = path.rpartition("/")[0]
+        terms = " ".join(
+            [
+                *words(path),
+                *(words(content_class) if content_class else []),
+                *(["faces"] if faces else []),
+                *(["moderation", moderation] if moderation else []),
+                *([group] if group else []),
+            ]
+        )
+        rows = tx.run(
+            "INSERT INTO search_docs (path, folder, alt, alt_status, terms, content_class, "
+            "faces, moderation, dup_group, updated) VALUES (?,?,?,?,?,?,?,?,?,?) "
+            "ON CONFLICT (path) DO UPDATE SET folder = excluded.folder, alt = excluded.alt, "
+            "alt_status = excluded.alt_status, terms = excluded.terms, "
+            "content_class = excluded.content_class, faces = excluded.faces, "
+            "moderation = excluded.moderation, dup_group = excluded.dup_group, "
+            "updated = excluded.updated RETURNING id",
+            (
+                path,
+                folder,
+                text,
+                alt_status,
+                terms,
+                content_class,
+                faces,
+                moderation or "unscanned",
+                group,
+                time.time(),
+            ),
+        )
+        self._index_text(tx, int(rows[0][0]), text, terms)
+
+    def _lock_document(self, tx: Tx, path: str) -> None:  # noqa: B027
+        """Serialise rewrites of one document until commit, so each reads what the one
+        before it wrote (SQLite's writer lock already does)."""
+
+    def _index_text(self, tx: Tx, doc: int, alt: str, terms: str) -> None:  # noqa: B027
+        """The backend's own full-text index, where it is not derived from ``search_docs``
+        (PostgreSQL's tsvector is a generated column)."""
+
+    def search(
+        self,
+        query: str,
+        *,
+        content_class: str | None = None,
+        folder: str | None = None,
+        limit: int = 20,
+    ) -> list[SearchHit]:
+        """Sources ranked by relevance to ``query`` (every word must match, as a prefix:
+        alt text weighs more than path, class, faces, moderation and duplicate group);
+        an empty query lists the newest, filtered."""
+        tokens = words(query)[:16]
+        where, params = ["1 = 1"], []
+        if content_class:
+            where.append("d.content_class = ?")
+            params.append(content_class)
+        if folder:
+            where.append("(d.folder = ? OR d.folder LIKE ? ESCAPE '!')")
+            escaped = folder.replace("!", "!!").replace("%", "!%").replace("_", "!_")
+            params += [folder, escaped + "/%"]
+        columns = "d.path, d.alt, d.alt_status, d.content_class, d.faces, d.moderation, d.dup_group"
+        with self.transaction(write=False) as tx:
+            if tokens:
+                sql, first = self._match_sql(columns, " AND ".join(where), tokens)
+                rows = tx.run(sql, [*first, *params, limit])
+            else:
+                rows = tx.run(
+                    f"SELECT {columns}, 0.0 FROM search_docs d WHERE {' AND '.join(where)} "
+                    "ORDER BY d.updated DESC, d.path LIMIT ?",
+                    [*params, limit],
+                )
+        return [
+            SearchHit(
+                path=SourcePath(r[0]),
+                alt=r[1],
+                alt_status=r[2],
+                content_class=r[3],
+                faces=r[4],
+                moderation=r[5],
+                dup_group=r[6],
+                score=round(float(r[7]), 6),
+            )
+            for r in rows
+        ]
+
+    @abstractmethod
+    def _match_sql(self, columns: str, where: str, tokens: list[str]) -> tuple[str, list[Any]]:
+        """A ranked full-text query: its SQL (with ``where`` and a final ``LIMIT ?``) and the
+        parameters that come before ``where``'s."""
+
     # -- overrides ------------------------------------------------------------------------
 
     def put_override(self, override: Override) -> Override:
@@ -372,7 +688,7 @@ class SqlStore(ABC):
                     (path, aspect),
                 )
             if rows:
-                self._bump(tx, path)
+                self._bump(tx, path, "override")
         return len(rows)
 
     # -- exception rules ------------------------------------------------------------------
@@ -385,7 +701,7 @@ class SqlStore(ABC):
                 "reason = excluded.reason, created = excluded.created",
                 (prefix, rule, reviewer, reason, time.time()),
             )
-            self._bump(tx, prefix)
+            self._bump(tx, prefix, "rule")
 
     def rules(self) -> list[tuple[str, str, str, str, float]]:
         """Every rule: (prefix, rule, reviewer, reason, created). Few; read whole."""
@@ -401,7 +717,7 @@ class SqlStore(ABC):
                 "DELETE FROM rules WHERE prefix = ? AND rule = ? RETURNING rule", (prefix, rule)
             )
             if rows:
-                self._bump(tx, prefix)
+                self._bump(tx, prefix, "rule")
         return bool(rows)
 
     # -- reviewers' sessions --------------------------------------------------------------
@@ -457,6 +773,7 @@ class SqlStore(ABC):
                 alt.updated,
             ),
         )
+        self._index(tx, alt.path)
 
     def put_machine_alt(self, alt: AltText) -> bool:
         """Store a model's text unless a human already wrote or reviewed one (their word
@@ -644,7 +961,7 @@ class SqlStore(ABC):
                 override.created or time.time(),
             ),
         )
-        self._bump(tx, override.path)
+        self._bump(tx, override.path, "review" if override.by == "human" else "override")
 
     def apply_alt(self, tx: Tx, alt: AltText) -> None:
         self._put_alt(tx, AltText(**{**alt.__dict__, "updated": time.time()}))
@@ -652,7 +969,8 @@ class SqlStore(ABC):
     def apply_moderation(self, tx: Tx, path: SourcePath, status: str) -> None:
         """A verdict on whatever ``path`` holds (an item that names no digest)."""
         tx.run("UPDATE sources SET moderation_status = ? WHERE path = ?", (status, path))
-        self._bump(tx, path)
+        self._bump(tx, path, "moderation")
+        self._index(tx, path)
 
     # -- feedback -------------------------------------------------------------------------
 

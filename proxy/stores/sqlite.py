@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from proxy.stores.base import StoreError
-from proxy.stores.sql import Row, SqlStore, checked_params
+from proxy.stores.sql import Row, SqlStore, Tx, checked_params
 
 BUSY_TIMEOUT_MS = 10_000
 
@@ -31,6 +31,7 @@ class _Tx:
 
 class SqliteStore(SqlStore):
     pk = "INTEGER PRIMARY KEY AUTOINCREMENT"
+    dialect = "sqlite"
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -89,6 +90,19 @@ class SqliteStore(SqlStore):
             "SELECT id FROM jobs WHERE (status = 'queued' AND run_after <= ?) "
             "OR (status = 'running' AND lease_until < ?) ORDER BY run_after, id LIMIT 1"
         )
+
+    def _index_text(self, tx: Tx, doc: int, alt: str, terms: str) -> None:
+        tx.run("DELETE FROM search_fts WHERE rowid = ?", (doc,))
+        tx.run("INSERT INTO search_fts (rowid, alt, terms) VALUES (?, ?, ?)", (doc, alt, terms))
+
+    def _match_sql(self, columns: str, where: str, tokens: list[str]) -> tuple[str, list[Any]]:
+        match = " ".join(f'"{token}"*' for token in tokens)  # words only: nothing to escape
+        sql = (
+            f"SELECT {columns}, -bm25(search_fts, 4.0, 1.0) AS score FROM search_fts "
+            f"JOIN search_docs d ON d.id = search_fts.rowid WHERE search_fts MATCH ? "
+            f"AND {where} ORDER BY score DESC, d.path LIMIT ?"
+        )
+        return sql, [match]
 
     def close(self) -> None:
         with self._lock:

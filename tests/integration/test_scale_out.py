@@ -236,3 +236,21 @@ def test_a_node_keeps_serving_when_redis_is_down(data_root: Path, tmp_path: Path
         assert after.headers["x-loupe-cache"] == "miss"
     finally:
         node.stop()
+
+
+def test_a_replaced_file_leaves_the_shared_tier_with_no_request(
+    cluster: tuple[LoupeServer, LoupeServer, str], data_root: Path
+) -> None:
+    a, b, _ = cluster
+    name = f"changing-{uuid.uuid4().hex[:6]}.png"
+    target = a.root / name
+    shutil.copy(data_root / "kodak" / "kodim06.png", target)
+    time.sleep(0.5)  # the watchers see a new file (only remembered)
+    assert httpx.get(f"{b.url}/img/{name}?w=90&fm=jpeg", timeout=60).status_code == 200
+    client = redis.Redis.from_url(REDIS_URL)
+    tagged = lambda: [key for key in client.scan_iter(f"loupe-test-*:tag:{name}")]  # noqa: E731
+    wait_for(tagged, timeout=5, what="the shared entry")
+    temporary = target.with_name("." + name)
+    shutil.copy(data_root / "kodak" / "kodim07.png", temporary)
+    temporary.replace(target)
+    wait_for(lambda: not tagged(), timeout=20, what="the shared tier to drop the old bytes")

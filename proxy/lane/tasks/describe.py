@@ -74,7 +74,15 @@ class DescribeTask:
                 }
                 await asyncio.to_thread(self.store.open_review, path, KIND, path, changed)
             return  # a human has spoken
-        if await self._reuse(path, phash):
+        if (
+            job.payload.get("reason") == "source-changed"
+            and current is not None
+            and current.phash == phash
+        ):
+            return  # new bytes, the same picture (re-saved, re-compressed): its words stand
+        # No VLM: no model call to save, so no waiting on another worker's claim (it
+        # leaves an empty text and never releases it: 35 s lost per duplicate).
+        if await self._reuse(path, phash, wait=self.client.enabled):
             return
         if not self.client.enabled:
             await self._leave_empty(path, phash, None, VlmDisabled("no VLM URL is configured"))
@@ -113,7 +121,7 @@ class DescribeTask:
             }
             await asyncio.to_thread(self.store.open_review, path, KIND, path, payload)
 
-    async def _reuse(self, path: SourcePath, phash: str) -> bool:
+    async def _reuse(self, path: SourcePath, phash: str, *, wait: bool = True) -> bool:
         """Take the text the same picture has under another path; while another worker is
         describing it, wait for that text rather than paying for a second model call."""
         deadline = time.monotonic() + self.claim_s
@@ -123,6 +131,8 @@ class DescribeTask:
                 reused = replace(known, path=path, phash=phash, reused_from=known.path)
                 await asyncio.to_thread(self.store.put_machine_alt, reused)
                 return True
+            if not wait:
+                return False
             claimed = await asyncio.to_thread(self.store.claim_phash, phash, path, self.claim_s)
             if claimed or time.monotonic() > deadline:
                 return False

@@ -45,4 +45,5 @@ class FingerprintTask:
             bytes=len(blob),
             content_class=analysis.content[0] if analysis.content else None,
             content_confidence=round(analysis.content[1], 4) if analysis.content else None,
+            faces=len(analysis.faces),
         )

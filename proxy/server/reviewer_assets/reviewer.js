@@ -645,6 +645,15 @@
       tile(percent(data.post_publication_correction_rate), "corrected after publication"),
       tile(String(data.user_initiated_corrections || 0), "user-initiated corrections"),
     );
+    const purges = data.purges || {};
+    const failed = el("div", { className: "tile", id: "purges-failed" },
+      el("strong", {}, String(purges.dead || 0)), el("span", {}, "CDN purges failed"));
+    if (purges.dead) failed.classList.add("bad");
+    $("tiles").append(
+      el("div", { className: "tile", id: "purges-pending" },
+        el("strong", {}, String(purges.pending || 0)), el("span", {}, "CDN purges pending")),
+      failed,
+    );
     const components = data.components || {};
     $("bars").replaceChildren(bars(components));
     const rows = Object.entries(components).map(([name, c]) =>
@@ -717,10 +726,84 @@
     await load();
   }
 
+  // -- search -------------------------------------------------------------------------------
+
+  async function Search() {
+    const status = $("search-status");
+    const fact = (name, value) => [el("dt", {}, name), el("dd", {}, value)];
+
+    async function open(hit) {
+      let data;
+      try {
+        data = await api(hit.decisions);
+      } catch (error) {
+        status.textContent = error.message;
+        return;
+      }
+      $("source-decisions").hidden = false;
+      $("source-title").textContent = data.path;
+      $("source-thumb").src = data.thumbnail;
+      $("source-thumb").alt = data.alt.text || data.path;
+      const overrides = data.overrides.map((o) => `${o.aspect}: ${o.rect.join(",")} (${o.by})`);
+      const rules = data.rules.map((r) => `${r.rule} on ${r.prefix || "every source"}`);
+      $("source-facts").replaceChildren(
+        ...fact("alt text", `${data.alt.text || data.alt.draft || "(none)"} [${data.alt.status}]`),
+        ...fact("class", data.class || "?"),
+        ...fact("faces", data.faces === null ? "?" : String(data.faces)),
+        ...fact("moderation", data.moderation),
+        ...fact("duplicate group", data.duplicate_group || "none"),
+        ...fact("overrides", overrides.join("; ") || "none"),
+        ...fact("rules", rules.join("; ") || "none"),
+        ...fact("generation", String(data.generation)),
+      );
+      const rows = data.reviews.map((item) =>
+        el(
+          "tr",
+          { "data-review": String(item.id) },
+          el("td", {}, item.component),
+          el("td", {}, item.status),
+          el("td", {}, item.decision ? JSON.stringify(item.decision) : ""),
+          el("td", {}, item.decided ? new Date(item.decided * 1000).toLocaleString() : ""),
+        ),
+      );
+      document.querySelector("#source-reviews tbody").replaceChildren(...rows);
+      document.body.dataset.sourceOpen = data.path;
+    }
+
+    $("search-form").addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const query = new URLSearchParams({ q: $("search-q").value, limit: "50" });
+      if ($("search-class").value) query.set("class", $("search-class").value);
+      if ($("search-folder").value) query.set("folder", $("search-folder").value);
+      let data;
+      try {
+        data = await api(`/admin/api/search?${query}`);
+      } catch (error) {
+        status.textContent = error.message;
+        return;
+      }
+      status.textContent = `${data.results.length} sources`;
+      const items = data.results.map((hit) => {
+        const button = el(
+          "button",
+          { type: "button", className: "quiet", "data-path": hit.path },
+          el("img", { src: hit.thumbnail, alt: "", width: "64", height: "64", loading: "lazy" }),
+          el("strong", {}, hit.path),
+          el("span", {}, hit.alt.text || "(no alt text)"),
+        );
+        button.addEventListener("click", () => open(hit));
+        return el("li", {}, button);
+      });
+      $("search-results").replaceChildren(...items);
+      document.body.dataset.searchResults = String(items.length);
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", () => {
     const queue = $("queue");
     if (queue) Queue(queue);
     if ($("metrics")) Metrics();
     if ($("rules")) Rules();
+    if ($("search")) Search();
   });
 })();
