@@ -115,7 +115,9 @@ class AdminApi:
         meta: MetaService,
         purge: Purge,
         rules_changed: Callable[[], None] = lambda: None,
+        off: frozenset[str] = frozenset(),
     ) -> None:
+        self.off = off  # components with nothing to decide (no VLM: no alt text)
         self.rules_changed = rules_changed
         self.auth = auth
         self.store = store
@@ -332,6 +334,6 @@ class AdminApi:
         outcomes = await self._store(self.store.outcomes)
         feedback = await self._store(self.store.feedback_rows)
         counts = await self._store(self.store.review_counts)
-        body = collaboration(outcomes, feedback, counts.get("pending", {}))
+        body = collaboration(outcomes, feedback, counts.get("pending", {}), self.off)
         body["jobs"] = await self._store(self.store.job_counts)
         return JSONResponse(body)

@@ -332,7 +332,13 @@ def create_app(config: Config) -> Starlette:
         secure_cookies=config.admin.secure_cookies,
         attempts_per_minute=config.admin.login_attempts_per_minute,
     )
-    admin = AdminApi(auth, store, meta, purge, decisions.forget_rules)
+    # Components with nothing to decide: left out of the queue and the auto-accept rate.
+    off = frozenset(
+        name
+        for name, on in (("alt", vlm.enabled), ("moderation", config.moderation.enabled))
+        if not on
+    )
+    admin = AdminApi(auth, store, meta, purge, decisions.forget_rules, off=off)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -377,7 +383,7 @@ def create_app(config: Config) -> Starlette:
             Route("/metrics", ops.metrics, methods=["GET"]),
             *admin.routes(),
             Route("/admin/api/preview/{path:path}", preview, methods=["GET"]),
-            *reviewer_routes(admin.auth),
+            *reviewer_routes(admin.auth, off),
         ],
         exception_handlers={
             LoupeError: on_loupe_error,

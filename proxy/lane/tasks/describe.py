@@ -77,7 +77,9 @@ class DescribeTask:
         if await self._reuse(path, phash):
             return
         if not self.client.enabled:
-            await self._leave_empty(path, phash, None, VlmDisabled("no VLM URL is configured"))
+            # Nothing for a human to decide either: no review item, no tally (alt is "off").
+            empty = AltText(path=path, text="", status="empty", phash=phash)
+            await asyncio.to_thread(self.store.put_machine_alt, empty)
             return
         # EXIF and the sidecar file: parsing and file I/O, kept off the event loop.
         context = await asyncio.to_thread(self._context, path, blob, job)

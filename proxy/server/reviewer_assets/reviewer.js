@@ -10,6 +10,8 @@
   const LIST_LIMIT = 200;
   const IMAGE_WIDTH = 1200;
   const THUMB_WIDTH = 480; // a crop candidate's thumbnail: three side by side, sharp at 2x
+  // A fixed-quality JPEG: no q=auto search (seconds on a cold source) for a reviewer's look.
+  const PREVIEW = { fm: "jpeg", q: "80" };
 
   const $ = (id) => document.getElementById(id);
 
@@ -104,12 +106,23 @@
       empty: $("empty"),
       emptyText: $("empty-text"),
       restart: $("restart"),
+      held: $("held"),
     };
     let current = null;
     let shownAt = 0;
     let waiting = null; // a decision held back until the reviewer gives a reason
     let busy = false;
     let outlines = false; // crops: thumbnails of each candidate, or outlines on the full image
+    // Keys act only on an item the reviewer can see: until the shown item's pictures are in,
+    // keys are held (a hint says so) and replayed on it, text into the field they opened.
+    let ready = false;
+    let readyAt = 0;
+    let askedAt = 0; // when the reviewer last sent a decision (and started waiting)
+    const held = [];
+    let list = []; // the pending items of the last load, oldest first
+    const prefetched = new Map(); // preview URL -> an <img> already loading it
+    const off = new Set((root.dataset.off || "").split(" ").filter(Boolean));
+    const waits = [];
 
     function say(text, tone) {
       ui.message.textContent = text;
@@ -130,8 +143,14 @@
         items = (await api(`/admin/api/review?${query}`)).items;
       } catch (error) {
         say(`Could not load the queue: ${error.message}`, "bad");
+        current = null; // never leave keys to act on an item already decided
+        ui.item.hidden = true;
+        dropHeld();
+        setReady(null);
         return;
       }
+      if (filter === "all") items = items.filter((item) => !off.has(item.component));
+      list = items;
       showCount(items.length);
       const next = items.find((item) => !skipped.has(item.id));
       if (next) {
@@ -139,6 +158,7 @@
         return;
       }
       current = null;
+      setReady(null);
       ui.item.hidden = true;
       ui.empty.hidden = false;
       ui.restart.hidden = items.length === 0;
@@ -153,14 +173,110 @@
       ui.ai.append(el("dt", {}, label), el("dd", {}, value === null ? "n/a" : String(value)));
     }
 
+    function pictureUrl(path) {
+      // The admin preview: unsigned, and shown even while moderation holds the image.
+      const query = new URLSearchParams({ w: String(IMAGE_WIDTH), ...PREVIEW });
+      return `/admin/api/preview/${imagePath(path)}?${query}`;
+    }
+
+    function picture(url) {
+      // The prefetched <img> for url when there is one (its pixels are in), else a new one.
+      const found = prefetched.get(url);
+      prefetched.delete(url);
+      if (found) return found;
+      const img = new Image();
+      img.src = url;
+      return img;
+    }
+
+    function urlsOf(item) {
+      const urls = [pictureUrl(item.path)];
+      if (item.component === "crop") {
+        for (const candidate of ((item.payload || {}).candidates || []).slice(0, 3)) {
+          urls.push(cropUrl(item.path, candidate));
+        }
+      }
+      return urls;
+    }
+
+    function prefetchAfter(item) {
+      // The next item's previews start loading now, so they are in when it is shown.
+      const index = list.findIndex((entry) => entry.id === item.id);
+      const next = list.slice(index + 1).find((entry) => !skipped.has(entry.id));
+      const wanted = next ? urlsOf(next) : [];
+      for (const url of [...prefetched.keys()]) {
+        if (!wanted.includes(url)) prefetched.delete(url);
+      }
+      for (const url of wanted) {
+        if (!prefetched.has(url) && ui.picture.getAttribute("src") !== url) {
+          const img = new Image();
+          img.src = url;
+          prefetched.set(url, img);
+        }
+      }
+    }
+
+    function watchPicture(img) {
+      img.addEventListener("load", () => {
+        if (img === ui.picture) ui.pictureNote.hidden = true;
+      });
+      img.addEventListener("error", () => {
+        if (img !== ui.picture) return;
+        img.hidden = true;
+        ui.pictureNote.hidden = false;
+        ui.pictureNote.textContent = "The image could not be loaded.";
+      });
+    }
+
     function showImage(item) {
       ui.stage.querySelectorAll(".box").forEach((box) => box.remove());
-      ui.pictureNote.hidden = false;
-      ui.pictureNote.textContent = "Loading the image…";
+      const url = pictureUrl(item.path);
+      if (ui.picture.getAttribute("src") !== url) {
+        const img = picture(url);
+        img.id = "picture";
+        watchPicture(img);
+        ui.picture.replaceWith(img);
+        ui.picture = img;
+      }
       ui.picture.hidden = false;
-      // The admin preview: unsigned, and shown even while moderation holds the image.
-      ui.picture.src = `/admin/api/preview/${imagePath(item.path)}?w=${IMAGE_WIDTH}`;
       ui.picture.alt = `The image under review: ${item.path}`;
+      const loaded = ui.picture.complete && ui.picture.naturalWidth > 0;
+      ui.pictureNote.hidden = loaded;
+      ui.pictureNote.textContent = "Loading the image…";
+    }
+
+    function settled(img) {
+      if (img.complete) return Promise.resolve();
+      return new Promise((resolve) => {
+        img.addEventListener("load", resolve, { once: true });
+        img.addEventListener("error", resolve, { once: true });
+      });
+    }
+
+    function setReady(item) {
+      ready = true;
+      readyAt = performance.now();
+      root.dataset.ready = item ? String(item.id) : "";
+      if (item && askedAt) {
+        waits.push(Math.round(readyAt - askedAt) / 1000);
+        root.dataset.waits = waits.join(",");
+      }
+      askedAt = 0;
+      replayHeld();
+    }
+
+    function notReady() {
+      ready = false;
+      root.dataset.ready = "";
+    }
+
+    async function whenSeen(item) {
+      // Ready once every picture the reviewer needs is loaded (or failed, which is shown).
+      await Promise.all([ui.picture, ...ui.crops.querySelectorAll("img")].map(settled));
+      if (current === item && !busy && !ready) {
+        shownAt = performance.now(); // the review's seconds count from when it could be seen
+        setReady(item);
+      }
     }
 
     function sameRect(candidate, served) {
@@ -175,19 +291,17 @@
     function cropUrl(path, candidate) {
       // The preview of exactly the candidate's rect: the crop as it would be served.
       const rect = [candidate.x, candidate.y, candidate.width, candidate.height].join(",");
-      const query = new URLSearchParams({ rect, w: String(THUMB_WIDTH) });
+      const query = new URLSearchParams({ rect, w: String(THUMB_WIDTH), ...PREVIEW });
       return `/admin/api/preview/${imagePath(path)}?${query}`;
     }
 
     function thumbnail(item, candidate, number) {
       const payload = item.payload;
-      const picture = el("img", {
-        src: cropUrl(item.path, candidate),
-        alt: `Candidate ${number}: the crop it would serve`,
-        "data-rect": [candidate.x, candidate.y, candidate.width, candidate.height].join(","),
-      });
+      const shot = picture(cropUrl(item.path, candidate));
+      shot.alt = `Candidate ${number}: the crop it would serve`;
+      shot.dataset.rect = [candidate.x, candidate.y, candidate.width, candidate.height].join(",");
       // CSSOM, not a style attribute: the requested aspect, whatever the rect's rounding
-      if (payload.w && payload.h) picture.style.aspectRatio = `${payload.w} / ${payload.h}`;
+      if (payload.w && payload.h) shot.style.aspectRatio = `${payload.w} / ${payload.h}`;
       const button = el(
         "button",
         {
@@ -197,7 +311,7 @@
           "aria-label": `${number === 1 ? "Accept" : "Use"} candidate ${number}`,
         },
         el("kbd", { className: "key" }, String(number)),
-        picture,
+        shot,
       );
       const served = sameRect(candidate, payload.served) ? " · served" : "";
       const reasons = el("ul", { className: "reasons" });
@@ -285,6 +399,7 @@
     }
 
     function show(item) {
+      notReady();
       current = item;
       waiting = null;
       const payload = item.payload || {};
@@ -348,11 +463,13 @@
         document.activeElement.blur();
       }
       shownAt = performance.now();
+      prefetchAfter(item);
+      whenSeen(item);
     }
 
     function needReason(action, value) {
       waiting = { action, value };
-      say("A reason is required when you override the AI: type it, then Enter.", "bad");
+      say("A reason is required when you override the AI: type it, then Enter to send.", "bad");
       ui.reason.focus();
     }
 
@@ -368,9 +485,13 @@
       if (value !== undefined) body.value = value;
       const item = current;
       busy = true;
+      notReady(); // from here until the next item is seen, keys are held for it
+      askedAt = performance.now();
+      let next = false;
       try {
         await api(`/admin/api/review/${item.id}`, body);
         waiting = null;
+        next = true;
         const done = { accept: "accepted", reject: "rejected", edit: "edited" }[action];
         say(`#${item.id} ${done} (${seconds}s).`, "good");
         root.dataset.lastSeconds = String(seconds);
@@ -379,14 +500,21 @@
       } catch (error) {
         if (error.status === 409 || error.status === 404) {
           say(`#${item.id} was already decided elsewhere.`, "bad");
+          next = true;
           await loadNext();
-        } else if (error.status === 400 && /reason/i.test(error.message)) {
-          needReason(action, value);
         } else {
-          say(`Not saved: ${error.message}`, "bad");
+          dropHeld(); // they were meant for the next item: not for this one again
+          if (error.status === 400 && /reason/i.test(error.message)) {
+            needReason(action, value);
+          } else {
+            say(`Not saved: ${error.message}`, "bad");
+          }
         }
       } finally {
         busy = false;
+        if (!next && current === item) setReady(item);
+        else if (current && current !== item) whenSeen(current);
+        else if (!current) setReady(null);
       }
     }
 
@@ -456,6 +584,8 @@
       if (!current) return;
       skipped.add(current.id);
       say(`Skipped #${current.id}.`, "");
+      notReady();
+      askedAt = performance.now();
       loadNext();
     }
 
@@ -473,23 +603,74 @@
       );
     }
 
-    document.addEventListener("keydown", (event) => {
-      const target = event.target;
-      if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
-        event.preventDefault();
-        if (retryWaiting()) return;
+    function holdable(key) {
+      // What a reviewer types: letters, digits, Enter, Backspace, Esc (not Tab, not Ctrl+R).
+      if (key.alt) return false;
+      if (key.ctrl) return key.key === "Enter";
+      return key.key.length === 1 || ["Enter", "Backspace", "Escape"].includes(key.key);
+    }
+
+    function showHeld() {
+      ui.held.hidden = held.length === 0;
+      ui.held.textContent = held.length
+        ? `Loading the next item: ${held.length} key${held.length > 1 ? "s" : ""} held ` +
+          "for it, applied once it is shown."
+        : "";
+      root.dataset.held = String(held.length);
+    }
+
+    function dropHeld() {
+      if (!held.length) return;
+      held.length = 0;
+      showHeld();
+    }
+
+    function replayHeld() {
+      while (held.length && ready) {
+        const key = held.shift();
+        onKey(key, document.activeElement);
+      }
+      showHeld();
+    }
+
+    function typeInto(field, key) {
+      // A held key replayed into the field it was typed for (the draft or the reason).
+      const start = field.selectionStart;
+      const end = field.selectionEnd;
+      if (key.key === "Backspace") {
+        const from = start === end ? Math.max(0, start - 1) : start;
+        field.setRangeText("", from, end, "end");
+      } else if (key.key === "Enter") {
+        if (field.tagName === "TEXTAREA") field.setRangeText("\n", start, end, "end");
+      } else {
+        field.setRangeText(key.key, start, end, "end");
+      }
+    }
+
+    function onKey(key, target) {
+      // Returns whether the page used the key (the browser must then not).
+      if (key.key === "Enter" && key.ctrl) {
+        if (retryWaiting()) return true;
         if (target === ui.draft || (current && current.component === "alt")) saveEdit();
-        return;
+        return true;
       }
       if (typingIn(target)) {
-        if (event.key === "Escape") target.blur();
-        else if (event.key === "Enter" && target === ui.reason) {
-          event.preventDefault();
-          retryWaiting();
+        if (key.key === "Escape") {
+          target.blur();
+          return true;
         }
-        return;
+        if (key.key === "Enter" && target === ui.reason) {
+          // the prompt and the legend: Enter in the reason sends the decision it waits for
+          if (!retryWaiting()) {
+            target.blur();
+            say("Reason noted: now decide (a, r, 1-3).", "");
+          }
+          return true;
+        }
+        if (key.replay) typeInto(target, key);
+        return false;
       }
-      if (event.ctrlKey || event.metaKey || event.altKey || event.repeat) return;
+      if (key.ctrl || key.alt || key.repeat) return false;
       const handlers = {
         a: () => (current && current.component === "crop" ? pick(1) : accept()),
         r: reject,
@@ -500,11 +681,30 @@
         2: () => pick(2),
         3: () => pick(3),
       };
-      const handler = handlers[event.key.toLowerCase()];
-      if (handler) {
+      const handler = handlers[key.key.toLowerCase()];
+      if (!handler) return false;
+      handler();
+      return true;
+    }
+
+    document.addEventListener("keydown", (event) => {
+      const key = {
+        key: event.key,
+        ctrl: event.ctrlKey || event.metaKey,
+        alt: event.altKey,
+        repeat: event.repeat,
+        replay: false,
+      };
+      if (!ready && holdable(key)) {
+        // The item these keys are for is not on screen yet: hold them for it.
         event.preventDefault();
-        handler();
+        if (!key.repeat) {
+          held.push({ ...key, replay: true });
+          showHeld();
+        }
+        return;
       }
+      if (onKey(key, event.target)) event.preventDefault();
     });
 
     ui.actions.addEventListener("click", (event) => {
@@ -535,15 +735,7 @@
       loadNext();
     });
 
-    ui.picture.addEventListener("load", () => {
-      ui.pictureNote.hidden = true;
-    });
-
-    ui.picture.addEventListener("error", () => {
-      ui.picture.hidden = true;
-      ui.pictureNote.hidden = false;
-      ui.pictureNote.textContent = "The image could not be loaded.";
-    });
+    watchPicture(ui.picture);
 
     loadNext();
   }
@@ -579,6 +771,11 @@
       ];
       values.forEach(([kind, value], k) => {
         const barX = x + k * 36;
+        if (components[name].off) {
+          // nothing to decide (no VLM for alt text): not a 0% of anything
+          if (k === 0) chart.append(svg("text", { x: barX + 4, y: base - 4 }, "off"));
+          return;
+        }
         if (value === null || value === undefined) {
           chart.append(svg("text", { x: barX + 4, y: base - 4 }, "n/a"));
           return;
@@ -641,7 +838,7 @@
     $("tiles").replaceChildren(
       tile(percent(data.auto_accept_rate), "auto-accepted by the AI"),
       tile(seconds.median === null ? "n/a" : `${seconds.median}s`, "median time per review"),
-      tile(String(seconds.count || 0), "timed reviews"),
+      tile(seconds.count ? String(seconds.count) : "n/a", "timed reviews"),
       tile(percent(data.post_publication_correction_rate), "corrected after publication"),
       tile(String(data.user_initiated_corrections || 0), "user-initiated corrections"),
     );
@@ -650,10 +847,10 @@
     const rows = Object.entries(components).map(([name, c]) =>
       el(
         "tr",
-        { "data-component": name },
-        el("td", {}, name),
-        el("td", {}, String(c.auto)),
-        el("td", {}, String(c.sent_to_review)),
+        { "data-component": name, "data-off": String(Boolean(c.off)) },
+        el("td", {}, c.off ? `${name} (off)` : name),
+        el("td", {}, c.off ? "off" : String(c.auto)),
+        el("td", {}, c.off ? "off" : String(c.sent_to_review)),
         el("td", { className: "reviewed" }, String(c.reviewed)),
         el("td", {}, String(c.pending)),
       ),
