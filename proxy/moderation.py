@@ -22,6 +22,7 @@ from cachetools import TTLCache
 
 from proxy.config import ModerationConfig
 from proxy.errors import LoupeError
+from proxy.feedback.costs import CostMeter
 from proxy.sources.paths import SourcePath
 from proxy.stores import Store
 
@@ -54,7 +55,14 @@ def verdict(score: float | None, config: ModerationConfig) -> str:
 
 
 class Moderator:
-    def __init__(self, store: Store, scorer: Scorer | None, config: ModerationConfig) -> None:
+    def __init__(
+        self,
+        store: Store,
+        scorer: Scorer | None,
+        config: ModerationConfig,
+        meter: CostMeter | None = None,
+    ) -> None:
+        self.meter = meter if meter is not None else CostMeter(None)
         self.store = store
         self.scorer = scorer
         self.config = config
@@ -91,6 +99,8 @@ class Moderator:
         status = self.store.bind_content(path, identity, digest)
         if status is None:
             status = self._judge(path, digest, blob)
+        elif self.scorer is not None and self.scorer.available:
+            self.meter.saved("nsfw", "reupload")  # these bytes were scored before
         with self._lock:
             self._memo[path] = (identity, status)
         return status
@@ -104,8 +114,9 @@ class Moderator:
             )
         else:
             try:
-                thumb = pyvips.Image.thumbnail_buffer(blob, SCAN_SIDE, height=SCAN_SIDE)
-                score = float(self.scorer.score(thumb))
+                with self.meter.measure("nsfw"):
+                    thumb = pyvips.Image.thumbnail_buffer(blob, SCAN_SIDE, height=SCAN_SIDE)
+                    score = float(self.scorer.score(thumb))
             except Exception as exc:  # a broken scan holds the image; it never publishes it
                 problem = f"moderation scan failed: {exc}"
         if problem:

@@ -8,6 +8,7 @@ immutable plan, and returns a new plan only when it decided something. Later sta
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -148,6 +149,7 @@ def render(
     *,
     deadline: float,
     override: StoredCrop | None = None,
+    path: str = "",
 ) -> Rendered:
     """Run the whole pipeline for one source and one request (in a worker thread).
     ``override`` is the human crop that applies to this request's aspect and context."""
@@ -180,13 +182,15 @@ def render(
         notes = (*plan.notes, f"policy-from-class:{classed}")
         plan = replace(plan, notes=notes, deadline=deadline)
     if plan.quality_auto and settings.quality is not None and phash is not None:
-        plan = replace(plan, phash=phash)
+        # the cost tallies say which cache a remembered decision saved (see feedback.costs)
+        origin = (path, hashlib.sha256(blob).hexdigest())
+        plan = replace(plan, phash=phash, origin=origin)
     lap("prepare")
     analyzer = settings.analyzer
     wants_analysis = plan.layout.needs_window and plan.crop_strategy in ("smart", "faces")
     if analyzer is not None and analyzer.can_place_crops and wants_analysis:
         try:
-            analysis = analyzer.analyse(blob).turned(params.rotate, params.flip)
+            analysis = analyzer.analyse(blob, path).turned(params.rotate, params.flip)
             plan = replace(plan, analysis=analysis)
         except Exception:  # an AI part never fails the request: focus falls back
             log.exception("analysis failed; the crop falls back to attention")

@@ -7,15 +7,18 @@ import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
+from datetime import UTC, datetime
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from proxy.config import Config
 from proxy.cropping.evidence import ranked_crops as crops
 from proxy.cropping.overrides import fits_source, parse_aspect, rect_from_json
 from proxy.errors import BadParameter, SourceNotFound
+from proxy.feedback.costs import CostMeter, cost_report, parse_since
 from proxy.feedback.metrics import collaboration
 from proxy.params import dimension, split_query
 from proxy.rules import RULES, normalise_prefix
@@ -116,7 +119,11 @@ class AdminApi:
         purge: Purge,
         rules_changed: Callable[[], None] = lambda: None,
         off: frozenset[str] = frozenset(),
+        meter: CostMeter | None = None,
+        config: Config | None = None,
     ) -> None:
+        self.config = config if config is not None else Config()
+        self.meter = meter if meter is not None else CostMeter(None)
         self.off = off  # components with nothing to decide (no VLM: no alt text)
         self.rules_changed = rules_changed
         self.auth = auth
@@ -137,6 +144,7 @@ class AdminApi:
             Route("/admin/api/review/{item_id:int}", self.review_item, methods=["GET", "POST"]),
             Route("/admin/api/purge/{path:path}", self.purge_source, methods=["POST"]),
             Route("/admin/api/metrics", self.metrics, methods=["GET"]),
+            Route("/admin/api/costs", self.costs, methods=["GET"]),
             Route("/admin/api/openapi.json", openapi_json, methods=["GET"]),  # public
             Route("/admin/api/rules", self.rules, methods=["GET", "PUT", "DELETE"]),
         ]
@@ -337,3 +345,15 @@ class AdminApi:
         body = collaboration(outcomes, feedback, counts.get("pending", {}), self.off)
         body["jobs"] = await self._store(self.store.job_counts)
         return JSONResponse(body)
+
+    async def costs(self, request: Request) -> Response:
+        """What each AI component cost since a day (``?since=2026-12-01`` or epoch seconds)."""
+        await self.auth.require(request)
+        since = parse_since(request.query_params.get("since"))
+        await self._store(self.meter.flush)  # this node's latest tallies count too
+        rows = await self._store(self.store.costs, since)
+        start = (
+            datetime.strptime(since, "%Y-%m-%d").replace(tzinfo=UTC).timestamp() if since else 0.0
+        )
+        images = await self._store(self.store.sources_seen, start)
+        return JSONResponse(cost_report(rows, self.config.costs, images, since))

@@ -27,7 +27,8 @@ from proxy.cache.shared import SharedKV, SharedTier
 from proxy.config import Config
 from proxy.detectors.base import OnnxComponent, available_providers
 from proxy.errors import LoupeError
-from proxy.feedback.prometheus import CollaborationCollector
+from proxy.feedback.costs import CostMeter
+from proxy.feedback.prometheus import CollaborationCollector, CostCollector
 from proxy.fingerprint import PhashMemo
 from proxy.lane.lane import assemble
 from proxy.lane.worker import worker_name
@@ -247,12 +248,15 @@ def create_app(config: Config) -> Starlette:
     fingerprint = PhashMemo()
     node = worker_name()
     shared = SharedTier(config.redis, node) if config.redis.url else None
+    store = open_store(config.store_url())
+    meter = CostMeter(store, config.costs.flush_s)  # what each AI component costs
     analyzer = Analyzer(
         config.storage.models_dir,
         data_dir / "ai" / "analysis",
         fingerprint,
         shared=SharedKV(config.redis, "ai") if config.redis.url else None,
         providers=config.analysis.providers,
+        meter=meter,
     )
     predictor = QualityPredictor(
         find_model(PREDICTOR_FILE, config.storage.models_dir), config.analysis.providers
@@ -272,10 +276,10 @@ def create_app(config: Config) -> Starlette:
             decisions=decisions_cache,
             policies=policies,
             encoder=encoder,
+            meter=meter,
         ),
     )
     source = build_sources(config)
-    store = open_store(config.store_url())
     lane, moderator, vlm = assemble(config, store, source, analyzer, fingerprint)
     budget = ReviewBudget(
         per_client=config.admin.reviews_per_client_per_minute,
@@ -321,6 +325,7 @@ def create_app(config: Config) -> Starlette:
         return dropped
 
     telemetry.registry.register(CollaborationCollector(store))
+    telemetry.registry.register(CostCollector(store, meter, config.costs))
 
     async def preview(request: Request) -> Response:
         await admin.auth.require(request)
@@ -338,7 +343,9 @@ def create_app(config: Config) -> Starlette:
         for name, on in (("alt", vlm.enabled), ("moderation", config.moderation.enabled))
         if not on
     )
-    admin = AdminApi(auth, store, meta, purge, decisions.forget_rules, off=off)
+    admin = AdminApi(
+        auth, store, meta, purge, decisions.forget_rules, off=off, meter=meter, config=config
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -361,6 +368,7 @@ def create_app(config: Config) -> Starlette:
             cache.close()
             decisions_cache.close()
             analyzer.close()
+            meter.flush()  # the last tallies, before the store closes
             store.close()
 
     async def on_loupe_error(request: Request, exc: Exception) -> Response:

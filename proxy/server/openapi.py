@@ -15,6 +15,7 @@ from typing import Any, get_args
 from starlette.requests import Request
 from starlette.responses import Response
 
+from proxy.feedback.costs import AI_COMPONENTS
 from proxy.params import MAX_DIMENSION, Context
 from proxy.rules import RULES
 from proxy.stores.base import COMPONENTS, AltStatus, ReviewStatus
@@ -201,9 +202,36 @@ COMPONENT_METRICS: Schema = _closed(
         "reviewed": {"type": "integer", "minimum": 0},
         "override_rate": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
         "pending": {"type": "integer", "minimum": 0},
+        "off": {
+            "type": "boolean",
+            "description": "nothing to decide (alt text without a VLM, moderation when "
+            "disabled): left out of the queue and of the auto-accept rate",
+        },
     }
 )
 RATE: Schema = {"type": ["number", "null"], "minimum": 0}
+COUNT: Schema = {"type": "integer", "minimum": 0}
+MONEY: Schema = {"type": "number", "minimum": 0}
+SAVED: Schema = _closed(
+    {
+        "phash": {**COUNT, "description": "other bytes with the same perceptual hash"},
+        "sizes": {**COUNT, "description": "the same source (path and bytes), another size"},
+        "reupload": {**COUNT, "description": "the same bytes under another path"},
+        "total": COUNT,
+    }
+)
+COMPONENT_COSTS: Schema = _closed(
+    {
+        "inferences": {**COUNT, "description": "model runs (quality: q=auto searches)"},
+        "wall_s": {"type": "number", "minimum": 0},
+        "cpu_s": {"type": "number", "minimum": 0, "description": "0 for the VLM (remote)"},
+        "saved": SAVED,
+        "tokens_in": COUNT,
+        "tokens_out": COUNT,
+        "cost": {**MONEY, "description": "inferences x costs.<component>_per_1k / 1000 (+ tokens)"},
+        "saved_cost": {**MONEY, "description": "what the saved inferences would have cost"},
+    }
+)
 
 SCHEMAS: dict[str, Schema] = {
     "Problem": _closed(
@@ -297,6 +325,44 @@ SCHEMAS: dict[str, Schema] = {
                 "type": "object",
                 "description": "background jobs by status (queued, running, done, dead)",
                 "additionalProperties": {"type": "integer", "minimum": 0},
+            },
+        }
+    ),
+    "Costs": _closed(
+        {
+            "since": {"type": ["string", "null"], "description": "first UTC day counted"},
+            "images": {**COUNT, "description": "sources first seen since then"},
+            "cost_per_image": RATE,
+            "inferences_per_image": RATE,
+            "components": _closed({name: COMPONENT_COSTS for name in AI_COMPONENTS}),
+            "totals": _closed(
+                {
+                    "inferences": COUNT,
+                    "wall_s": {"type": "number", "minimum": 0},
+                    "cpu_s": {"type": "number", "minimum": 0},
+                    "saved": SAVED,
+                    "tokens_in": COUNT,
+                    "tokens_out": COUNT,
+                    "cost": MONEY,
+                    "saved_cost": MONEY,
+                }
+            ),
+            "days": {
+                "type": "array",
+                "description": "per UTC day, oldest first",
+                "items": _closed(
+                    {
+                        "day": {"type": "string"},
+                        "inferences": COUNT,
+                        "saved": COUNT,
+                        "cost": MONEY,
+                    }
+                ),
+            },
+            "prices": {
+                "type": "object",
+                "description": "the configured costs.* prices",
+                "additionalProperties": {"type": "number"},
             },
         }
     ),
@@ -633,6 +699,28 @@ PATHS: dict[str, Schema] = {
                 )
             }
             | _errors(),
+        ),
+    },
+    "/admin/api/costs": {
+        "get": _operation(
+            "getCosts",
+            "what each AI component cost",
+            {
+                "200": _ok(
+                    "inferences, seconds, cache savings, VLM tokens and the estimated cost per "
+                    "component, per image and per day",
+                    _ref("Costs"),
+                )
+            }
+            | _errors(400),
+            parameters=[
+                _query(
+                    "since",
+                    {"type": "string"},
+                    "a UTC day (2026-12-01) or epoch seconds (counted from its day); "
+                    "default: everything",
+                )
+            ],
         ),
     },
     "/admin/api/rules": {

@@ -287,6 +287,14 @@ class ReviewerPage:
             "<tbody></tbody></table></div></section>"
             '<section class="chart"><h2>Seconds per review</h2>'
             '<p class="hint" id="trend-hint"></p><div id="trend"></div></section>'
+            '<section class="chart" id="costs" aria-label="Costs"><h2>What the AI costs</h2>'
+            '<p class="hint" id="costs-hint"></p>'
+            '<div class="tiles" id="cost-tiles"></div>'
+            '<div class="table-wrap"><table id="cost-table"><thead><tr><th>component</th>'
+            "<th>inferences</th><th>wall s</th><th>CPU s</th><th>saved: same look</th>"
+            "<th>other size</th><th>re-upload</th><th>cost</th><th>saved cost</th></tr>"
+            "</thead><tbody></tbody></table></div>"
+            '<h3>Per day</h3><div id="cost-trend"></div></section>'
             "</main>"
         )
 

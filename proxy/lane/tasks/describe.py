@@ -22,6 +22,7 @@ from proxy.alt.client import (
     VlmUnavailable,
 )
 from proxy.alt.context import AltContext, context_for
+from proxy.feedback.costs import CostMeter
 from proxy.lane.reading import SourceBytes
 from proxy.lane.worker import JobFailed
 from proxy.rules import rules_for
@@ -45,7 +46,9 @@ class DescribeTask:
         threshold: float,
         max_attempts: int,
         claim_s: float = 60.0,
+        meter: CostMeter | None = None,
     ) -> None:
+        self.meter = meter if meter is not None else CostMeter(None)
         self.claim_s = claim_s  # how long one describer holds a picture (the VLM timeout+)
         self.store = store
         self.client = client
@@ -83,8 +86,12 @@ class DescribeTask:
             return
         # EXIF and the sidecar file: parsing and file I/O, kept off the event loop.
         context = await asyncio.to_thread(self._context, path, blob, job)
+        began = time.perf_counter()
         try:
             draft = await self.client.describe(blob, context)
+            # the VLM's CPU is the VLM server's: here only its wall time and tokens
+            self.meter.ran("vlm", time.perf_counter() - began, 0.0)
+            self.meter.tokens(draft.tokens_in, draft.tokens_out)
         except AltTextError as exc:
             await self._leave_empty(path, phash, context, exc)
             if isinstance(exc, TRANSIENT) and job.attempts < self.max_attempts:
@@ -124,6 +131,7 @@ class DescribeTask:
             if known is not None:  # the same picture under another path: no model call
                 reused = replace(known, path=path, phash=phash, reused_from=known.path)
                 await asyncio.to_thread(self.store.put_machine_alt, reused)
+                self.meter.saved("vlm", "phash")  # the same picture: no model call
                 return True
             claimed = await asyncio.to_thread(self.store.claim_phash, phash, path, self.claim_s)
             if claimed or time.monotonic() > deadline:

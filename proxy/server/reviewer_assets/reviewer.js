@@ -864,6 +864,82 @@
     document.body.dataset.metricsLoaded = "true";
   }
 
+  // -- costs ------------------------------------------------------------------------------
+
+  function money(value) {
+    if (value === null || value === undefined) return "n/a";
+    return value >= 1 ? value.toFixed(2) : String(Number(value.toPrecision(3)));
+  }
+
+  function dayBars(days, key, label) {
+    const width = Math.max(300, days.length * 36 + 40);
+    const height = 140;
+    const base = 110;
+    const top = 16;
+    const chart = svg("svg", {
+      viewBox: `0 0 ${width} ${height}`,
+      class: "small",
+      role: "img",
+      "aria-label": `${label} per day`,
+    });
+    const max = Math.max(...days.map((d) => d[key])) || 1;
+    days.forEach((day, index) => {
+      const x = 30 + index * 36;
+      const h = Math.max(1, (day[key] / max) * (base - top));
+      const bar = svg("rect", { x, y: base - h, width: 28, height: h, class: "bar-auto" });
+      bar.append(svg("title", {}, `${day.day}: ${label} ${money(day[key])}`));
+      chart.append(bar, svg("text", { x, y: base + 14 }, day.day.slice(5)));
+    });
+    chart.append(svg("text", { x: 0, y: 11 }, `${label}, max ${money(max)}`));
+    return chart;
+  }
+
+  async function Costs() {
+    const hint = $("costs-hint");
+    let data;
+    try {
+      data = await api("/admin/api/costs");
+    } catch (error) {
+      hint.textContent = `Could not load the costs: ${error.message}`;
+      return;
+    }
+    const totals = data.totals;
+    const needed = totals.inferences + totals.saved.total;
+    const priced = Object.values(data.prices || {}).some((price) => price > 0);
+    $("cost-tiles").replaceChildren(
+      tile(priced ? money(data.cost_per_image) : "n/a", "cost per image"),
+      tile(priced ? money(totals.cost) : "n/a", "estimated cost"),
+      tile(needed ? percent(totals.saved.total / needed) : "n/a", "inferences saved by caching"),
+      tile(priced ? money(totals.saved_cost) : "n/a", "saved by caching"),
+      tile(`${totals.tokens_in} / ${totals.tokens_out}`, "VLM tokens in / out"),
+    );
+    hint.textContent = priced
+      ? `Estimated from the configured prices, over ${data.images} images.`
+      : "No prices configured (costs.* in loupe.toml): counts and seconds only.";
+    const rows = Object.entries(data.components).map(([name, c]) =>
+      el(
+        "tr",
+        { "data-component": name },
+        el("td", {}, name),
+        el("td", { className: "inferences" }, String(c.inferences)),
+        el("td", {}, String(c.wall_s)),
+        el("td", {}, String(c.cpu_s)),
+        el("td", {}, String(c.saved.phash)),
+        el("td", {}, String(c.saved.sizes)),
+        el("td", {}, String(c.saved.reupload)),
+        el("td", {}, priced ? money(c.cost) : "n/a"),
+        el("td", {}, priced ? money(c.saved_cost) : "n/a"),
+      ),
+    );
+    document.querySelector("#cost-table tbody").replaceChildren(...rows);
+    const days = data.days || [];
+    const key = priced ? "cost" : "inferences";
+    $("cost-trend").replaceChildren(
+      ...(days.length ? [dayBars(days, key, priced ? "cost" : "inferences")] : []),
+    );
+    document.body.dataset.costsLoaded = "true";
+  }
+
   // -- exception rules ----------------------------------------------------------------------
 
   async function Rules() {
@@ -918,6 +994,7 @@
     const queue = $("queue");
     if (queue) Queue(queue);
     if ($("metrics")) Metrics();
+    if ($("costs")) Costs();
     if ($("rules")) Rules();
   });
 })();
