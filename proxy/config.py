@@ -373,6 +373,9 @@ class CalibrationConfig(_Section):
         20, ge=1, description="human decisions above a threshold before it may be proposed"
     )
     apply: bool = Field(False, description="let the proposed thresholds replace the configured")
+    sample_rate: float = Field(
+        0.02, ge=0, le=1, description="share of auto-accepted outputs sent for a human look"
+    )
 
 
 class LogConfig(_Section):

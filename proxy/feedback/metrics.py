@@ -26,6 +26,7 @@ def collaboration(
     """``outcomes``: {component: {auto|review: n}}; ``feedback``: (component, action, seconds,
     created, from_review, after_publication) oldest first; ``pending``: {component: n};
     ``off``: components with nothing to decide, left out of the auto-accept rate."""
+    feedback = [f for f in feedback if f[0] in COMPONENTS]  # not calibration's own log
     counted = {name: tally for name, tally in outcomes.items() if name not in off}
     auto = sum(o.get("auto", 0) for o in counted.values())
     total = sum(o.get("auto", 0) + o.get("review", 0) for o in counted.values())

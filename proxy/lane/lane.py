@@ -47,6 +47,7 @@ def build_handlers(
             config.lane.max_attempts,
             claim_s=config.vlm.timeout_s + 5.0,
             meter=analyzer.meter,
+            sample_rate=config.calibration.sample_rate,
         ),
         sample.KIND: sample.SampleTask(store, config.qa.sample_rate),
         moderate.KIND: moderate.ModerateTask(moderator, sources),
@@ -68,6 +69,7 @@ def assemble(
         else None,
         config.moderation,
         meter=analyzer.meter,
+        sample_rate=config.calibration.sample_rate,
     )
     vlm = VlmClient(config.vlm)
     if not vlm.enabled:

@@ -15,6 +15,7 @@ from typing import Any, get_args
 from starlette.requests import Request
 from starlette.responses import Response
 
+from proxy.feedback.calibration import CALIBRATED, SETTINGS
 from proxy.feedback.costs import AI_COMPONENTS
 from proxy.params import MAX_DIMENSION, Context
 from proxy.rules import RULES
@@ -220,6 +221,42 @@ SAVED: Schema = _closed(
         "total": COUNT,
     }
 )
+UNIT: Schema = {"type": "number", "minimum": 0, "maximum": 1}
+UNIT_OR_NULL: Schema = {"type": ["number", "null"], "minimum": 0, "maximum": 1}
+COMPONENT_CALIBRATION: Schema = _closed(
+    {
+        "decisions": {**COUNT, "description": "human decisions with a confidence"},
+        "sampled": {**COUNT, "description": "of them, on auto-accepted outputs sampled"},
+        "accepted_as_is": UNIT_OR_NULL,
+        "bins": {
+            "type": "array",
+            "items": _closed(
+                {
+                    "low": UNIT,
+                    "high": UNIT,
+                    "count": COUNT,
+                    "accepted": COUNT,
+                    "share_accepted": UNIT_OR_NULL,
+                }
+            ),
+        },
+        "threshold": {
+            **UNIT_OR_NULL,
+            "description": "the lowest confidence whose decisions at or above it reach the "
+            "target precision (null: none does yet)",
+        },
+        "precision": UNIT_OR_NULL,
+        "decisions_above": COUNT,
+        "auto_accept_rate": {**UNIT_OR_NULL, "description": "at the proposed threshold"},
+        "rate_of": {"enum": ["outputs", "decided outputs"]},
+        "current_threshold": UNIT_OR_NULL,
+        "current_auto_accept_rate": UNIT_OR_NULL,
+        "setting": {
+            "type": ["string", "null"],
+            "description": "the setting the threshold replaces when applied (null: shown only)",
+        },
+    }
+)
 COMPONENT_COSTS: Schema = _closed(
     {
         "inferences": {**COUNT, "description": "model runs (quality: q=auto searches)"},
@@ -364,6 +401,26 @@ SCHEMAS: dict[str, Schema] = {
                 "description": "the configured costs.* prices",
                 "additionalProperties": {"type": "number"},
             },
+        }
+    ),
+    "Calibration": _closed(
+        {
+            "target_precision": {"type": "number", "minimum": 0, "maximum": 1},
+            "min_decisions": COUNT,
+            "apply": {"type": "boolean", "description": "calibration.apply"},
+            "applied": {
+                "type": "array",
+                "description": "the thresholds this call applied (each logged as a decision)",
+                "items": _closed(
+                    {
+                        "component": {"enum": list(SETTINGS)},
+                        "setting": {"type": "string"},
+                        "from": {"type": "number"},
+                        "to": {"type": "number"},
+                    }
+                ),
+            },
+            "components": _closed({name: COMPONENT_CALIBRATION for name in CALIBRATED}),
         }
     ),
     "Rule": _closed(
@@ -721,6 +778,25 @@ PATHS: dict[str, Schema] = {
                     "default: everything",
                 )
             ],
+        ),
+    },
+    "/admin/api/calibration": {
+        "get": _operation(
+            "getCalibration",
+            "what each component's confidence means",
+            {
+                "200": _ok(
+                    "per component (alt text confidence, moderation: 1 - NSFW score, crop: "
+                    "the top candidate's score): the human decisions per confidence bin and "
+                    "the share accepted as is, and the threshold reaching "
+                    "calibration.target_precision with the auto-accept rate it gives",
+                    _ref("Calibration"),
+                )
+            }
+            | _errors(),
+            description="With calibration.apply = true, a proposed threshold that differs "
+            "from the current one replaces it (vlm.confidence_threshold, "
+            "moderation.review_threshold as 1 - t) and is logged as a decision.",
         ),
     },
     "/admin/api/rules": {

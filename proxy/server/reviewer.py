@@ -295,6 +295,10 @@ class ReviewerPage:
             "<th>other size</th><th>re-upload</th><th>cost</th><th>saved cost</th></tr>"
             "</thead><tbody></tbody></table></div>"
             '<h3>Per day</h3><div id="cost-trend"></div></section>'
+            '<section class="chart" id="calibration" aria-label="Calibration">'
+            "<h2>What a confidence means</h2>"
+            '<p class="hint" id="calibration-hint"></p>'
+            '<div id="reliability" class="reliability-row"></div></section>'
             "</main>"
         )
 

@@ -954,6 +954,40 @@ class SqlStore(ABC):
             rows = tx.run("SELECT COUNT(*) FROM sources WHERE first_seen >= ?", (since,))
         return int(rows[0][0] or 0)
 
+    # -- calibration --------------------------------------------------------------------
+
+    def alt_confidences(self) -> list[float]:
+        """The VLM's confidence of every alt text that has one (drafts, published, kept)."""
+        with self.transaction(write=False) as tx:
+            rows = tx.run("SELECT confidence FROM alt_texts WHERE confidence IS NOT NULL")
+        return [float(row[0]) for row in rows]
+
+    def nsfw_scores(self) -> list[float]:
+        """The NSFW score of every picture (bytes) the model judged."""
+        with self.transaction(write=False) as tx:
+            rows = tx.run("SELECT score FROM verdicts WHERE score IS NOT NULL")
+        return [float(row[0]) for row in rows]
+
+    def threshold(self, component: str) -> float | None:
+        """The threshold calibration applied for ``component``, if any."""
+        with self.transaction(write=False) as tx:
+            rows = tx.run("SELECT value FROM thresholds WHERE component = ?", (component,))
+        return float(rows[0][0]) if rows else None
+
+    def set_threshold(
+        self, component: str, value: float, configured: float | None, feedback: Feedback
+    ) -> None:
+        """Apply a calibrated threshold and log it as a decision, in one transaction."""
+        with self.transaction() as tx:
+            tx.run(
+                "INSERT INTO thresholds (component, value, configured, updated) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (component) DO UPDATE SET "
+                "value = excluded.value, configured = excluded.configured, "
+                "updated = excluded.updated",
+                (component, value, configured, time.time()),
+            )
+            self._add_feedback(tx, feedback)
+
     def feedback_rows(self) -> list[tuple[str, str, float | None, float, bool, bool]]:
         """(component, action, seconds, created, from_review, after_publication) of every
         human decision, oldest first."""

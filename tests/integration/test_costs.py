@@ -52,6 +52,7 @@ def server(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         **FAST_LANE,
         "LOUPE_MODERATION_ENABLED": "true",
         "LOUPE_COSTS_FLUSH_S": "600",  # only the endpoint's and the scrape's flushes
+        "LOUPE_CALIBRATION_SAMPLE_RATE": "1",  # every auto-accepted output gets a look too
         **{f"LOUPE_COSTS_{key.upper()}": str(value) for key, value in PRICES.items()},
     }
     with VlmServer(mode="logprobs") as vlm:  # usage: 600 tokens in, 20 out per call
@@ -169,3 +170,40 @@ def test_every_number_follows_from_a_known_sequence_of_requests(server: LoupeSer
     assert server.metric("loupe_vlm_tokens_total", 'direction="in"') == 600
     assert server.metric("loupe_ai_cost_estimate", 'component="nsfw"') == pytest.approx(0.008)
     assert server.metric("loupe_ai_cost_per_image") == pytest.approx(total / 3, abs=1e-6)
+
+
+def test_auto_accepted_outputs_are_sampled_for_calibration(server: LoupeServer) -> None:
+    """After the sequence above: the one VLM text (published, confident) and the two
+    pictures the model scored clear also went to a human, marked "sampled"; a decision on
+    one lands in the high-confidence bins of the calibration."""
+
+    def review(component: str) -> list[dict[str, Any]]:
+        response = httpx.get(
+            f"{server.url}/admin/api/review",
+            params={"component": component},
+            headers=AUTH,
+            timeout=10,
+        )
+        return list(response.json()["items"])
+
+    alt = review("alt")
+    assert [(i["path"], i["payload"]["reason"]) for i in alt] == [("a.png", "sampled")]
+    meta = httpx.get(f"{server.url}/meta/a.png", timeout=30).json()
+    assert meta["alt"]["status"] == "machine"  # published all the same
+    moderation = review("moderation")
+    assert sorted(i["path"] for i in moderation) == ["a.png", "c.jpg"]
+    assert {i["payload"]["reason"] for i in moderation} == {"sampled"}
+    decided = httpx.post(
+        f"{server.url}/admin/api/review/{alt[0]['id']}",
+        json={"action": "accept"},
+        headers=AUTH,
+        timeout=10,
+    )
+    assert decided.status_code == 200, decided.text
+    report = httpx.get(f"{server.url}/admin/api/calibration", headers=AUTH, timeout=10).json()
+    numbers = report["components"]["alt"]
+    assert numbers["decisions"] == numbers["sampled"] == 1 and numbers["accepted_as_is"] == 1.0
+    confidence = alt[0]["payload"]["confidence"]
+    assert confidence >= 0.7
+    (high,) = [b for b in numbers["bins"] if b["count"]]
+    assert high["low"] <= confidence <= high["high"] and high["share_accepted"] == 1.0

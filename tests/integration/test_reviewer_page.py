@@ -387,6 +387,12 @@ def test_a_reviewer_works_the_queue_by_keyboard(server: LoupeServer, vlm: VlmSer
             assert int(shown) == costs["components"]["vlm"]["inferences"] >= 3
             assert page.locator("#cost-trend svg rect").count() == len(costs["days"]) == 1
             assert "n/a" in page.inner_text("#cost-tiles")  # no prices configured
+            # the reliability diagrams: one per calibrated component, the decided bins drawn
+            page.wait_for_selector("body[data-calibration-loaded=true]")
+            assert page.locator("#reliability svg.reliability").count() == 3
+            alt_dots = page.locator('#reliability svg[data-component="alt"] circle').count()
+            assert alt_dots >= 1  # two alt drafts were decided above
+            assert "n/a" in page.inner_text('#reliability figure[data-component="moderation"]')
             shot(page, "07-metrics-1280.png")
             assert not errors, errors  # no CSP violations, no script errors
 

@@ -421,7 +421,14 @@
       if (item.component === "alt") {
         ui.draftBox.hidden = false;
         ui.draft.value = payload.draft || "";
-        fact("AI decided", payload.draft ? "a draft, held for review" : "no text (it failed)");
+        fact(
+          "AI decided",
+          payload.reason === "sampled"
+            ? "published it (sampled for a human look)"
+            : payload.draft
+              ? "a draft, held for review"
+              : "no text (it failed)",
+        );
         fact("Confidence", payload.confidence === undefined ? null : percent(payload.confidence));
         fact("Why here", payload.reason || null);
         fact("Model", payload.model || null);
@@ -940,6 +947,101 @@
     document.body.dataset.costsLoaded = "true";
   }
 
+  // -- calibration --------------------------------------------------------------------------
+
+  function reliabilityDiagram(name, c) {
+    // x: the AI's confidence, y: the share humans accepted as is; the diagonal is a perfectly
+    // calibrated model, dot areas grow with the decisions in the bin.
+    const size = 320;
+    const pad = 34;
+    const span = size - 2 * pad;
+    const at = (x, y) => [pad + x * span, size - pad - y * span];
+    const chart = svg("svg", {
+      viewBox: `0 0 ${size} ${size}`,
+      class: "small reliability",
+      role: "img",
+      "aria-label": `Reliability of ${name}: share accepted as is per confidence bin`,
+      "data-component": name,
+    });
+    const [x0, y0] = at(0, 0);
+    const [x1, y1] = at(1, 1);
+    chart.append(svg("line", { x1: x0, y1: y0, x2: x1, y2: y0, class: "axis" }));
+    chart.append(svg("line", { x1: x0, y1: y0, x2: x0, y2: y1, class: "axis" }));
+    chart.append(svg("line", { x1: x0, y1: y0, x2: x1, y2: y1, class: "ideal" }));
+    chart.append(svg("text", { x: x0, y: size - 6 }, "confidence"));
+    chart.append(svg("text", { x: 2, y: y1 - 8 }, "accepted as is"));
+    const max = Math.max(1, ...c.bins.map((b) => b.count));
+    const points = [];
+    for (const bin of c.bins) {
+      if (bin.share_accepted === null) continue;
+      const [x, y] = at((bin.low + bin.high) / 2, bin.share_accepted);
+      points.push(`${x},${y}`);
+      const dot = svg("circle", {
+        cx: x,
+        cy: y,
+        r: 2 + 5 * Math.sqrt(bin.count / max),
+        class: "spark-dot",
+        "data-count": bin.count,
+      });
+      dot.append(
+        svg("title", {}, `${bin.low}-${bin.high}: ${bin.accepted}/${bin.count} accepted as is`),
+      );
+      chart.append(dot);
+    }
+    if (points.length > 1) chart.append(svg("polyline", { points: points.join(" "), class: "measured" }));
+    if (c.threshold !== null) {
+      const [tx] = at(c.threshold, 0);
+      const line = svg("line", { x1: tx, y1: y0, x2: tx, y2: y1, class: "threshold" });
+      line.append(svg("title", {}, `proposed threshold ${c.threshold}`));
+      chart.append(line);
+    }
+    return chart;
+  }
+
+  function calibrationText(c, target) {
+    if (!c.decisions) return "No human decisions yet: n/a.";
+    const now =
+      c.current_threshold === null
+        ? "every output is reviewed now"
+        : `now ${c.current_threshold}: ${percent(c.current_auto_accept_rate)} auto-accepted`;
+    if (c.threshold === null) {
+      return `${c.decisions} decisions, ${percent(c.accepted_as_is)} accepted as is; no threshold reaches ${percent(target)} yet (${now}).`;
+    }
+    return (
+      `${c.decisions} decisions (${c.sampled} sampled). At ${c.threshold} and above, ` +
+      `${percent(c.precision)} of ${c.decisions_above} were accepted as is: ` +
+      `${percent(c.auto_accept_rate)} of ${c.rate_of} would be auto-accepted (${now}).`
+    );
+  }
+
+  async function Calibration() {
+    const hint = $("calibration-hint");
+    let data;
+    try {
+      data = await api("/admin/api/calibration");
+    } catch (error) {
+      hint.textContent = `Could not load the calibration: ${error.message}`;
+      return;
+    }
+    hint.textContent =
+      `Per confidence bin, the share of the AI's outputs humans accepted as is (the dashed ` +
+      `diagonal is a perfectly calibrated model), and the lowest threshold reaching ` +
+      `${percent(data.target_precision)}. ` +
+      (data.apply
+        ? "calibration.apply is on: proposed thresholds are applied and logged."
+        : "Shown only: thresholds change with calibration.apply = true.");
+    const figures = Object.entries(data.components).map(([name, c]) =>
+      el(
+        "figure",
+        { className: "calibration", "data-component": name },
+        reliabilityDiagram(name, c),
+        el("figcaption", {}, el("strong", {}, name), " ", calibrationText(c, data.target_precision)),
+      ),
+    );
+    $("reliability").replaceChildren(...figures);
+    document.body.dataset.calibrationLoaded = "true";
+  }
+
   // -- exception rules ----------------------------------------------------------------------
 
   async function Rules() {
@@ -995,6 +1097,7 @@
     if (queue) Queue(queue);
     if ($("metrics")) Metrics();
     if ($("costs")) Costs();
+    if ($("calibration")) Calibration();
     if ($("rules")) Rules();
   });
 })();
