@@ -38,7 +38,7 @@ from proxy.processing.avif_effort import AvifEffort
 from proxy.processing.compress import QualityTools
 from proxy.processing.finalize import EncoderSettings
 from proxy.processing.pipeline import RenderSettings
-from proxy.processing.validate import ValidationRules
+from proxy.processing.validate import Scanner, ValidationRules
 from proxy.providers import provider_name
 from proxy.qa.checks import QALimits
 from proxy.qa.gate import QualityGate
@@ -214,6 +214,53 @@ def build_sources(config: Config) -> SourceRouter:
     return SourceRouter(LocalSource(sources.root), origins, client)
 
 
+def render_settings(
+    config: Config,
+    analyzer: Analyzer,
+    fingerprint: PhashMemo,
+    decisions: QualityDecisions,
+    *,
+    scan: Scanner | None = None,
+    meter: CostMeter | None = None,
+) -> tuple[RenderSettings, QualityPredictor]:
+    """The pipeline's settings as the server renders with them (``loupe feedback replay``
+    renders with the same)."""
+    avif = AvifEffort(config.images.avif_time_budget_s, config.storage.data_dir)
+    if config.images.avif_effort is not None:
+        avif = AvifEffort.fixed(config.images.avif_effort)
+    images_config = config.images
+    policies = load_policies(images_config.policies_file)
+    encoder = EncoderSettings(
+        avif=avif,
+        png_compression=images_config.png_compression,
+        webp_effort=images_config.webp_effort,
+        webp_smart_subsample=images_config.webp_smart_subsample,
+        jpeg_progressive=images_config.jpeg_progressive,
+    )
+    predictor = QualityPredictor(
+        find_model(PREDICTOR_FILE, config.storage.models_dir), config.analysis.providers
+    )
+    settings = RenderSettings(
+        limits=config.limits,
+        policies=policies,
+        encoder=encoder,
+        allow_svg=images_config.allow_svg,
+        scan=scan,
+        default_policy=images_config.default_policy,
+        fingerprint=fingerprint,
+        analyzer=analyzer,
+        quality=QualityTools(
+            metric=ssimulacra2.Reference,
+            predictor=predictor,
+            decisions=decisions,
+            policies=policies,
+            encoder=encoder,
+            meter=meter,
+        ),
+    )
+    return settings, predictor
+
+
 def create_app(config: Config) -> Starlette:
     configure_process(allow_svg=config.images.allow_svg)
     data_dir = config.storage.data_dir
@@ -232,19 +279,6 @@ def create_app(config: Config) -> Starlette:
     )
     security = config.security
     scanner = ClamdScanner(security.clamd, security.clamd_timeout_s) if security.clamd else None
-    avif = AvifEffort(config.images.avif_time_budget_s, data_dir)
-    if config.images.avif_effort is not None:
-        avif = AvifEffort.fixed(config.images.avif_effort)
-    images_config = config.images
-    policies = load_policies(images_config.policies_file)
-    encoder = EncoderSettings(
-        avif=avif,
-        png_compression=images_config.png_compression,
-        webp_effort=images_config.webp_effort,
-        webp_smart_subsample=images_config.webp_smart_subsample,
-        jpeg_progressive=images_config.jpeg_progressive,
-    )
-    decisions_cache = QualityDecisions(data_dir / "ai" / "quality")
     fingerprint = PhashMemo()
     node = worker_name()
     shared = SharedTier(config.redis, node) if config.redis.url else None
@@ -258,27 +292,16 @@ def create_app(config: Config) -> Starlette:
         providers=config.analysis.providers,
         meter=meter,
     )
-    predictor = QualityPredictor(
-        find_model(PREDICTOR_FILE, config.storage.models_dir), config.analysis.providers
-    )
-    settings = RenderSettings(
-        limits=config.limits,
-        policies=policies,
-        encoder=encoder,
-        allow_svg=images_config.allow_svg,
+    decisions_cache = QualityDecisions(data_dir / "ai" / "quality")
+    settings, predictor = render_settings(
+        config,
+        analyzer,
+        fingerprint,
+        decisions_cache,
         scan=scanner.scan if scanner else None,
-        default_policy=images_config.default_policy,
-        fingerprint=fingerprint,
-        analyzer=analyzer,
-        quality=QualityTools(
-            metric=ssimulacra2.Reference,
-            predictor=predictor,
-            decisions=decisions_cache,
-            policies=policies,
-            encoder=encoder,
-            meter=meter,
-        ),
+        meter=meter,
     )
+    avif, policies, images_config = settings.encoder.avif, settings.policies, config.images
     source = build_sources(config)
     lane, moderator, vlm = assemble(config, store, source, analyzer, fingerprint)
     budget = ReviewBudget(
