@@ -33,7 +33,7 @@ from proxy.detectors.content import ContentClassifier
 from proxy.detectors.faces import Face, FaceDetector
 from proxy.detectors.people import PersonRegion, person_regions
 from proxy.detectors.saliency import Saliency, SaliencyDetector
-from proxy.feedback.costs import CostMeter, saving_of
+from proxy.feedback.costs import CostMeter, bytes_digest, saving_of
 from proxy.fingerprint import PhashMemo
 from proxy.providers import CPU_ONLY
 
@@ -137,7 +137,7 @@ class Analyzer:
         picture wait for the first, so saliency runs once per source even then. ``path``
         names the source, so the cost tallies can say which cache saved a hit."""
         phash = self.fingerprint(blob)
-        digest = hashlib.sha256(blob).hexdigest()
+        digest = bytes_digest(blob)
         known = self._raw(phash)
         if known is not None:
             return self._hit(known, path, digest)

@@ -14,6 +14,7 @@ perceptual hash (other bytes that look the same: a re-encode, a resized copy).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import threading
 import time
@@ -47,11 +48,16 @@ FIELDS: tuple[str, ...] = (
     "tokens_in",
     "tokens_out",
 )
-Origin = tuple[str, str]  # (path, sha256 of the bytes) of the computation a cache holds
+Origin = tuple[str, str]  # (path, digest of the bytes) of the computation a cache holds
 
 
 def day_of(at: float) -> str:
     return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d")
+
+
+def bytes_digest(blob: bytes) -> str:
+    """Which bytes a computation saw (the BLAKE2b the phash memo uses: cheap)."""
+    return hashlib.blake2b(blob, digest_size=16).hexdigest()
 
 
 def saving_of(origin: Sequence[str] | None, path: str, digest: str) -> Saving:

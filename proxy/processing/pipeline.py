@@ -8,7 +8,6 @@ immutable plan, and returns a new plan only when it decided something. Later sta
 from __future__ import annotations
 
 import functools
-import hashlib
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -21,6 +20,7 @@ from proxy.analysis.analyzer import Analyzer
 from proxy.config import LimitsConfig
 from proxy.cropping.overrides import StoredCrop
 from proxy.errors import DamagedImage, DeadlineExceeded
+from proxy.feedback.costs import bytes_digest
 from proxy.fingerprint import PhashMemo
 from proxy.negotiate import AcceptClass
 from proxy.params import TransformParams
@@ -183,7 +183,7 @@ def render(
         plan = replace(plan, notes=notes, deadline=deadline)
     if plan.quality_auto and settings.quality is not None and phash is not None:
         # the cost tallies say which cache a remembered decision saved (see feedback.costs)
-        origin = (path, hashlib.sha256(blob).hexdigest())
+        origin = (path, bytes_digest(blob))
         plan = replace(plan, phash=phash, origin=origin)
     lap("prepare")
     analyzer = settings.analyzer
