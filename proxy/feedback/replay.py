@@ -203,7 +203,7 @@ class Replayer:
         self,
         config: Config,
         read: Callable[[str], bytes],
-        analyzer: Analyzer,
+        analyzer: Analyzer | None,
         *,
         nsfw: Callable[[pyvips.Image], float] | None,
         review_threshold: float,
@@ -231,6 +231,8 @@ class Replayer:
             return Outcome(case, None, error=f"{type(exc).__name__}: {detail}"[:300])
 
     def _crop(self, case: Case) -> Outcome:
+        if self.analyzer is None:
+            return Outcome(case, None, error="no analyzer")
         blob = self.read(case.path)
         analysis = self.analyzer.analyse(blob, case.path)  # sizes as oriented, like the rects
         width, height = case.human["box"]
@@ -260,6 +262,8 @@ class Replayer:
         return Outcome(case, (verdict == "clear") == wanted_clear, today)
 
     def _content(self, case: Case) -> Outcome:
+        if self.analyzer is None:
+            return Outcome(case, None, error="no analyzer")
         analysis = self.analyzer.analyse(self.read(case.path), case.path)
         label = analysis.content[0] if analysis.content else None
         return Outcome(case, label == case.human["class"], {"class": label})

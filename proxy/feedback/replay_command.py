@@ -47,6 +47,10 @@ def replay_command(
     except ValueError:
         replay.say(f"--since must be a day (YYYY-MM-DD) or unix seconds, not {since!r}")
         return 2
+    client = VlmClient(config.vlm) if vlm else None
+    if client is not None and not client.enabled:
+        replay.say("--vlm needs a VLM (--vlm-url or vlm.url)")
+        return 2
     configure_process(allow_svg=config.images.allow_svg)
     try:
         store = open_store(config.store_url())
@@ -57,11 +61,7 @@ def replay_command(
     models = config.storage.models_dir
     providers = config.analysis.providers
     fingerprint = PhashMemo()
-    analyzer = Analyzer(models, None, fingerprint, providers=providers)  # no cache: run them
-    client = VlmClient(config.vlm) if vlm else None
-    if vlm and (client is None or not client.enabled):
-        replay.say("--vlm needs a VLM (--vlm-url or vlm.url)")
-        return 2
+    analyzer: Analyzer | None = None
     read = replay.sync_reader(source, config.limits.max_source_bytes)
     loop: asyncio.AbstractEventLoop = read.loop  # type: ignore[attr-defined]
     try:
@@ -71,9 +71,12 @@ def replay_command(
         applied_review = store.threshold("moderation")
         wanted = {case.component for case in cases}
         nsfw = NsfwDetector(models, providers=providers) if "moderation" in wanted else None
-        settings, _predictor = render_settings(
-            config, analyzer, fingerprint, QualityDecisions(None)
-        )
+        settings = None
+        if wanted & {"crop", "content", "qa"}:  # the models load only when needed
+            analyzer = Analyzer(models, None, fingerprint, providers=providers)  # no cache
+            settings, _predictor = render_settings(
+                config, analyzer, fingerprint, QualityDecisions(None)
+            )
 
         def describe(path: str, blob: bytes) -> tuple[str, float]:
             assert client is not None
@@ -95,8 +98,10 @@ def replay_command(
             ),
             alt_threshold=config.vlm.confidence_threshold if applied_alt is None else applied_alt,
             describe=describe if client is not None else None,
-            render=replay.variant_renderer(settings, config.images.default_crop),
-            policies=settings.policies,
+            render=(
+                replay.variant_renderer(settings, config.images.default_crop) if settings else None
+            ),
+            policies=settings.policies if settings else None,
         )
         outcomes = replay.run(replayer, cases, progress)
         summary = replay.summarise(outcomes, vlm)
@@ -112,6 +117,7 @@ def replay_command(
             loop.run_until_complete(client.aclose())
         loop.run_until_complete(source.aclose())
         loop.close()
-        analyzer.close()
+        if analyzer is not None:
+            analyzer.close()
         store.close()
     return 0

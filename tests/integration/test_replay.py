@@ -131,7 +131,8 @@ def row(summary: dict[str, Any], name: str) -> tuple[int, int, int]:
 
 
 def test_replay_reports_agreement_per_component(world: dict[str, Any]) -> None:
-    result, body, _out = replay(world)
+    result, body, out = replay(world)
+    world["everything"] = out  # the bench test below takes its crop cases
     summary = body["summary"]
     assert row(summary, "crop") == (3, 3, 2) and summary["crop"]["agreement"] == round(2 / 3, 4)
     assert row(summary, "moderation") == (2, 2, 1)
@@ -189,7 +190,7 @@ def test_replay_with_the_vlm_describes_again(world: dict[str, Any], vlm: VlmServ
 
 
 def test_bench_crops_takes_the_replayed_crops(world: dict[str, Any]) -> None:
-    _result, _body, out = replay(world, "--component", "crop")
+    out = world.get("everything") or replay(world, "--component", "crop")[2]
     bench = subprocess.run(
         [sys.executable, "bench/crops/run.py", "--replay", str(out), "--root", str(world["root"]),
          "--models", str(shared_dir() / "models")],

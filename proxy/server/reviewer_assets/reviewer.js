@@ -714,9 +714,16 @@
       if (onKey(key, event.target)) event.preventDefault();
     });
 
+    function unseen() {
+      // A click, like a key, never acts on an item whose pictures are not in yet.
+      if (ready) return false;
+      say("The next item is still loading: decide once it is shown.", "bad");
+      return true;
+    }
+
     ui.actions.addEventListener("click", (event) => {
       const button = event.target.closest("button[data-action]");
-      if (!button) return;
+      if (!button || unseen()) return;
       const action = button.dataset.action;
       if (action === "accept") {
         if (current && current.component === "crop") pick(1);
@@ -731,7 +738,7 @@
     for (const list of [ui.candidates, ui.crops]) {
       list.addEventListener("click", (event) => {
         const button = event.target.closest("button[data-candidate]");
-        if (button) pick(Number(button.dataset.candidate));
+        if (button && !unseen()) pick(Number(button.dataset.candidate));
       });
     }
 
