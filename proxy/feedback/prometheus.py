@@ -18,8 +18,9 @@ log = logging.getLogger(__name__)
 
 
 class CollaborationCollector(Collector):
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, off: frozenset[str] = frozenset()) -> None:
         self.store = store
+        self.off = off  # components with nothing to decide: out of the auto-accept ratio
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         try:
@@ -29,7 +30,7 @@ class CollaborationCollector(Collector):
         except Exception:  # a scrape must not fail because the store blinked
             log.exception("collaboration metrics unavailable")
             return
-        summary = collaboration(outcomes, feedback, counts.get("pending", {}))
+        summary = collaboration(outcomes, feedback, counts.get("pending", {}), self.off)
         decided = CounterMetricFamily(
             "loupe_ai_decisions",
             "AI decisions: published alone (auto) or sent to a human (review)",

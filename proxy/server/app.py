@@ -304,6 +304,12 @@ def create_app(config: Config) -> Starlette:
     avif, policies, images_config = settings.encoder.avif, settings.policies, config.images
     source = build_sources(config)
     lane, moderator, vlm = assemble(config, store, source, analyzer, fingerprint)
+    # Components with nothing to decide: left out of the queue and the auto-accept rate.
+    off = frozenset(
+        name
+        for name, on in (("alt", vlm.enabled), ("moderation", config.moderation.enabled))
+        if not on
+    )
     budget = ReviewBudget(
         per_client=config.admin.reviews_per_client_per_minute,
         overall=config.admin.reviews_per_minute,
@@ -347,7 +353,7 @@ def create_app(config: Config) -> Starlette:
             dropped += await shared.purge(path)
         return dropped
 
-    telemetry.registry.register(CollaborationCollector(store))
+    telemetry.registry.register(CollaborationCollector(store, off))
     telemetry.registry.register(CostCollector(store, meter, config.costs))
 
     async def preview(request: Request) -> Response:
@@ -359,12 +365,6 @@ def create_app(config: Config) -> Starlette:
         store,
         secure_cookies=config.admin.secure_cookies,
         attempts_per_minute=config.admin.login_attempts_per_minute,
-    )
-    # Components with nothing to decide: left out of the queue and the auto-accept rate.
-    off = frozenset(
-        name
-        for name, on in (("alt", vlm.enabled), ("moderation", config.moderation.enabled))
-        if not on
     )
     admin = AdminApi(
         auth, store, meta, purge, decisions.forget_rules, off=off, meter=meter, config=config
