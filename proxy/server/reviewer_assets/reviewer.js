@@ -258,7 +258,9 @@
       readyAt = performance.now();
       root.dataset.ready = item ? String(item.id) : "";
       if (item && askedAt) {
+        // seconds the reviewer waited on the page for each of the last 50 items
         waits.push(Math.round(readyAt - askedAt) / 1000);
+        if (waits.length > 50) waits.shift();
         root.dataset.waits = waits.join(",");
       }
       askedAt = 0;
