@@ -3,6 +3,8 @@
 
     python3 bench/quality_bench.py             # 31 images at 800 px, about 1.5-2 minutes
     python3 bench/quality_bench.py --quick     # 10 images, under a minute, noisier
+    python3 bench/quality_bench.py --replay replay.json --data ./images
+        # the sources of the QA catches ``loupe feedback replay`` replayed, as the image set
 
 For JPEG and WebP with the ``general`` policy (SSIMULACRA2 target 75) it measures:
 
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import os
 import statistics
 import sys
@@ -249,6 +252,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="10 images")
     parser.add_argument("--width", type=int, default=WIDTH)
     parser.add_argument("--verbose", action="store_true", help="a row per image")
+    parser.add_argument(
+        "--replay",
+        type=Path,
+        help="JSON of loupe feedback replay: its QA catches' sources (under --data) as images",
+    )
     args = parser.parse_args(argv)
     if not args.data.is_dir():
         print(f"quality_bench: images not found at {args.data} (set LOUPE_SHARED_DIR)")
@@ -258,6 +266,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.images
         else list(QUICK_IMAGES if args.quick else DEFAULT_IMAGES)
     )
+    if args.replay is not None:  # what QA caught in production: an extra evaluation set
+        cases = json.loads(args.replay.read_text())["cases"]
+        names = sorted({c["path"] for c in cases if c["component"] == "qa"})
     names = [n for n in names if (args.data / n).is_file()]
     if not names:
         print("quality_bench: none of the images exist")

@@ -133,6 +133,24 @@ def _parser() -> argparse.ArgumentParser:
     search.add_argument("--config", type=Path)
     search.add_argument("--data-dir", type=Path)
     search.add_argument("--store", help="sqlite:///path or postgresql://...")
+    replay = feedback_commands.add_parser(
+        "replay",
+        parents=[_shared_flags()],
+        help="run today's models on every source a human decided about; agreement per component",
+    )
+    replay.add_argument(
+        "--component", choices=["crop", "moderation", "content", "alt", "qa"], help="only this"
+    )
+    replay.add_argument(
+        "--since", help="decisions from this UTC day (2026-12-01) or unix time on (default: all)"
+    )
+    replay.add_argument(
+        "--vlm", action="store_true", help="describe again with the VLM (costs one call each)"
+    )
+    replay.add_argument("--out", type=Path, help="JSON file (default: DATA_DIR/replay/<time>.json)")
+    replay.add_argument(
+        "--progress", action="store_true", help="a progress bar even when not on a terminal"
+    )
     sign = commands.add_parser("sign", help="sign an image URL (path and query)")
     sign.add_argument("url", help="e.g. /img/shop/shoe.jpg?w=600 or a full http(s) URL")
     sign.add_argument("--key", help="signing key (default: the config's first key)")
@@ -189,6 +207,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             caption=args.caption,
             again=args.again,
             process=not args.no_process,
+            progress=True if args.progress else None,
+        )
+    if args.command == "feedback" and args.feedback_command == "replay":
+        from proxy.feedback.replay_command import replay_command
+
+        return replay_command(
+            config,
+            component=args.component,
+            since=args.since,
+            vlm=args.vlm,
+            out=args.out,
             progress=True if args.progress else None,
         )
     if args.command == "feedback":

@@ -446,6 +446,38 @@ class CdnConfig(_Section):
         )
 
 
+class CostsConfig(_Section):
+    """Prices for the cost estimate of each AI component (any currency, 0 = not priced)."""
+
+    faces_per_1k: float = Field(0.0, ge=0, description="per 1000 face detections")
+    saliency_per_1k: float = Field(0.0, ge=0, description="per 1000 saliency maps")
+    text_per_1k: float = Field(0.0, ge=0, description="per 1000 text searches")
+    content_per_1k: float = Field(0.0, ge=0, description="per 1000 content classifications")
+    nsfw_per_1k: float = Field(0.0, ge=0, description="per 1000 NSFW scores")
+    quality_per_1k: float = Field(0.0, ge=0, description="per 1000 q=auto searches")
+    vlm_per_1k: float = Field(0.0, ge=0, description="per 1000 VLM calls (on top of tokens)")
+    vlm_per_token_in: float = Field(0.0, ge=0, description="per prompt token sent to the VLM")
+    vlm_per_token_out: float = Field(0.0, ge=0, description="per token the VLM answered")
+    flush_s: float = Field(2.0, gt=0, description="each process adds its tallies this often")
+
+    def per_1k(self, component: str) -> float:
+        return float(getattr(self, f"{component}_per_1k"))
+
+
+class CalibrationConfig(_Section):
+    target_precision: float = Field(
+        0.95, gt=0, le=1, description="share accepted as is that an auto-accept must reach"
+    )
+    bins: int = Field(10, ge=2, le=100, description="confidence bins of the reliability diagram")
+    min_decisions: int = Field(
+        20, ge=1, description="human decisions above a threshold before it may be proposed"
+    )
+    apply: bool = Field(False, description="let the proposed thresholds replace the configured")
+    sample_rate: float = Field(
+        0.02, ge=0, le=1, description="share of auto-accepted outputs sent for a human look"
+    )
+
+
 class LogConfig(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     access: bool = Field(True, description="one line per request: method, path, status, ...")
@@ -470,6 +502,8 @@ class Config(_Section):
     qa: QAConfig = QAConfig()
     moderation: ModerationConfig = ModerationConfig()
     cdn: CdnConfig = CdnConfig()
+    costs: CostsConfig = CostsConfig()
+    calibration: CalibrationConfig = CalibrationConfig()
     log: LogConfig = LogConfig()
 
     @model_validator(mode="after")

@@ -15,6 +15,7 @@ import hashlib
 import logging
 import threading
 import time
+from functools import partial
 from typing import Protocol
 
 import pyvips
@@ -22,6 +23,8 @@ from cachetools import TTLCache
 
 from proxy.config import ModerationConfig
 from proxy.errors import LoupeError
+from proxy.feedback.calibration import SAMPLED, sample_due
+from proxy.feedback.costs import CostMeter
 from proxy.sources.paths import SourcePath
 from proxy.stores import Store
 
@@ -54,7 +57,16 @@ def verdict(score: float | None, config: ModerationConfig) -> str:
 
 
 class Moderator:
-    def __init__(self, store: Store, scorer: Scorer | None, config: ModerationConfig) -> None:
+    def __init__(
+        self,
+        store: Store,
+        scorer: Scorer | None,
+        config: ModerationConfig,
+        meter: CostMeter | None = None,
+        sample_rate: float = 0.0,
+    ) -> None:
+        self.sample_rate = sample_rate  # cleared images also sent for a look (calibration)
+        self.meter = meter if meter is not None else CostMeter(None)
         self.store = store
         self.scorer = scorer
         self.config = config
@@ -91,6 +103,8 @@ class Moderator:
         status = self.store.bind_content(path, identity, digest)
         if status is None:
             status = self._judge(path, digest, blob)
+        elif self.scorer is not None and self.scorer.available:
+            self.meter.saved("nsfw", "reupload")  # these bytes were scored before
         with self._lock:
             self._memo[path] = (identity, status)
         return status
@@ -104,27 +118,40 @@ class Moderator:
             )
         else:
             try:
-                thumb = pyvips.Image.thumbnail_buffer(blob, SCAN_SIDE, height=SCAN_SIDE)
-                score = float(self.scorer.score(thumb))
+                with self.meter.measure("nsfw"):
+                    thumb = pyvips.Image.thumbnail_buffer(blob, SCAN_SIDE, height=SCAN_SIDE)
+                    score = float(self.scorer.score(thumb))
             except Exception as exc:  # a broken scan holds the image; it never publishes it
                 problem = f"moderation scan failed: {exc}"
         if problem:
             log.error("holding %s: %s", path, problem)
-        status = verdict(score, self.config)
+        applied = self.store.threshold("moderation")  # calibration.apply
+        config = self.config
+        if applied is not None:
+            config = config.model_copy(update={"review_threshold": applied})
+        status = verdict(score, config)
         self.store.set_verdict(digest, status, score)
         stored = self.store.moderation_of_digest(digest) or status  # a human's word stands
         self.store.count_outcome("moderation", "auto" if status == "clear" else "review")
-        if stored == status and status != "clear":
+        sampled = stored == status == "clear" and self._sampled()
+        if stored == status and (status != "clear" or sampled):
             payload = {
                 "score": None if score is None else round(score, 4),
                 "verdict": status,
-                "reason": problem or f"NSFW score {score:.2f}",
+                "reason": SAMPLED if sampled else problem or f"NSFW score {score:.2f}",
                 "scanned_at": time.time(),
                 "digest": digest,
             }
             # One item per picture, however many paths show it.
             self.store.open_review(path, "moderation", f"sha256:{digest}", payload)
         return stored
+
+    def _sampled(self) -> bool:
+        """Whether a cleared picture also goes to a human (feedback.calibration)."""
+        if self.sample_rate <= 0:
+            return False
+        decide = partial(sample_due, rate=self.sample_rate)
+        return self.store.count_in_stratum("calibration:moderation", decide)
 
     @staticmethod
     def check(path: str, status: str) -> None:

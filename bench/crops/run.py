@@ -6,6 +6,8 @@
     python3 bench/crops/run.py --only kodim14   # one image
     python3 bench/crops/run.py --skip-timing    # crops and contact sheets only
     python3 bench/crops/run.py --timing-only    # the analysis timing only
+    python3 bench/crops/run.py --replay replay.json --root ./images
+        # the crop cases of ``loupe feedback replay`` (the humans' picks) as an extra set
 
 Ground truth is ``faces.json`` next to this file: every face in the people images of the
 shared data, boxed by hand (YuNet's detections checked by eye, its misses added), and
@@ -872,6 +874,37 @@ def run_timing(
     }
 
 
+def run_replay_cases(path: Path, root: Path, models: Path) -> int:
+    """Humans' crop picks from ``loupe feedback replay`` as an evaluation set: does
+    ``crop=smart``, rendered through the real pipeline, land within IoU 0.8 of each pick?"""
+    from proxy.feedback.replay import IOU_AGREES, iou
+
+    cases = [c for c in json.loads(path.read_text())["cases"] if c["component"] == "crop"]
+    configure_process()
+    analyzer = Analyzer(models, None)
+    conf = make_settings(analyzer, PhashMemo())
+    agree, scored, rows = 0, 0, []
+    try:
+        for case in cases:
+            source = root / case["path"]
+            if not source.is_file():
+                rows.append(f"  {case['path']}: missing under {root}")
+                continue
+            width, height = case["human"]["box"]
+            rendered = run_render(source.read_bytes(), crop_query("smart", width, height), conf)
+            rect = rendered.plan.crop.rect
+            overlap = iou((rect.x, rect.y, rect.w, rect.h), case["human"]["rect"])
+            scored += 1
+            agree += overlap >= IOU_AGREES
+            rows.append(f"  {case['path']} {width}x{height}: IoU {overlap:.2f}")
+    finally:
+        analyzer.close()
+    print("\n".join(rows))
+    share = f"{agree / scored:.1%}" if scored else "n/a"
+    print(f"replayed human crops: {agree}/{scored} within IoU {IOU_AGREES} ({share})")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=SHARED / "data")
@@ -889,7 +922,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     which.add_argument("--skip-timing", action="store_true", help="crops and sheets only")
     which.add_argument("--timing-only", action="store_true", help="the analysis timing only")
     parser.add_argument("--repeats", type=int, default=TIMING_REPEATS, help="timing runs")
+    parser.add_argument(
+        "--replay", type=Path, help="JSON of loupe feedback replay: score its crop cases only"
+    )
+    parser.add_argument("--root", type=Path, help="the source root of the --replay cases")
     args = parser.parse_args(argv)
+    if args.replay is not None:
+        if args.root is None:
+            print("setup: --replay needs --root (where its sources are)", file=sys.stderr)
+            return 2
+        return run_replay_cases(args.replay, args.root, args.models)
 
     if not args.labels.is_file():
         print(f"setup: no labels at {args.labels}", file=sys.stderr)

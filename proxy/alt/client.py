@@ -41,6 +41,8 @@ class AltDraft:
     confidence: float
     model: str
     confidence_source: ConfidenceSource
+    tokens_in: int = 0  # the body's usage, when the server reports it (costs)
+    tokens_out: int = 0
 
 
 class AltTextError(Exception):
@@ -292,12 +294,23 @@ def parse_completion(body: object, model: str) -> AltDraft:
             "no logprobs and no self-rating: confidence unknown", reason="no_confidence"
         )
     named = body.get("model")
+    usage = body.get("usage")
+    usage = usage if isinstance(usage, dict) else {}
     return AltDraft(
         text=text,
         confidence=score,
         model=named if isinstance(named, str) and named.strip() else model,
         confidence_source=source,
+        tokens_in=_count(usage.get("prompt_tokens")),
+        tokens_out=_count(usage.get("completion_tokens")),
     )
+
+
+def _count(value: object) -> int:
+    """A token count from the usage object: a non-negative int, else 0."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**31:
+        return value
+    return 0
 
 
 def _text_of(content: object) -> str:

@@ -18,6 +18,7 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any, TypeVar
 
 import diskcache
 import numpy as np
@@ -32,10 +33,12 @@ from proxy.detectors.content import ContentClassifier
 from proxy.detectors.faces import Face, FaceDetector
 from proxy.detectors.people import PersonRegion, person_regions
 from proxy.detectors.saliency import Saliency, SaliencyDetector
+from proxy.feedback.costs import CostMeter, bytes_digest, saving_of
 from proxy.fingerprint import PhashMemo
 from proxy.providers import CPU_ONLY
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 ANALYSIS_SIDE = 640  # the detectors' working size: enough for faces of ~2% of the width
 MIN_ANALYSIS_SIDE = 512  # a cheap JPEG decode may land below ANALYSIS_SIDE, never below this
 GRID_SIDE = 16
@@ -57,7 +60,9 @@ class Analyzer:
         workers: int = 2,
         shared: SharedKV | None = None,
         providers: Sequence[str] = CPU_ONLY,
+        meter: CostMeter | None = None,
     ) -> None:
+        self.meter = meter if meter is not None else CostMeter(None)  # what each model costs
         self.shared = shared  # other nodes' analyses (Redis), behind the local disk cache
         self._guard = threading.Lock()
         self._running: dict[str, threading.Lock] = {}
@@ -102,39 +107,60 @@ class Analyzer:
     def _key(self, phash: str) -> str:
         return f"analysis:{self.identity}:{phash}"
 
-    def cached(self, phash: str) -> Analysis | None:
+    def _raw(self, phash: str) -> dict[str, Any] | None:
         key = self._key(phash)
         raw = self._cache.get(key) if self._cache is not None else None
         if raw is None and self.shared is not None:
             raw = self.shared.get(key)
             if isinstance(raw, dict) and self._cache is not None:
                 self._cache.set(key, raw)
-        return Analysis.from_dict(raw) if isinstance(raw, dict) else None
+        return raw if isinstance(raw, dict) else None
 
-    def analyse(self, blob: bytes) -> Analysis:
+    def cached(self, phash: str) -> Analysis | None:
+        raw = self._raw(phash)
+        return Analysis.from_dict(raw) if raw is not None else None
+
+    def _would_run(self) -> tuple[str, ...]:
+        """The components an analysis runs here (text needs no model)."""
+        parts = [name for name, part in self.components if part.available]
+        return tuple(sorted({*parts, "text"}, key=("faces", "saliency", "text", "content").index))
+
+    def _hit(self, raw: dict[str, Any], path: str, digest: str) -> Analysis:
+        """A cached analysis: every inference it holds was saved, by one cache."""
+        how = saving_of(raw.get("origin"), path, digest)
+        for component in self._would_run():
+            self.meter.saved(component, how)
+        return Analysis.from_dict(raw)
+
+    def analyse(self, blob: bytes, path: str = "") -> Analysis:
         """The analysis of a source (cached by perceptual hash). Concurrent calls for one
-        picture wait for the first, so saliency runs once per source even then."""
+        picture wait for the first, so saliency runs once per source even then. ``path``
+        names the source, so the cost tallies can say which cache saved a hit."""
         phash = self.fingerprint(blob)
-        known = self.cached(phash)
+        digest = bytes_digest(blob)
+        known = self._raw(phash)
         if known is not None:
-            return known
+            return self._hit(known, path, digest)
         with self._guard:
             lock = self._running.setdefault(phash, threading.Lock())
         with lock:
             try:
-                known = self.cached(phash)
-                return known if known is not None else self._analyse(blob, phash)
+                known = self._raw(phash)
+                if known is not None:
+                    return self._hit(known, path, digest)
+                return self._analyse(blob, phash, (path, digest))
             finally:
                 with self._guard:
                     self._running.pop(phash, None)
 
-    def _analyse(self, blob: bytes, phash: str) -> Analysis:
+    def _analyse(self, blob: bytes, phash: str, origin: tuple[str, str]) -> Analysis:
         found = self._run(blob, phash)
         key = self._key(phash)
+        raw = {**found.to_dict(), "origin": list(origin)}
         if self._cache is not None:
-            self._cache.set(key, found.to_dict())
+            self._cache.set(key, raw)
         if self.shared is not None:
-            self.shared.set(key, found.to_dict())
+            self.shared.set(key, raw)
         return found
 
     def _run(self, blob: bytes, phash: str) -> Analysis:
@@ -148,8 +174,10 @@ class Analyzer:
         )
         width, height = (header.height, header.width) if turned else (header.width, header.height)
         scale = width / small.width  # thumbnail_buffer applied the orientation already
-        faces = self._pool.submit(self.faces.detect_all, small)
-        saliency = self._pool.submit(self.saliency.detect, small)
+        faces = self._pool.submit(self._timed, "faces", self.faces, self.faces.detect_all, small)
+        saliency = self._pool.submit(
+            self._timed, "saliency", self.saliency, self.saliency.detect, small
+        )
         text, content = self._text_and_content(small)
         unavailable = {
             name: component.state for name, component in self.components if not component.available
@@ -182,19 +210,26 @@ class Analyzer:
     ) -> tuple[text_detector.TextResult, tuple[str, float] | None]:
         """One analysis-size copy and one text search serve the text regions and the
         content features (finding text boxes is most of either's cost)."""
-        rgb = content_features.rgb_array(small)
-        grey = content_features.luma_of(rgb)
-        boxes = text_detector.find_boxes(grey)
-        scale = rgb.shape[1] / small.width
-        text = text_detector.from_boxes(boxes, grey.shape, scale, small.width, small.height)
+        with self.meter.measure("text"):
+            rgb = content_features.rgb_array(small)
+            grey = content_features.luma_of(rgb)
+            boxes = text_detector.find_boxes(grey)
+            scale = rgb.shape[1] / small.width
+            text = text_detector.from_boxes(boxes, grey.shape, scale, small.width, small.height)
         if not self.content.available:
             return text, None
-        features = content_features.features_from_rgb(rgb, boxes)
-        probabilities = self.content.probabilities_from_features(features)
+        with self.meter.measure("content"):
+            features = content_features.features_from_rgb(rgb, boxes)
+            probabilities = self.content.probabilities_from_features(features)
         if not probabilities:
             return text, (content_features.UNKNOWN, 0.0)
         label = max(probabilities, key=lambda name: probabilities[name])
         return text, (label, probabilities[label])
+
+    def _timed(self, component: str, part: OnnxComponent, run: Callable[[Any], T], arg: Any) -> T:
+        """``run(arg)`` in a worker thread, tallied as one inference of a loaded model."""
+        with self.meter.measure(component, counted=part.available):
+            return run(arg)
 
 
 def analysis_copy(blob: bytes, header: pyvips.Image | None = None) -> pyvips.Image:

@@ -21,14 +21,18 @@ def collaboration(
     outcomes: Mapping[str, Mapping[str, int]],
     feedback: Sequence[tuple[str, str, float | None, float, bool, bool]],
     pending: Mapping[str, int],
+    off: frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
     """``outcomes``: {component: {auto|review: n}}; ``feedback``: (component, action, seconds,
-    created, from_review, after_publication) oldest first; ``pending``: {component: n}."""
-    auto = sum(o.get("auto", 0) for o in outcomes.values())
-    total = sum(o.get("auto", 0) + o.get("review", 0) for o in outcomes.values())
+    created, from_review, after_publication) oldest first; ``pending``: {component: n};
+    ``off``: components with nothing to decide, left out of the auto-accept rate."""
+    feedback = [f for f in feedback if f[0] in COMPONENTS]  # not calibration's own log
+    counted = {name: tally for name, tally in outcomes.items() if name not in off}
+    auto = sum(o.get("auto", 0) for o in counted.values())
+    total = sum(o.get("auto", 0) + o.get("review", 0) for o in counted.values())
     per_component: dict[str, Any] = {}
     for component in COMPONENTS:
-        tally = outcomes.get(component, {})
+        tally = counted.get(component, {})
         decided = [f for f in feedback if f[0] == component and f[4]]
         overridden = [f for f in decided if f[1] in CORRECTIONS]
         per_component[component] = {
@@ -40,13 +44,14 @@ def collaboration(
             "reviewed": len(decided),
             "override_rate": _rate(len(overridden), len(decided)),
             "pending": pending.get(component, 0),
+            "off": component in off,
         }
     seconds = [f[2] for f in feedback if f[4] and f[2] is not None]
     trend = [
         round(statistics.median(seconds[i : i + TREND_BUCKET]), 2)
         for i in range(0, len(seconds), TREND_BUCKET)
     ]
-    published = sum(o.get("auto", 0) for o in outcomes.values())
+    published = auto
     after_publication = [f for f in feedback if f[5] and f[1] in CORRECTIONS]
     user_initiated = [f for f in feedback if not f[4]]
     return {

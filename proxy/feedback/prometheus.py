@@ -9,6 +9,8 @@ from collections.abc import Iterator
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from proxy.config import CostsConfig
+from proxy.feedback.costs import SAVINGS, CostMeter, cost_report
 from proxy.feedback.metrics import collaboration
 from proxy.stores import Store
 
@@ -16,8 +18,9 @@ log = logging.getLogger(__name__)
 
 
 class CollaborationCollector(Collector):
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, off: frozenset[str] = frozenset()) -> None:
         self.store = store
+        self.off = off  # components with nothing to decide: out of the auto-accept ratio
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         try:
@@ -27,7 +30,7 @@ class CollaborationCollector(Collector):
         except Exception:  # a scrape must not fail because the store blinked
             log.exception("collaboration metrics unavailable")
             return
-        summary = collaboration(outcomes, feedback, counts.get("pending", {}))
+        summary = collaboration(outcomes, feedback, counts.get("pending", {}), self.off)
         decided = CounterMetricFamily(
             "loupe_ai_decisions",
             "AI decisions: published alone (auto) or sent to a human (review)",
@@ -78,3 +81,62 @@ class CollaborationCollector(Collector):
             "corrections users made directly (admin API), outside review",
             value=summary["user_initiated_corrections"],
         )
+
+
+class CostCollector(Collector):
+    """What each AI component cost, from the store's shared rows (this node's tallies are
+    flushed first, so a scrape right after a request counts it)."""
+
+    def __init__(self, store: Store, meter: CostMeter, prices: CostsConfig) -> None:
+        self.store = store
+        self.meter = meter
+        self.prices = prices
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        try:
+            self.meter.flush()
+            report = cost_report(self.store.costs(), self.prices, self.store.sources_seen(), "")
+        except Exception:  # a scrape must not fail because the store blinked
+            log.exception("AI cost metrics unavailable")
+            return
+        inferences = CounterMetricFamily(
+            "loupe_ai_inferences", "model inferences run, per AI component", labels=["component"]
+        )
+        seconds = CounterMetricFamily(
+            "loupe_ai_seconds",
+            "seconds spent in AI components: wall clock and CPU",
+            labels=["component", "clock"],
+        )
+        saved = CounterMetricFamily(
+            "loupe_ai_inferences_saved",
+            "inferences a cache saved: by perceptual hash, across sizes, by re-upload",
+            labels=["component", "cache"],
+        )
+        cost = GaugeMetricFamily(
+            "loupe_ai_cost_estimate",
+            "estimated cost from the configured prices (costs.*)",
+            labels=["component"],
+        )
+        for name, numbers in report["components"].items():
+            inferences.add_metric([name], numbers["inferences"])
+            seconds.add_metric([name, "wall"], numbers["wall_s"])
+            seconds.add_metric([name, "cpu"], numbers["cpu_s"])
+            for how in SAVINGS:
+                saved.add_metric([name, how], numbers["saved"][how])
+            cost.add_metric([name], numbers["cost"])
+        tokens = CounterMetricFamily(
+            "loupe_vlm_tokens", "tokens sent to and answered by the VLM", labels=["direction"]
+        )
+        tokens.add_metric(["in"], report["totals"]["tokens_in"])
+        tokens.add_metric(["out"], report["totals"]["tokens_out"])
+        yield inferences
+        yield seconds
+        yield saved
+        yield cost
+        yield tokens
+        if report["cost_per_image"] is not None:
+            yield GaugeMetricFamily(
+                "loupe_ai_cost_per_image",
+                "estimated AI cost per source seen",
+                value=report["cost_per_image"],
+            )

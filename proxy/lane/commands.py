@@ -15,6 +15,7 @@ from proxy.analysis.analyzer import Analyzer
 from proxy.cache.shared import SharedKV
 from proxy.config import Config
 from proxy.errors import LoupeError
+from proxy.feedback.costs import CostMeter
 from proxy.fingerprint import PhashMemo
 from proxy.lane.lane import Lane, assemble
 from proxy.lane.worker import Worker
@@ -38,12 +39,14 @@ class _Runtime(contextlib.AbstractAsyncContextManager["_Runtime"]):
         self.source = build_sources(config)
         data = config.storage.data_dir
         self.fingerprint = PhashMemo()
+        self.meter = CostMeter(self.store, config.costs.flush_s)
         self.analyzer = Analyzer(
             config.storage.models_dir,
             data / "ai" / "analysis",
             self.fingerprint,
             shared=SharedKV(config.redis, "ai") if config.redis.url else None,
             providers=config.analysis.providers,
+            meter=self.meter,
         )
         self.lane: Lane
         self.lane, _moderator, self.vlm = assemble(
@@ -56,6 +59,7 @@ class _Runtime(contextlib.AbstractAsyncContextManager["_Runtime"]):
         await self.vlm.aclose()
         await self.source.aclose()
         self.analyzer.close()
+        self.meter.flush()  # the last tallies, before the store closes
         self.store.close()
 
 

@@ -47,6 +47,8 @@ def build_handlers(
             config.vlm.confidence_threshold,
             config.lane.max_attempts,
             claim_s=config.vlm.timeout_s + 5.0,
+            meter=analyzer.meter,
+            sample_rate=config.calibration.sample_rate,
         ),
         sample.KIND: sample.SampleTask(store, config.qa.sample_rate),
         moderate.KIND: moderate.ModerateTask(moderator, sources),
@@ -67,12 +69,14 @@ def assemble(
         if config.moderation.enabled
         else None,
         config.moderation,
+        meter=analyzer.meter,
+        sample_rate=config.calibration.sample_rate,
     )
     vlm = VlmClient(config.vlm)
     if not vlm.enabled:
         log.info(
             "alt text disabled: no VLM is configured (--vlm-url, vlm.url); new images get "
-            "an empty alt text and a review item"
+            "an empty alt text, and alt text is off on the reviewers' page"
         )
     sources = SourceBytes(source, config.limits.max_source_bytes, config.sources.root)
     handlers = build_handlers(config, store, sources, analyzer, vlm, moderator, fingerprint_of)

@@ -23,6 +23,7 @@ import numpy.typing as npt
 import pyvips
 
 from proxy.errors import DeadlineExceeded
+from proxy.feedback.costs import CostMeter, saving_of
 from proxy.params import Rect
 from proxy.policies import Policy
 from proxy.processing.finalize import (
@@ -68,6 +69,7 @@ class QualityTools:
     decisions: QualityDecisions
     policies: Mapping[str, Policy]
     encoder: EncoderSettings
+    meter: CostMeter | None = None  # q=auto searches run and saved (feedback.costs)
 
 
 def mosaic(image: pyvips.Image, windows: tuple[Rect, ...]) -> pyvips.Image:
@@ -118,11 +120,15 @@ def compress(
         if plan.phash
         else None
     )
-    remembered = tools.decisions.get(key) if key else None
-    if remembered is not None:
+    found = tools.decisions.lookup(key) if key else None
+    if found is not None:
+        remembered, origin = found
+        if tools.meter is not None:
+            tools.meter.saved("quality", saving_of(origin, *plan.origin))
         body = encode_at(reference, remembered)
         return reference, replace(plan, quality=remembered, encodes=0, body=body)
     notes = list(plan.notes)
+    wall, cpu = time.perf_counter(), time.thread_time()  # one search: the metric and probes
     try:
         start = (
             tools.predictor.predict(features, plan.format, policy.target)
@@ -153,6 +159,9 @@ def compress(
             floor=policy.min_quality or 1,
             start=start,
         )
+        if tools.meter is not None:
+            spent = (time.perf_counter() - wall, time.thread_time() - cpu)
+            tools.meter.ran("quality", *spent)
     except DeadlineExceeded:
         raise  # the request is over: no fallback encode either
     except Exception:  # the metric is not allowed to fail a request
@@ -183,5 +192,5 @@ def compress(
                 lossless = save(reference, ".webp", options, tools.encoder, plan.deadline)
             chosen = replace(chosen, lossless=True, quality=None, score=100.0, body=lossless)
     if key:
-        tools.decisions.put(key, result.quality)
+        tools.decisions.put(key, result.quality, plan.origin)
     return reference, replace(chosen, notes=tuple(notes))

@@ -20,6 +20,7 @@ from proxy.analysis.analyzer import Analyzer
 from proxy.config import LimitsConfig
 from proxy.cropping.overrides import StoredCrop
 from proxy.errors import DamagedImage, DeadlineExceeded
+from proxy.feedback.costs import bytes_digest
 from proxy.fingerprint import PhashMemo
 from proxy.negotiate import AcceptClass
 from proxy.params import TransformParams
@@ -148,6 +149,7 @@ def render(
     *,
     deadline: float,
     override: StoredCrop | None = None,
+    path: str = "",
 ) -> Rendered:
     """Run the whole pipeline for one source and one request (in a worker thread).
     ``override`` is the human crop that applies to this request's aspect and context."""
@@ -180,13 +182,15 @@ def render(
         notes = (*plan.notes, f"policy-from-class:{classed}")
         plan = replace(plan, notes=notes, deadline=deadline)
     if plan.quality_auto and settings.quality is not None and phash is not None:
-        plan = replace(plan, phash=phash)
+        # the cost tallies say which cache a remembered decision saved (see feedback.costs)
+        origin = (path, bytes_digest(blob))
+        plan = replace(plan, phash=phash, origin=origin)
     lap("prepare")
     analyzer = settings.analyzer
     wants_analysis = plan.layout.needs_window and plan.crop_strategy in ("smart", "faces")
     if analyzer is not None and analyzer.can_place_crops and wants_analysis:
         try:
-            analysis = analyzer.analyse(blob).turned(params.rotate, params.flip)
+            analysis = analyzer.analyse(blob, path).turned(params.rotate, params.flip)
             plan = replace(plan, analysis=analysis)
         except Exception:  # an AI part never fails the request: focus falls back
             log.exception("analysis failed; the crop falls back to attention")

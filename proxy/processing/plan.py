@@ -77,6 +77,7 @@ class RenderPlan:
     # q=auto: asked for, and what the perceptual search found.
     quality_auto: bool = False
     phash: str | None = None
+    origin: tuple[str, str] = ("", "")  # (path, digest) of the source, for the cost tallies
     score: float | None = None  # SSIMULACRA2 of the served bytes, when measured
     encodes: int | None = None  # encodes the search spent (0: a remembered decision)
     body: bytes | None = None  # the search's winning encode, so finalize does not redo it

@@ -33,14 +33,23 @@ class QualityDecisions:
         return f"q{VERSION}:{model[:16]}:{phash}:{fmt}:{size_bucket(pixels)}:{policy}"
 
     def get(self, key: str) -> int | None:
+        found = self.lookup(key)
+        return found[0] if found else None
+
+    def lookup(self, key: str) -> tuple[int, list[str] | None] | None:
+        """The remembered quality and the (path, sha256) of the search that found it."""
         if self._cache is None:
             return None
         value = self._cache.get(key)
-        return value if isinstance(value, int) else None
+        if isinstance(value, int):  # remembered before origins were
+            return value, None
+        if isinstance(value, list) and len(value) == 3 and isinstance(value[0], int):
+            return value[0], [str(value[1]), str(value[2])]
+        return None
 
-    def put(self, key: str, quality: int) -> None:
+    def put(self, key: str, quality: int, origin: tuple[str, str] = ("", "")) -> None:
         if self._cache is not None:
-            self._cache.set(key, quality)
+            self._cache.set(key, [quality, *origin])
 
     def close(self) -> None:
         if self._cache is not None:

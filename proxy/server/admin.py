@@ -7,16 +7,20 @@ import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
+from datetime import UTC, datetime
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from proxy.config import Config
 from proxy.cropping.evidence import ranked_crops as crops
 from proxy.cropping.overrides import fits_source, parse_aspect, rect_from_json
 from proxy.detectors.content import LABELS as CONTENT_CLASSES
 from proxy.errors import BadParameter, SourceNotFound
+from proxy.feedback.calibration import SETTINGS, calibrate, from_setting, to_setting
+from proxy.feedback.costs import CostMeter, cost_report, parse_since
 from proxy.feedback.metrics import collaboration
 from proxy.params import dimension, split_query
 from proxy.rules import RULES, covers, normalise_prefix
@@ -139,7 +143,13 @@ class AdminApi:
         meta: MetaService,
         purge: Purge,
         rules_changed: Callable[[], None] = lambda: None,
+        off: frozenset[str] = frozenset(),
+        meter: CostMeter | None = None,
+        config: Config | None = None,
     ) -> None:
+        self.config = config if config is not None else Config()
+        self.meter = meter if meter is not None else CostMeter(None)
+        self.off = off  # components with nothing to decide (no VLM: no alt text)
         self.rules_changed = rules_changed
         self.auth = auth
         self.store = store
@@ -159,6 +169,8 @@ class AdminApi:
             Route("/admin/api/review/{item_id:int}", self.review_item, methods=["GET", "POST"]),
             Route("/admin/api/purge/{path:path}", self.purge_source, methods=["POST"]),
             Route("/admin/api/metrics", self.metrics, methods=["GET"]),
+            Route("/admin/api/costs", self.costs, methods=["GET"]),
+            Route("/admin/api/calibration", self.calibration, methods=["GET"]),
             Route("/admin/api/openapi.json", openapi_json, methods=["GET"]),  # public
             Route("/admin/api/rules", self.rules, methods=["GET", "PUT", "DELETE"]),
             Route("/admin/api/search", self.search, methods=["GET"]),
@@ -411,7 +423,7 @@ class AdminApi:
         outcomes = await self._store(self.store.outcomes)
         feedback = await self._store(self.store.feedback_rows)
         counts = await self._store(self.store.review_counts)
-        body = collaboration(outcomes, feedback, counts.get("pending", {}))
+        body = collaboration(outcomes, feedback, counts.get("pending", {}), self.off)
         body["jobs"] = await self._store(self.store.job_counts)
         purges: dict[str, Any] = await self._store(self.store.purge_counts)
         purges["failed"] = [
@@ -426,3 +438,72 @@ class AdminApi:
         ]
         body["purges"] = purges
         return JSONResponse(body)
+
+    async def costs(self, request: Request) -> Response:
+        """What each AI component cost since a day (``?since=2026-12-01`` or epoch seconds)."""
+        await self.auth.require(request)
+        since = parse_since(request.query_params.get("since"))
+        await self._store(self.meter.flush)  # this node's latest tallies count too
+        rows = await self._store(self.store.costs, since)
+        start = (
+            datetime.strptime(since, "%Y-%m-%d").replace(tzinfo=UTC).timestamp() if since else 0.0
+        )
+        images = await self._store(self.store.sources_seen, start)
+        return JSONResponse(cost_report(rows, self.config.costs, images, since))
+
+    async def calibration(self, request: Request) -> Response:
+        """What each confidence means, and the threshold that reaches the target precision;
+        with ``calibration.apply`` the proposed thresholds are applied (and logged)."""
+        await self.auth.require(request)
+        return JSONResponse(await self._store(self._calibrate))
+
+    def _configured(self, component: str) -> float:
+        if component == "alt":
+            return self.config.vlm.confidence_threshold
+        return self.config.moderation.review_threshold
+
+    def _calibrate(self) -> dict[str, Any]:
+        settings = {name: self.store.threshold(name) for name in SETTINGS}
+        current: dict[str, float | None] = {"crop": None}
+        for name in SETTINGS:
+            value = settings[name]
+            current[name] = from_setting(name, self._configured(name) if value is None else value)
+        population = {
+            "alt": self.store.alt_confidences(),
+            "moderation": [1.0 - score for score in self.store.nsfw_scores()],
+        }
+        events = self.store.feedback()
+        report = calibrate(events, self.config.calibration, population, current)
+        report["applied"] = []
+        for name, entry in report["components"].items():
+            entry["setting"] = SETTINGS.get(name)
+            proposed = entry["threshold"]
+            if not self.config.calibration.apply or name not in SETTINGS or proposed is None:
+                continue
+            if proposed == current[name]:
+                continue
+            before, after = to_setting(name, current[name] or 0.0), to_setting(name, proposed)
+            reason = (
+                f"{entry['precision']:.1%} of {entry['decisions_above']} human decisions at "
+                f"confidence >= {proposed} kept the AI's output (target "
+                f"{self.config.calibration.target_precision:.0%})"
+            )
+            log_entry = Feedback(
+                review_id=None,
+                path=SourcePath(""),
+                component="calibration",
+                action="threshold",
+                ai_output={"component": name, "setting": SETTINGS[name], "value": before},
+                correction={"value": after},
+                reason=reason,
+                reviewer="calibration",
+                seconds=None,
+                context={"precision": entry["precision"], "decisions": entry["decisions_above"]},
+            )
+            self.store.set_threshold(name, after, self._configured(name), log_entry)
+            entry["current_threshold"] = proposed
+            entry["current_auto_accept_rate"] = entry["auto_accept_rate"]
+            report["applied"].append(
+                {"component": name, "setting": SETTINGS[name], "from": before, "to": after}
+            )
+        return report

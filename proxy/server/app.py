@@ -30,7 +30,8 @@ from proxy.cdn.metrics import PurgeCollector
 from proxy.config import Config
 from proxy.detectors.base import OnnxComponent, available_providers
 from proxy.errors import LoupeError
-from proxy.feedback.prometheus import CollaborationCollector
+from proxy.feedback.costs import CostMeter
+from proxy.feedback.prometheus import CollaborationCollector, CostCollector
 from proxy.fingerprint import PhashMemo
 from proxy.lane.lane import assemble
 from proxy.lane.worker import worker_name
@@ -40,7 +41,7 @@ from proxy.processing.avif_effort import AvifEffort
 from proxy.processing.compress import QualityTools
 from proxy.processing.finalize import EncoderSettings
 from proxy.processing.pipeline import RenderSettings
-from proxy.processing.validate import ValidationRules
+from proxy.processing.validate import Scanner, ValidationRules
 from proxy.providers import provider_name
 from proxy.qa.checks import QALimits
 from proxy.qa.gate import QualityGate
@@ -223,6 +224,53 @@ def build_sources(config: Config) -> SourceRouter:
     return SourceRouter(LocalSource(sources.root), origins, client)
 
 
+def render_settings(
+    config: Config,
+    analyzer: Analyzer,
+    fingerprint: PhashMemo,
+    decisions: QualityDecisions,
+    *,
+    scan: Scanner | None = None,
+    meter: CostMeter | None = None,
+) -> tuple[RenderSettings, QualityPredictor]:
+    """The pipeline's settings as the server renders with them (``loupe feedback replay``
+    renders with the same)."""
+    avif = AvifEffort(config.images.avif_time_budget_s, config.storage.data_dir)
+    if config.images.avif_effort is not None:
+        avif = AvifEffort.fixed(config.images.avif_effort)
+    images_config = config.images
+    policies = load_policies(images_config.policies_file)
+    encoder = EncoderSettings(
+        avif=avif,
+        png_compression=images_config.png_compression,
+        webp_effort=images_config.webp_effort,
+        webp_smart_subsample=images_config.webp_smart_subsample,
+        jpeg_progressive=images_config.jpeg_progressive,
+    )
+    predictor = QualityPredictor(
+        find_model(PREDICTOR_FILE, config.storage.models_dir), config.analysis.providers
+    )
+    settings = RenderSettings(
+        limits=config.limits,
+        policies=policies,
+        encoder=encoder,
+        allow_svg=images_config.allow_svg,
+        scan=scan,
+        default_policy=images_config.default_policy,
+        fingerprint=fingerprint,
+        analyzer=analyzer,
+        quality=QualityTools(
+            metric=ssimulacra2.Reference,
+            predictor=predictor,
+            decisions=decisions,
+            policies=policies,
+            encoder=encoder,
+            meter=meter,
+        ),
+    )
+    return settings, predictor
+
+
 def create_app(config: Config, worker: WorkerInfo | None = None) -> Starlette:
     """The app; ``worker`` when it is one of several serving processes on this node
     (``proxy.server.workers``): they share metrics, the single-flight and purges."""
@@ -248,52 +296,37 @@ def create_app(config: Config, worker: WorkerInfo | None = None) -> Starlette:
     )
     security = config.security
     scanner = ClamdScanner(security.clamd, security.clamd_timeout_s) if security.clamd else None
-    avif = AvifEffort(config.images.avif_time_budget_s, data_dir)
-    if config.images.avif_effort is not None:
-        avif = AvifEffort.fixed(config.images.avif_effort)
-    images_config = config.images
-    policies = load_policies(images_config.policies_file)
-    encoder = EncoderSettings(
-        avif=avif,
-        png_compression=images_config.png_compression,
-        webp_effort=images_config.webp_effort,
-        webp_smart_subsample=images_config.webp_smart_subsample,
-        jpeg_progressive=images_config.jpeg_progressive,
-    )
-    decisions_cache = QualityDecisions(data_dir / "ai" / "quality")
     fingerprint = PhashMemo()
     node = worker_name()
     shared = SharedTier(config.redis, node) if config.redis.url else None
+    store = open_store(config.store_url())
+    meter = CostMeter(store, config.costs.flush_s)  # what each AI component costs
     analyzer = Analyzer(
         config.storage.models_dir,
         data_dir / "ai" / "analysis",
         fingerprint,
         shared=SharedKV(config.redis, "ai") if config.redis.url else None,
         providers=config.analysis.providers,
+        meter=meter,
     )
-    predictor = QualityPredictor(
-        find_model(PREDICTOR_FILE, config.storage.models_dir), config.analysis.providers
-    )
-    settings = RenderSettings(
-        limits=config.limits,
-        policies=policies,
-        encoder=encoder,
-        allow_svg=images_config.allow_svg,
+    decisions_cache = QualityDecisions(data_dir / "ai" / "quality")
+    settings, predictor = render_settings(
+        config,
+        analyzer,
+        fingerprint,
+        decisions_cache,
         scan=scanner.scan if scanner else None,
-        default_policy=images_config.default_policy,
-        fingerprint=fingerprint,
-        analyzer=analyzer,
-        quality=QualityTools(
-            metric=ssimulacra2.Reference,
-            predictor=predictor,
-            decisions=decisions_cache,
-            policies=policies,
-            encoder=encoder,
-        ),
+        meter=meter,
     )
+    avif, policies, images_config = settings.encoder.avif, settings.policies, config.images
     source = build_sources(config)
-    store = open_store(config.store_url())
     lane, moderator, vlm = assemble(config, store, source, analyzer, fingerprint)
+    # Components with nothing to decide: left out of the queue and the auto-accept rate.
+    off = frozenset(
+        name
+        for name, on in (("alt", vlm.enabled), ("moderation", config.moderation.enabled))
+        if not on
+    )
     budget = ReviewBudget(
         per_client=config.admin.reviews_per_client_per_minute,
         overall=config.admin.reviews_per_minute,
@@ -399,7 +432,8 @@ def create_app(config: Config, worker: WorkerInfo | None = None) -> Starlette:
     )
     watching = asyncio.Event()
 
-    telemetry.add_collector(CollaborationCollector(store))
+    telemetry.add_collector(CollaborationCollector(store, off))
+    telemetry.add_collector(CostCollector(store, meter, config.costs))
     telemetry.add_collector(PurgeCollector(store))
 
     async def preview(request: Request) -> Response:
@@ -412,7 +446,9 @@ def create_app(config: Config, worker: WorkerInfo | None = None) -> Starlette:
         secure_cookies=config.admin.secure_cookies,
         attempts_per_minute=config.admin.login_attempts_per_minute,
     )
-    admin = AdminApi(auth, store, meta, purge, decisions.forget_rules)
+    admin = AdminApi(
+        auth, store, meta, purge, decisions.forget_rules, off=off, meter=meter, config=config
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -445,6 +481,7 @@ def create_app(config: Config, worker: WorkerInfo | None = None) -> Starlette:
             cache.close()
             decisions_cache.close()
             analyzer.close()
+            meter.flush()  # the last tallies, before the store closes
             store.close()
 
     async def on_loupe_error(request: Request, exc: Exception) -> Response:
@@ -467,7 +504,7 @@ def create_app(config: Config, worker: WorkerInfo | None = None) -> Starlette:
             Route("/metrics", ops.metrics, methods=["GET"]),
             *admin.routes(),
             Route("/admin/api/preview/{path:path}", preview, methods=["GET"]),
-            *reviewer_routes(admin.auth),
+            *reviewer_routes(admin.auth, off),
         ],
         exception_handlers={
             LoupeError: on_loupe_error,

@@ -287,7 +287,13 @@ class ImageService:
                 def attempt(asked: TransformParams, safe: bool) -> Rendered:
                     settings = self.safe_settings if safe else self.settings
                     return render(
-                        blob, asked, accept, settings, deadline=deadline, override=override
+                        blob,
+                        asked,
+                        accept,
+                        settings,
+                        deadline=deadline,
+                        override=override,
+                        path=ref.path,
                     )
 
                 if qa is None:

@@ -126,6 +126,6 @@ class MetaService:
 
         def work(_deadline: float) -> tuple[SourceInfo, Analysis]:
             info, _header = validate(read, self.rules)
-            return info, self.analyzer.analyse(read)
+            return info, self.analyzer.analyse(read, ref.path)
 
         return await self.pool.run(work, self.config.server.request_deadline_s)

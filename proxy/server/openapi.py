@@ -16,6 +16,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from proxy.detectors.content import LABELS as CONTENT_CLASSES
+from proxy.feedback.calibration import CALIBRATED, SETTINGS
+from proxy.feedback.costs import AI_COMPONENTS
 from proxy.params import MAX_DIMENSION, Context
 from proxy.rules import RULES
 from proxy.stores.base import COMPONENTS, AltStatus, ReviewStatus
@@ -202,9 +204,72 @@ COMPONENT_METRICS: Schema = _closed(
         "reviewed": {"type": "integer", "minimum": 0},
         "override_rate": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
         "pending": {"type": "integer", "minimum": 0},
+        "off": {
+            "type": "boolean",
+            "description": "nothing to decide (alt text without a VLM, moderation when "
+            "disabled): left out of the queue and of the auto-accept rate",
+        },
     }
 )
 RATE: Schema = {"type": ["number", "null"], "minimum": 0}
+COUNT: Schema = {"type": "integer", "minimum": 0}
+MONEY: Schema = {"type": "number", "minimum": 0}
+SAVED: Schema = _closed(
+    {
+        "phash": {**COUNT, "description": "other bytes with the same perceptual hash"},
+        "sizes": {**COUNT, "description": "the same source (path and bytes), another size"},
+        "reupload": {**COUNT, "description": "the same bytes under another path"},
+        "total": COUNT,
+    }
+)
+UNIT: Schema = {"type": "number", "minimum": 0, "maximum": 1}
+UNIT_OR_NULL: Schema = {"type": ["number", "null"], "minimum": 0, "maximum": 1}
+COMPONENT_CALIBRATION: Schema = _closed(
+    {
+        "decisions": {**COUNT, "description": "human decisions with a confidence"},
+        "sampled": {**COUNT, "description": "of them, on auto-accepted outputs sampled"},
+        "accepted_as_is": UNIT_OR_NULL,
+        "bins": {
+            "type": "array",
+            "items": _closed(
+                {
+                    "low": UNIT,
+                    "high": UNIT,
+                    "count": COUNT,
+                    "accepted": COUNT,
+                    "share_accepted": UNIT_OR_NULL,
+                }
+            ),
+        },
+        "threshold": {
+            **UNIT_OR_NULL,
+            "description": "the lowest confidence whose decisions at or above it reach the "
+            "target precision (null: none does yet)",
+        },
+        "precision": UNIT_OR_NULL,
+        "decisions_above": COUNT,
+        "auto_accept_rate": {**UNIT_OR_NULL, "description": "at the proposed threshold"},
+        "rate_of": {"enum": ["outputs", "decided outputs"]},
+        "current_threshold": UNIT_OR_NULL,
+        "current_auto_accept_rate": UNIT_OR_NULL,
+        "setting": {
+            "type": ["string", "null"],
+            "description": "the setting the threshold replaces when applied (null: shown only)",
+        },
+    }
+)
+COMPONENT_COSTS: Schema = _closed(
+    {
+        "inferences": {**COUNT, "description": "model runs (quality: q=auto searches)"},
+        "wall_s": {"type": "number", "minimum": 0},
+        "cpu_s": {"type": "number", "minimum": 0, "description": "0 for the VLM (remote)"},
+        "saved": SAVED,
+        "tokens_in": COUNT,
+        "tokens_out": COUNT,
+        "cost": {**MONEY, "description": "inferences x costs.<component>_per_1k / 1000 (+ tokens)"},
+        "saved_cost": {**MONEY, "description": "what the saved inferences would have cost"},
+    }
+)
 
 SCHEMAS: dict[str, Schema] = {
     "Problem": _closed(
@@ -362,6 +427,64 @@ SCHEMAS: dict[str, Schema] = {
                     },
                 }
             ),
+        }
+    ),
+    "Costs": _closed(
+        {
+            "since": {"type": ["string", "null"], "description": "first UTC day counted"},
+            "images": {**COUNT, "description": "sources first seen since then"},
+            "cost_per_image": RATE,
+            "inferences_per_image": RATE,
+            "components": _closed({name: COMPONENT_COSTS for name in AI_COMPONENTS}),
+            "totals": _closed(
+                {
+                    "inferences": COUNT,
+                    "wall_s": {"type": "number", "minimum": 0},
+                    "cpu_s": {"type": "number", "minimum": 0},
+                    "saved": SAVED,
+                    "tokens_in": COUNT,
+                    "tokens_out": COUNT,
+                    "cost": MONEY,
+                    "saved_cost": MONEY,
+                }
+            ),
+            "days": {
+                "type": "array",
+                "description": "per UTC day, oldest first",
+                "items": _closed(
+                    {
+                        "day": {"type": "string"},
+                        "inferences": COUNT,
+                        "saved": COUNT,
+                        "cost": MONEY,
+                    }
+                ),
+            },
+            "prices": {
+                "type": "object",
+                "description": "the configured costs.* prices",
+                "additionalProperties": {"type": "number"},
+            },
+        }
+    ),
+    "Calibration": _closed(
+        {
+            "target_precision": {"type": "number", "minimum": 0, "maximum": 1},
+            "min_decisions": COUNT,
+            "apply": {"type": "boolean", "description": "calibration.apply"},
+            "applied": {
+                "type": "array",
+                "description": "the thresholds this call applied (each logged as a decision)",
+                "items": _closed(
+                    {
+                        "component": {"enum": list(SETTINGS)},
+                        "setting": {"type": "string"},
+                        "from": {"type": "number"},
+                        "to": {"type": "number"},
+                    }
+                ),
+            },
+            "components": _closed({name: COMPONENT_CALIBRATION for name in CALIBRATED}),
         }
     ),
     "Rule": _closed(
@@ -730,6 +853,47 @@ PATHS: dict[str, Schema] = {
                 )
             }
             | _errors(),
+        ),
+    },
+    "/admin/api/costs": {
+        "get": _operation(
+            "getCosts",
+            "what each AI component cost",
+            {
+                "200": _ok(
+                    "inferences, seconds, cache savings, VLM tokens and the estimated cost per "
+                    "component, per image and per day",
+                    _ref("Costs"),
+                )
+            }
+            | _errors(400),
+            parameters=[
+                _query(
+                    "since",
+                    {"type": "string"},
+                    "a UTC day (2026-12-01) or epoch seconds (counted from its day); "
+                    "default: everything",
+                )
+            ],
+        ),
+    },
+    "/admin/api/calibration": {
+        "get": _operation(
+            "getCalibration",
+            "what each component's confidence means",
+            {
+                "200": _ok(
+                    "per component (alt text confidence, moderation: 1 - NSFW score, crop: "
+                    "the top candidate's score): the human decisions per confidence bin and "
+                    "the share accepted as is, and the threshold reaching "
+                    "calibration.target_precision with the auto-accept rate it gives",
+                    _ref("Calibration"),
+                )
+            }
+            | _errors(),
+            description="With calibration.apply = true, a proposed threshold that differs "
+            "from the current one replaces it (vlm.confidence_threshold, "
+            "moderation.review_threshold as 1 - t) and is logged as a decision.",
         ),
     },
     "/admin/api/rules": {

@@ -50,6 +50,7 @@ KEYS = (
     ("r", "reject"),
     ("e", "edit the alt text"),
     ("Ctrl+Enter", "save the edit / send"),
+    ("Enter", "in the reason: send"),
     ("1 2 3", "pick a crop candidate"),
     ("o", "crop: thumbnails or outlines on the full image"),
     ("n", "skip"),
@@ -88,8 +89,9 @@ def _e(value: object) -> str:
 
 
 class ReviewerPage:
-    def __init__(self, auth: AdminAuth) -> None:
+    def __init__(self, auth: AdminAuth, off: frozenset[str] = frozenset()) -> None:
         self.auth = auth
+        self.off = off  # components with nothing to decide (no VLM: no alt text)
         self.assets = load_assets()
 
     def routes(self) -> list[Route]:
@@ -221,13 +223,18 @@ class ReviewerPage:
         return self._head("Loupe review", csrf) + f"<body>{header}{main}</body></html>"
 
     def _queue(self, component: str) -> str:
-        filters = "".join(self._filter_link(name, name == component) for name in FILTERS)
+        filters = "".join(
+            self._filter_link(name, name == component, name in self.off) for name in FILTERS
+        )
         legend = "".join(f"<li><kbd>{_e(k)}</kbd> {_e(v)}</li>" for k, v in KEYS)
+        off = " ".join(sorted(self.off))
         return (
-            f'<main id="queue" class="queue" data-component="{_e(component)}">'
+            f'<main id="queue" class="queue" data-component="{_e(component)}" '
+            f'data-off="{_e(off)}">'
             f'<nav class="filters" aria-label="Component">{filters}</nav>'
             '<div class="status-line"><p id="counter" class="counter" aria-live="polite">'
-            'Loading…</p><p id="message" class="message" role="status"></p></div>'
+            'Loading…</p><p id="message" class="message" role="status"></p>'
+            '<p id="held" class="held" role="status" hidden></p></div>'
             '<article id="item" class="item" hidden>'
             '<div class="stage-wrap"><div class="stage" id="stage">'
             '<img id="picture" alt="The image under review"></div>'
@@ -261,10 +268,11 @@ class ReviewerPage:
         )
 
     @staticmethod
-    def _filter_link(name: str, current: bool) -> str:
+    def _filter_link(name: str, current: bool, off: bool = False) -> str:
         href = "/admin/" + ("" if name == "all" else "?" + urlencode({"component": name}))
         aria = ' aria-current="true"' if current else ""
-        return f'<a href="{_e(href)}"{aria} data-filter="{_e(name)}">{_e(name)}</a>'
+        label = f"{name} (off)" if off else name
+        return f'<a href="{_e(href)}"{aria} data-filter="{_e(name)}">{_e(label)}</a>'
 
     def _metrics(self) -> str:
         return (
@@ -281,6 +289,18 @@ class ReviewerPage:
             "<tbody></tbody></table></div></section>"
             '<section class="chart"><h2>Seconds per review</h2>'
             '<p class="hint" id="trend-hint"></p><div id="trend"></div></section>'
+            '<section class="chart" id="costs" aria-label="Costs"><h2>What the AI costs</h2>'
+            '<p class="hint" id="costs-hint"></p>'
+            '<div class="tiles" id="cost-tiles"></div>'
+            '<div class="table-wrap"><table id="cost-table"><thead><tr><th>component</th>'
+            "<th>inferences</th><th>wall s</th><th>CPU s</th><th>saved: same look</th>"
+            "<th>other size</th><th>re-upload</th><th>cost</th><th>saved cost</th></tr>"
+            "</thead><tbody></tbody></table></div>"
+            '<h3>Per day</h3><div id="cost-trend"></div></section>'
+            '<section class="chart" id="calibration" aria-label="Calibration">'
+            "<h2>What a confidence means</h2>"
+            '<p class="hint" id="calibration-hint"></p>'
+            '<div id="reliability" class="reliability-row"></div></section>'
             "</main>"
         )
 
@@ -339,6 +359,6 @@ class ReviewerPage:
         )
 
 
-def reviewer_routes(auth: AdminAuth) -> list[Route]:
+def reviewer_routes(auth: AdminAuth, off: frozenset[str] = frozenset()) -> list[Route]:
     """The page's routes; ``auth`` is the admin API's, so one token and one session scheme."""
-    return ReviewerPage(auth).routes()
+    return ReviewerPage(auth, off).routes()

@@ -269,6 +269,37 @@ MIGRATIONS: tuple[Migration, ...] = (
             ),
         ),
     ),
+    Migration(
+        11,
+        "what each AI component cost per day: inferences, seconds, cache savings, tokens",
+        """
+        CREATE TABLE ai_costs (
+            day TEXT NOT NULL,
+            component TEXT NOT NULL,
+            inferences BIGINT NOT NULL DEFAULT 0,
+            wall_s DOUBLE PRECISION NOT NULL DEFAULT 0,
+            cpu_s DOUBLE PRECISION NOT NULL DEFAULT 0,
+            saved_phash BIGINT NOT NULL DEFAULT 0,
+            saved_sizes BIGINT NOT NULL DEFAULT 0,
+            saved_reupload BIGINT NOT NULL DEFAULT 0,
+            tokens_in BIGINT NOT NULL DEFAULT 0,
+            tokens_out BIGINT NOT NULL DEFAULT 0,
+            PRIMARY KEY (day, component)
+        );
+        """,
+    ),
+    Migration(
+        12,
+        "confidence thresholds calibration applied over the configured ones",
+        """
+        CREATE TABLE thresholds (
+            component TEXT PRIMARY KEY,
+            value DOUBLE PRECISION NOT NULL,
+            configured DOUBLE PRECISION,
+            updated DOUBLE PRECISION NOT NULL
+        );
+        """,
+    ),
 )
 
 

@@ -9,7 +9,7 @@ import json
 import re
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
@@ -1221,6 +1221,90 @@ class SqlStore(ABC):
         for component, outcome, n in rows:
             found.setdefault(component, {})[outcome] = int(n)
         return found
+
+    # -- AI costs -----------------------------------------------------------------------
+
+    _COST_FIELDS = (
+        "inferences",
+        "wall_s",
+        "cpu_s",
+        "saved_phash",
+        "saved_sizes",
+        "saved_reupload",
+        "tokens_in",
+        "tokens_out",
+    )
+
+    def add_costs(self, day: str, tallies: Mapping[str, Mapping[str, float]]) -> None:
+        """Add one process's tallies of ``day`` (per component) to the shared rows."""
+        fields = self._COST_FIELDS
+        columns = ", ".join(fields)
+        marks = ", ".join("?" for _ in fields)
+        adds = ", ".join(f"{f} = ai_costs.{f} + excluded.{f}" for f in fields)
+        integers = {"inferences", "saved_phash", "saved_sizes", "saved_reupload"}
+        integers |= {"tokens_in", "tokens_out"}
+        with self.transaction() as tx:
+            for component, tally in sorted(tallies.items()):
+                values = [
+                    int(tally.get(f, 0)) if f in integers else float(tally.get(f, 0.0))
+                    for f in fields
+                ]
+                tx.run(
+                    f"INSERT INTO ai_costs (day, component, {columns}) VALUES (?, ?, {marks}) "
+                    f"ON CONFLICT (day, component) DO UPDATE SET {adds}",
+                    (day, component, *values),
+                )
+
+    def costs(self, since_day: str = "") -> list[tuple[Any, ...]]:
+        """(day, component, inferences, wall_s, cpu_s, saved_phash, saved_sizes,
+        saved_reupload, tokens_in, tokens_out) from ``since_day`` on, oldest first."""
+        with self.transaction(write=False) as tx:
+            rows = tx.run(
+                f"SELECT day, component, {', '.join(self._COST_FIELDS)} FROM ai_costs "
+                "WHERE day >= ? ORDER BY day, component",
+                (since_day,),
+            )
+        return [tuple(row) for row in rows]
+
+    def sources_seen(self, since: float = 0.0) -> int:
+        """Sources first seen at or after ``since`` (epoch seconds)."""
+        with self.transaction(write=False) as tx:
+            rows = tx.run("SELECT COUNT(*) FROM sources WHERE first_seen >= ?", (since,))
+        return int(rows[0][0] or 0)
+
+    # -- calibration --------------------------------------------------------------------
+
+    def alt_confidences(self) -> list[float]:
+        """The VLM's confidence of every alt text that has one (drafts, published, kept)."""
+        with self.transaction(write=False) as tx:
+            rows = tx.run("SELECT confidence FROM alt_texts WHERE confidence IS NOT NULL")
+        return [float(row[0]) for row in rows]
+
+    def nsfw_scores(self) -> list[float]:
+        """The NSFW score of every picture (bytes) the model judged."""
+        with self.transaction(write=False) as tx:
+            rows = tx.run("SELECT score FROM verdicts WHERE score IS NOT NULL")
+        return [float(row[0]) for row in rows]
+
+    def threshold(self, component: str) -> float | None:
+        """The threshold calibration applied for ``component``, if any."""
+        with self.transaction(write=False) as tx:
+            rows = tx.run("SELECT value FROM thresholds WHERE component = ?", (component,))
+        return float(rows[0][0]) if rows else None
+
+    def set_threshold(
+        self, component: str, value: float, configured: float | None, feedback: Feedback
+    ) -> None:
+        """Apply a calibrated threshold and log it as a decision, in one transaction."""
+        with self.transaction() as tx:
+            tx.run(
+                "INSERT INTO thresholds (component, value, configured, updated) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (component) DO UPDATE SET "
+                "value = excluded.value, configured = excluded.configured, "
+                "updated = excluded.updated",
+                (component, value, configured, time.time()),
+            )
+            self._add_feedback(tx, feedback)
 
     def feedback_rows(self) -> list[tuple[str, str, float | None, float, bool, bool]]:
         """(component, action, seconds, created, from_review, after_publication) of every

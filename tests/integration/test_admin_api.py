@@ -331,3 +331,28 @@ def test_feedback_export_writes_every_decision_as_jsonl(
     assert crop[0]["ai_output"]["candidates"] and crop[0]["correction"]["candidate"] == 2
     assert crop[0]["reason"] == "hats matter" and crop[0]["seconds"] == 4.5
     assert {"id", "path", "context", "reviewer", "created"} <= set(crop[0])
+
+
+def test_without_a_vlm_alt_text_is_off_not_queued(server: LoupeServer) -> None:
+    """No VLM: nothing for a human to decide about alt text. No review items, no tally in
+    the auto-accept rate; the metrics and the page say "off", the empty rates "n/a"."""
+    assert image(server, "couple.png", w=120).status_code == 200
+
+    def lane_idle() -> dict[str, Any] | None:
+        body = httpx.get(f"{server.url}/admin/api/metrics", headers=AUTH, timeout=10).json()
+        jobs = body["jobs"]
+        idle = jobs.get("done") and not jobs.get("queued") and not jobs.get("running")
+        return body if idle else None
+
+    metrics = wait_for(lane_idle, what="the lane to finish")
+    assert pending(server, "alt") == []
+    alt = metrics["components"]["alt"]
+    assert alt["off"] is True and alt["auto"] == alt["sent_to_review"] == 0
+    assert alt["auto_accept_rate"] is None and alt["override_rate"] is None
+    assert metrics["components"]["crop"]["off"] is False
+    assert metrics["components"]["moderation"]["off"] is True  # moderation is not enabled
+    login = httpx.post(
+        f"{server.url}/admin/login", data={"token": TOKEN, "reviewer": "x"}, timeout=10
+    )
+    shell = httpx.get(f"{server.url}/admin/", cookies=login.cookies, timeout=10).text
+    assert 'data-off="alt moderation"' in shell and ">alt (off)</a>" in shell

@@ -379,6 +379,20 @@ def test_a_reviewer_works_the_queue_by_keyboard(server: LoupeServer, vlm: VlmSer
             page.wait_for_selector("body[data-metrics-loaded=true]")
             assert page.locator("#bars svg rect").count() >= 2
             assert page.locator("#trend svg circle").count() == 1
+            # the costs panel: every AI component, the VLM's calls and tokens, per day
+            page.wait_for_selector("body[data-costs-loaded=true]")
+            costs = httpx.get(f"{server.url}/admin/api/costs", headers=AUTH, timeout=10).json()
+            assert page.locator("#cost-table tbody tr").count() == 7
+            shown = page.inner_text('#cost-table tr[data-component="vlm"] .inferences')
+            assert int(shown) == costs["components"]["vlm"]["inferences"] >= 3
+            assert page.locator("#cost-trend svg rect").count() == len(costs["days"]) == 1
+            assert "n/a" in page.inner_text("#cost-tiles")  # no prices configured
+            # the reliability diagrams: one per calibrated component, the decided bins drawn
+            page.wait_for_selector("body[data-calibration-loaded=true]")
+            assert page.locator("#reliability svg.reliability").count() == 3
+            alt_dots = page.locator('#reliability svg[data-component="alt"] circle').count()
+            assert alt_dots >= 1  # two alt drafts were decided above
+            assert "n/a" in page.inner_text('#reliability figure[data-component="moderation"]')
             shot(page, "07-metrics-1280.png")
             assert not errors, errors  # no CSP violations, no script errors
 

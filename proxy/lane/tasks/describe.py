@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
 
 from proxy.alt.client import (
     AltTextError,
@@ -22,6 +23,8 @@ from proxy.alt.client import (
     VlmUnavailable,
 )
 from proxy.alt.context import AltContext, context_for
+from proxy.feedback.calibration import SAMPLED, sample_due
+from proxy.feedback.costs import CostMeter
 from proxy.lane.reading import SourceBytes
 from proxy.lane.worker import JobFailed
 from proxy.rules import rules_for
@@ -45,7 +48,11 @@ class DescribeTask:
         threshold: float,
         max_attempts: int,
         claim_s: float = 60.0,
+        meter: CostMeter | None = None,
+        sample_rate: float = 0.0,
     ) -> None:
+        self.sample_rate = sample_rate  # confident texts also sent for a look (calibration)
+        self.meter = meter if meter is not None else CostMeter(None)
         self.claim_s = claim_s  # how long one describer holds a picture (the VLM timeout+)
         self.store = store
         self.client = client
@@ -85,19 +92,27 @@ class DescribeTask:
         if await self._reuse(path, phash, wait=self.client.enabled):
             return
         if not self.client.enabled:
-            await self._leave_empty(path, phash, None, VlmDisabled("no VLM URL is configured"))
+            # Nothing for a human to decide either: no review item, no tally (alt is "off").
+            empty = AltText(path=path, text="", status="empty", phash=phash)
+            await asyncio.to_thread(self.store.put_machine_alt, empty)
             return
         # EXIF and the sidecar file: parsing and file I/O, kept off the event loop.
         context = await asyncio.to_thread(self._context, path, blob, job)
+        began = time.perf_counter()
         try:
             draft = await self.client.describe(blob, context)
+            # the VLM's CPU is the VLM server's: here only its wall time and tokens
+            self.meter.ran("vlm", time.perf_counter() - began, 0.0)
+            self.meter.tokens(draft.tokens_in, draft.tokens_out)
         except AltTextError as exc:
             await self._leave_empty(path, phash, context, exc)
             if isinstance(exc, TRANSIENT) and job.attempts < self.max_attempts:
                 retry = exc.retry_after_s if isinstance(exc, VlmRateLimited) else None
                 raise JobFailed(f"alt text: {exc.reason}", retry_in_s=retry) from exc
             return
-        confident = draft.confidence >= self.threshold
+        applied = await asyncio.to_thread(self.store.threshold, KIND)  # calibration.apply
+        threshold = self.threshold if applied is None else applied
+        confident = draft.confidence >= threshold
         alt = AltText(
             path=path,
             text=draft.text,
@@ -111,15 +126,24 @@ class DescribeTask:
         if stored:
             outcome = "auto" if confident else "review"
             await asyncio.to_thread(self.store.count_outcome, KIND, outcome)
-        if stored and not confident:
+        sampled = stored and confident and await self._sampled()
+        if stored and (sampled or not confident):
             payload = {
-                "reason": "low-confidence",
+                "reason": SAMPLED if sampled else "low-confidence",
                 "draft": draft.text,
                 "confidence": alt.confidence,
                 "model": draft.model,
-                "threshold": self.threshold,
+                "threshold": threshold,
             }
             await asyncio.to_thread(self.store.open_review, path, KIND, path, payload)
+
+    async def _sampled(self) -> bool:
+        """Whether a published text also goes to a human: what measures the confidence of
+        the high bins (feedback.calibration). Stratified like QA sampling."""
+        if self.sample_rate <= 0:
+            return False
+        decide = partial(sample_due, rate=self.sample_rate)
+        return await asyncio.to_thread(self.store.count_in_stratum, "calibration:alt", decide)
 
     async def _reuse(self, path: SourcePath, phash: str, *, wait: bool = True) -> bool:
         """Take the text the same picture has under another path; while another worker is
@@ -130,6 +154,7 @@ class DescribeTask:
             if known is not None:  # the same picture under another path: no model call
                 reused = replace(known, path=path, phash=phash, reused_from=known.path)
                 await asyncio.to_thread(self.store.put_machine_alt, reused)
+                self.meter.saved("vlm", "phash")  # the same picture: no model call
                 return True
             if not wait:
                 return False

@@ -34,7 +34,7 @@ class FingerprintTask:
 
     def _describe(self, path: SourcePath, blob: bytes) -> SourceRecord:
         header = pyvips.Image.new_from_buffer(blob, "")
-        analysis = self.analyzer.analyse(blob)  # cached by phash: shared with smart crops
+        analysis = self.analyzer.analyse(blob, path)  # cached by phash: shared with crops
         loader = str(header.get("vips-loader")) if "vips-loader" in header.get_fields() else ""
         return SourceRecord(
             path=path,

@@ -10,6 +10,8 @@
   const LIST_LIMIT = 200;
   const IMAGE_WIDTH = 1200;
   const THUMB_WIDTH = 480; // a crop candidate's thumbnail: three side by side, sharp at 2x
+  // A fixed-quality JPEG: no q=auto search (seconds on a cold source) for a reviewer's look.
+  const PREVIEW = { fm: "jpeg", q: "80" };
 
   const $ = (id) => document.getElementById(id);
 
@@ -104,12 +106,23 @@
       empty: $("empty"),
       emptyText: $("empty-text"),
       restart: $("restart"),
+      held: $("held"),
     };
     let current = null;
     let shownAt = 0;
     let waiting = null; // a decision held back until the reviewer gives a reason
     let busy = false;
     let outlines = false; // crops: thumbnails of each candidate, or outlines on the full image
+    // Keys act only on an item the reviewer can see: until the shown item's pictures are in,
+    // keys are held (a hint says so) and replayed on it, text into the field they opened.
+    let ready = false;
+    let readyAt = 0;
+    let askedAt = 0; // when the reviewer last sent a decision (and started waiting)
+    const held = [];
+    let list = []; // the pending items of the last load, oldest first
+    const prefetched = new Map(); // preview URL -> an <img> already loading it
+    const off = new Set((root.dataset.off || "").split(" ").filter(Boolean));
+    const waits = [];
 
     function say(text, tone) {
       ui.message.textContent = text;
@@ -130,8 +143,14 @@
         items = (await api(`/admin/api/review?${query}`)).items;
       } catch (error) {
         say(`Could not load the queue: ${error.message}`, "bad");
+        current = null; // never leave keys to act on an item already decided
+        ui.item.hidden = true;
+        dropHeld();
+        setReady(null);
         return;
       }
+      if (filter === "all") items = items.filter((item) => !off.has(item.component));
+      list = items;
       showCount(items.length);
       const next = items.find((item) => !skipped.has(item.id));
       if (next) {
@@ -139,6 +158,7 @@
         return;
       }
       current = null;
+      setReady(null);
       ui.item.hidden = true;
       ui.empty.hidden = false;
       ui.restart.hidden = items.length === 0;
@@ -153,14 +173,112 @@
       ui.ai.append(el("dt", {}, label), el("dd", {}, value === null ? "n/a" : String(value)));
     }
 
+    function pictureUrl(path) {
+      // The admin preview: unsigned, and shown even while moderation holds the image.
+      const query = new URLSearchParams({ w: String(IMAGE_WIDTH), ...PREVIEW });
+      return `/admin/api/preview/${imagePath(path)}?${query}`;
+    }
+
+    function picture(url) {
+      // The prefetched <img> for url when there is one (its pixels are in), else a new one.
+      const found = prefetched.get(url);
+      prefetched.delete(url);
+      if (found) return found;
+      const img = new Image();
+      img.src = url;
+      return img;
+    }
+
+    function urlsOf(item) {
+      const urls = [pictureUrl(item.path)];
+      if (item.component === "crop") {
+        for (const candidate of ((item.payload || {}).candidates || []).slice(0, 3)) {
+          urls.push(cropUrl(item.path, candidate));
+        }
+      }
+      return urls;
+    }
+
+    function prefetchAfter(item) {
+      // The next item's previews start loading now, so they are in when it is shown.
+      const index = list.findIndex((entry) => entry.id === item.id);
+      const next = list.slice(index + 1).find((entry) => !skipped.has(entry.id));
+      const wanted = next ? urlsOf(next) : [];
+      for (const url of [...prefetched.keys()]) {
+        if (!wanted.includes(url)) prefetched.delete(url);
+      }
+      for (const url of wanted) {
+        if (!prefetched.has(url) && ui.picture.getAttribute("src") !== url) {
+          const img = new Image();
+          img.src = url;
+          prefetched.set(url, img);
+        }
+      }
+    }
+
+    function watchPicture(img) {
+      img.addEventListener("load", () => {
+        if (img === ui.picture) ui.pictureNote.hidden = true;
+      });
+      img.addEventListener("error", () => {
+        if (img !== ui.picture) return;
+        img.hidden = true;
+        ui.pictureNote.hidden = false;
+        ui.pictureNote.textContent = "The image could not be loaded.";
+      });
+    }
+
     function showImage(item) {
       ui.stage.querySelectorAll(".box").forEach((box) => box.remove());
-      ui.pictureNote.hidden = false;
-      ui.pictureNote.textContent = "Loading the image…";
+      const url = pictureUrl(item.path);
+      if (ui.picture.getAttribute("src") !== url) {
+        const img = picture(url);
+        img.id = "picture";
+        watchPicture(img);
+        ui.picture.replaceWith(img);
+        ui.picture = img;
+      }
       ui.picture.hidden = false;
-      // The admin preview: unsigned, and shown even while moderation holds the image.
-      ui.picture.src = `/admin/api/preview/${imagePath(item.path)}?w=${IMAGE_WIDTH}`;
       ui.picture.alt = `The image under review: ${item.path}`;
+      const loaded = ui.picture.complete && ui.picture.naturalWidth > 0;
+      ui.pictureNote.hidden = loaded;
+      ui.pictureNote.textContent = "Loading the image…";
+    }
+
+    function settled(img) {
+      if (img.complete) return Promise.resolve();
+      return new Promise((resolve) => {
+        img.addEventListener("load", resolve, { once: true });
+        img.addEventListener("error", resolve, { once: true });
+      });
+    }
+
+    function setReady(item) {
+      ready = true;
+      readyAt = performance.now();
+      root.dataset.ready = item ? String(item.id) : "";
+      if (item && askedAt) {
+        // seconds the reviewer waited on the page for each of the last 50 items
+        waits.push(Math.round(readyAt - askedAt) / 1000);
+        if (waits.length > 50) waits.shift();
+        root.dataset.waits = waits.join(",");
+      }
+      askedAt = 0;
+      replayHeld();
+    }
+
+    function notReady() {
+      ready = false;
+      root.dataset.ready = "";
+    }
+
+    async function whenSeen(item) {
+      // Ready once every picture the reviewer needs is loaded (or failed, which is shown).
+      await Promise.all([ui.picture, ...ui.crops.querySelectorAll("img")].map(settled));
+      if (current === item && !busy && !ready) {
+        shownAt = performance.now(); // the review's seconds count from when it could be seen
+        setReady(item);
+      }
     }
 
     function sameRect(candidate, served) {
@@ -175,19 +293,17 @@
     function cropUrl(path, candidate) {
       // The preview of exactly the candidate's rect: the crop as it would be served.
       const rect = [candidate.x, candidate.y, candidate.width, candidate.height].join(",");
-      const query = new URLSearchParams({ rect, w: String(THUMB_WIDTH) });
+      const query = new URLSearchParams({ rect, w: String(THUMB_WIDTH), ...PREVIEW });
       return `/admin/api/preview/${imagePath(path)}?${query}`;
     }
 
     function thumbnail(item, candidate, number) {
       const payload = item.payload;
-      const picture = el("img", {
-        src: cropUrl(item.path, candidate),
-        alt: `Candidate ${number}: the crop it would serve`,
-        "data-rect": [candidate.x, candidate.y, candidate.width, candidate.height].join(","),
-      });
+      const shot = picture(cropUrl(item.path, candidate));
+      shot.alt = `Candidate ${number}: the crop it would serve`;
+      shot.dataset.rect = [candidate.x, candidate.y, candidate.width, candidate.height].join(",");
       // CSSOM, not a style attribute: the requested aspect, whatever the rect's rounding
-      if (payload.w && payload.h) picture.style.aspectRatio = `${payload.w} / ${payload.h}`;
+      if (payload.w && payload.h) shot.style.aspectRatio = `${payload.w} / ${payload.h}`;
       const button = el(
         "button",
         {
@@ -197,7 +313,7 @@
           "aria-label": `${number === 1 ? "Accept" : "Use"} candidate ${number}`,
         },
         el("kbd", { className: "key" }, String(number)),
-        picture,
+        shot,
       );
       const served = sameRect(candidate, payload.served) ? " · served" : "";
       const reasons = el("ul", { className: "reasons" });
@@ -285,6 +401,7 @@
     }
 
     function show(item) {
+      notReady();
       current = item;
       waiting = null;
       const payload = item.payload || {};
@@ -306,7 +423,14 @@
       if (item.component === "alt") {
         ui.draftBox.hidden = false;
         ui.draft.value = payload.draft || "";
-        fact("AI decided", payload.draft ? "a draft, held for review" : "no text (it failed)");
+        fact(
+          "AI decided",
+          payload.reason === "sampled"
+            ? "published it (sampled for a human look)"
+            : payload.draft
+              ? "a draft, held for review"
+              : "no text (it failed)",
+        );
         fact("Confidence", payload.confidence === undefined ? null : percent(payload.confidence));
         fact("Why here", payload.reason || null);
         fact("Model", payload.model || null);
@@ -348,11 +472,13 @@
         document.activeElement.blur();
       }
       shownAt = performance.now();
+      prefetchAfter(item);
+      whenSeen(item);
     }
 
     function needReason(action, value) {
       waiting = { action, value };
-      say("A reason is required when you override the AI: type it, then Enter.", "bad");
+      say("A reason is required when you override the AI: type it, then Enter to send.", "bad");
       ui.reason.focus();
     }
 
@@ -368,9 +494,13 @@
       if (value !== undefined) body.value = value;
       const item = current;
       busy = true;
+      notReady(); // from here until the next item is seen, keys are held for it
+      askedAt = performance.now();
+      let next = false;
       try {
         await api(`/admin/api/review/${item.id}`, body);
         waiting = null;
+        next = true;
         const done = { accept: "accepted", reject: "rejected", edit: "edited" }[action];
         say(`#${item.id} ${done} (${seconds}s).`, "good");
         root.dataset.lastSeconds = String(seconds);
@@ -379,14 +509,21 @@
       } catch (error) {
         if (error.status === 409 || error.status === 404) {
           say(`#${item.id} was already decided elsewhere.`, "bad");
+          next = true;
           await loadNext();
-        } else if (error.status === 400 && /reason/i.test(error.message)) {
-          needReason(action, value);
         } else {
-          say(`Not saved: ${error.message}`, "bad");
+          dropHeld(); // they were meant for the next item: not for this one again
+          if (error.status === 400 && /reason/i.test(error.message)) {
+            needReason(action, value);
+          } else {
+            say(`Not saved: ${error.message}`, "bad");
+          }
         }
       } finally {
         busy = false;
+        if (!next && current === item) setReady(item);
+        else if (current && current !== item) whenSeen(current);
+        else if (!current) setReady(null);
       }
     }
 
@@ -456,6 +593,8 @@
       if (!current) return;
       skipped.add(current.id);
       say(`Skipped #${current.id}.`, "");
+      notReady();
+      askedAt = performance.now();
       loadNext();
     }
 
@@ -473,23 +612,74 @@
       );
     }
 
-    document.addEventListener("keydown", (event) => {
-      const target = event.target;
-      if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
-        event.preventDefault();
-        if (retryWaiting()) return;
+    function holdable(key) {
+      // What a reviewer types: letters, digits, Enter, Backspace, Esc (not Tab, not Ctrl+R).
+      if (key.alt) return false;
+      if (key.ctrl) return key.key === "Enter";
+      return key.key.length === 1 || ["Enter", "Backspace", "Escape"].includes(key.key);
+    }
+
+    function showHeld() {
+      ui.held.hidden = held.length === 0;
+      ui.held.textContent = held.length
+        ? `Loading the next item: ${held.length} key${held.length > 1 ? "s" : ""} held ` +
+          "for it, applied once it is shown."
+        : "";
+      root.dataset.held = String(held.length);
+    }
+
+    function dropHeld() {
+      if (!held.length) return;
+      held.length = 0;
+      showHeld();
+    }
+
+    function replayHeld() {
+      while (held.length && ready) {
+        const key = held.shift();
+        onKey(key, document.activeElement);
+      }
+      showHeld();
+    }
+
+    function typeInto(field, key) {
+      // A held key replayed into the field it was typed for (the draft or the reason).
+      const start = field.selectionStart;
+      const end = field.selectionEnd;
+      if (key.key === "Backspace") {
+        const from = start === end ? Math.max(0, start - 1) : start;
+        field.setRangeText("", from, end, "end");
+      } else if (key.key === "Enter") {
+        if (field.tagName === "TEXTAREA") field.setRangeText("\n", start, end, "end");
+      } else {
+        field.setRangeText(key.key, start, end, "end");
+      }
+    }
+
+    function onKey(key, target) {
+      // Returns whether the page used the key (the browser must then not).
+      if (key.key === "Enter" && key.ctrl) {
+        if (retryWaiting()) return true;
         if (target === ui.draft || (current && current.component === "alt")) saveEdit();
-        return;
+        return true;
       }
       if (typingIn(target)) {
-        if (event.key === "Escape") target.blur();
-        else if (event.key === "Enter" && target === ui.reason) {
-          event.preventDefault();
-          retryWaiting();
+        if (key.key === "Escape") {
+          target.blur();
+          return true;
         }
-        return;
+        if (key.key === "Enter" && target === ui.reason) {
+          // the prompt and the legend: Enter in the reason sends the decision it waits for
+          if (!retryWaiting()) {
+            target.blur();
+            say("Reason noted: now decide (a, r, 1-3).", "");
+          }
+          return true;
+        }
+        if (key.replay) typeInto(target, key);
+        return false;
       }
-      if (event.ctrlKey || event.metaKey || event.altKey || event.repeat) return;
+      if (key.ctrl || key.alt || key.repeat) return false;
       const handlers = {
         a: () => (current && current.component === "crop" ? pick(1) : accept()),
         r: reject,
@@ -500,16 +690,42 @@
         2: () => pick(2),
         3: () => pick(3),
       };
-      const handler = handlers[event.key.toLowerCase()];
-      if (handler) {
+      const handler = handlers[key.key.toLowerCase()];
+      if (!handler) return false;
+      handler();
+      return true;
+    }
+
+    document.addEventListener("keydown", (event) => {
+      const key = {
+        key: event.key,
+        ctrl: event.ctrlKey || event.metaKey,
+        alt: event.altKey,
+        repeat: event.repeat,
+        replay: false,
+      };
+      if (!ready && holdable(key)) {
+        // The item these keys are for is not on screen yet: hold them for it.
         event.preventDefault();
-        handler();
+        if (!key.repeat) {
+          held.push({ ...key, replay: true });
+          showHeld();
+        }
+        return;
       }
+      if (onKey(key, event.target)) event.preventDefault();
     });
+
+    function unseen() {
+      // A click, like a key, never acts on an item whose pictures are not in yet.
+      if (ready) return false;
+      say("The next item is still loading: decide once it is shown.", "bad");
+      return true;
+    }
 
     ui.actions.addEventListener("click", (event) => {
       const button = event.target.closest("button[data-action]");
-      if (!button) return;
+      if (!button || unseen()) return;
       const action = button.dataset.action;
       if (action === "accept") {
         if (current && current.component === "crop") pick(1);
@@ -524,7 +740,7 @@
     for (const list of [ui.candidates, ui.crops]) {
       list.addEventListener("click", (event) => {
         const button = event.target.closest("button[data-candidate]");
-        if (button) pick(Number(button.dataset.candidate));
+        if (button && !unseen()) pick(Number(button.dataset.candidate));
       });
     }
 
@@ -535,15 +751,7 @@
       loadNext();
     });
 
-    ui.picture.addEventListener("load", () => {
-      ui.pictureNote.hidden = true;
-    });
-
-    ui.picture.addEventListener("error", () => {
-      ui.picture.hidden = true;
-      ui.pictureNote.hidden = false;
-      ui.pictureNote.textContent = "The image could not be loaded.";
-    });
+    watchPicture(ui.picture);
 
     loadNext();
   }
@@ -579,6 +787,11 @@
       ];
       values.forEach(([kind, value], k) => {
         const barX = x + k * 36;
+        if (components[name].off) {
+          // nothing to decide (no VLM for alt text): not a 0% of anything
+          if (k === 0) chart.append(svg("text", { x: barX + 4, y: base - 4 }, "off"));
+          return;
+        }
         if (value === null || value === undefined) {
           chart.append(svg("text", { x: barX + 4, y: base - 4 }, "n/a"));
           return;
@@ -641,7 +854,7 @@
     $("tiles").replaceChildren(
       tile(percent(data.auto_accept_rate), "auto-accepted by the AI"),
       tile(seconds.median === null ? "n/a" : `${seconds.median}s`, "median time per review"),
-      tile(String(seconds.count || 0), "timed reviews"),
+      tile(seconds.count ? String(seconds.count) : "n/a", "timed reviews"),
       tile(percent(data.post_publication_correction_rate), "corrected after publication"),
       tile(String(data.user_initiated_corrections || 0), "user-initiated corrections"),
     );
@@ -659,10 +872,10 @@
     const rows = Object.entries(components).map(([name, c]) =>
       el(
         "tr",
-        { "data-component": name },
-        el("td", {}, name),
-        el("td", {}, String(c.auto)),
-        el("td", {}, String(c.sent_to_review)),
+        { "data-component": name, "data-off": String(Boolean(c.off)) },
+        el("td", {}, c.off ? `${name} (off)` : name),
+        el("td", {}, c.off ? "off" : String(c.auto)),
+        el("td", {}, c.off ? "off" : String(c.sent_to_review)),
         el("td", { className: "reviewed" }, String(c.reviewed)),
         el("td", {}, String(c.pending)),
       ),
@@ -674,6 +887,177 @@
       : "No timed reviews yet.";
     $("trend").replaceChildren(...(trend.length ? [sparkline(trend)] : []));
     document.body.dataset.metricsLoaded = "true";
+  }
+
+  // -- costs ------------------------------------------------------------------------------
+
+  function money(value) {
+    if (value === null || value === undefined) return "n/a";
+    return value >= 1 ? value.toFixed(2) : String(Number(value.toPrecision(3)));
+  }
+
+  function dayBars(days, key, label) {
+    const width = Math.max(300, days.length * 36 + 40);
+    const height = 140;
+    const base = 110;
+    const top = 16;
+    const chart = svg("svg", {
+      viewBox: `0 0 ${width} ${height}`,
+      class: "small",
+      role: "img",
+      "aria-label": `${label} per day`,
+    });
+    const max = Math.max(...days.map((d) => d[key])) || 1;
+    days.forEach((day, index) => {
+      const x = 30 + index * 36;
+      const h = Math.max(1, (day[key] / max) * (base - top));
+      const bar = svg("rect", { x, y: base - h, width: 28, height: h, class: "bar-auto" });
+      bar.append(svg("title", {}, `${day.day}: ${label} ${money(day[key])}`));
+      chart.append(bar, svg("text", { x, y: base + 14 }, day.day.slice(5)));
+    });
+    chart.append(svg("text", { x: 0, y: 11 }, `${label}, max ${money(max)}`));
+    return chart;
+  }
+
+  async function Costs() {
+    const hint = $("costs-hint");
+    let data;
+    try {
+      data = await api("/admin/api/costs");
+    } catch (error) {
+      hint.textContent = `Could not load the costs: ${error.message}`;
+      return;
+    }
+    const totals = data.totals;
+    const needed = totals.inferences + totals.saved.total;
+    const priced = Object.values(data.prices || {}).some((price) => price > 0);
+    $("cost-tiles").replaceChildren(
+      tile(priced ? money(data.cost_per_image) : "n/a", "cost per image"),
+      tile(priced ? money(totals.cost) : "n/a", "estimated cost"),
+      tile(needed ? percent(totals.saved.total / needed) : "n/a", "inferences saved by caching"),
+      tile(priced ? money(totals.saved_cost) : "n/a", "saved by caching"),
+      tile(`${totals.tokens_in} / ${totals.tokens_out}`, "VLM tokens in / out"),
+    );
+    hint.textContent = priced
+      ? `Estimated from the configured prices, over ${data.images} images.`
+      : "No prices configured (costs.* in loupe.toml): counts and seconds only.";
+    const rows = Object.entries(data.components).map(([name, c]) =>
+      el(
+        "tr",
+        { "data-component": name },
+        el("td", {}, name),
+        el("td", { className: "inferences" }, String(c.inferences)),
+        el("td", {}, String(c.wall_s)),
+        el("td", {}, String(c.cpu_s)),
+        el("td", {}, String(c.saved.phash)),
+        el("td", {}, String(c.saved.sizes)),
+        el("td", {}, String(c.saved.reupload)),
+        el("td", {}, priced ? money(c.cost) : "n/a"),
+        el("td", {}, priced ? money(c.saved_cost) : "n/a"),
+      ),
+    );
+    document.querySelector("#cost-table tbody").replaceChildren(...rows);
+    const days = data.days || [];
+    const key = priced ? "cost" : "inferences";
+    $("cost-trend").replaceChildren(
+      ...(days.length ? [dayBars(days, key, priced ? "cost" : "inferences")] : []),
+    );
+    document.body.dataset.costsLoaded = "true";
+  }
+
+  // -- calibration --------------------------------------------------------------------------
+
+  function reliabilityDiagram(name, c) {
+    // x: the AI's confidence, y: the share humans accepted as is; the diagonal is a perfectly
+    // calibrated model, dot areas grow with the decisions in the bin.
+    const size = 320;
+    const pad = 34;
+    const span = size - 2 * pad;
+    const at = (x, y) => [pad + x * span, size - pad - y * span];
+    const chart = svg("svg", {
+      viewBox: `0 0 ${size} ${size}`,
+      class: "small reliability",
+      role: "img",
+      "aria-label": `Reliability of ${name}: share accepted as is per confidence bin`,
+      "data-component": name,
+    });
+    const [x0, y0] = at(0, 0);
+    const [x1, y1] = at(1, 1);
+    chart.append(svg("line", { x1: x0, y1: y0, x2: x1, y2: y0, class: "axis" }));
+    chart.append(svg("line", { x1: x0, y1: y0, x2: x0, y2: y1, class: "axis" }));
+    chart.append(svg("line", { x1: x0, y1: y0, x2: x1, y2: y1, class: "ideal" }));
+    chart.append(svg("text", { x: x0, y: size - 6 }, "confidence"));
+    chart.append(svg("text", { x: 2, y: y1 - 8 }, "accepted as is"));
+    const max = Math.max(1, ...c.bins.map((b) => b.count));
+    const points = [];
+    for (const bin of c.bins) {
+      if (bin.share_accepted === null) continue;
+      const [x, y] = at((bin.low + bin.high) / 2, bin.share_accepted);
+      points.push(`${x},${y}`);
+      const dot = svg("circle", {
+        cx: x,
+        cy: y,
+        r: 2 + 5 * Math.sqrt(bin.count / max),
+        class: "spark-dot",
+        "data-count": bin.count,
+      });
+      dot.append(
+        svg("title", {}, `${bin.low}-${bin.high}: ${bin.accepted}/${bin.count} accepted as is`),
+      );
+      chart.append(dot);
+    }
+    if (points.length > 1) chart.append(svg("polyline", { points: points.join(" "), class: "measured" }));
+    if (c.threshold !== null) {
+      const [tx] = at(c.threshold, 0);
+      const line = svg("line", { x1: tx, y1: y0, x2: tx, y2: y1, class: "threshold" });
+      line.append(svg("title", {}, `proposed threshold ${c.threshold}`));
+      chart.append(line);
+    }
+    return chart;
+  }
+
+  function calibrationText(c, target) {
+    if (!c.decisions) return "No human decisions yet: n/a.";
+    const now =
+      c.current_threshold === null
+        ? "every output is reviewed now"
+        : `now ${c.current_threshold}: ${percent(c.current_auto_accept_rate)} auto-accepted`;
+    if (c.threshold === null) {
+      return `${c.decisions} decisions, ${percent(c.accepted_as_is)} accepted as is; no threshold reaches ${percent(target)} yet (${now}).`;
+    }
+    return (
+      `${c.decisions} decisions (${c.sampled} sampled). At ${c.threshold} and above, ` +
+      `${percent(c.precision)} of ${c.decisions_above} were accepted as is: ` +
+      `${percent(c.auto_accept_rate)} of ${c.rate_of} would be auto-accepted (${now}).`
+    );
+  }
+
+  async function Calibration() {
+    const hint = $("calibration-hint");
+    let data;
+    try {
+      data = await api("/admin/api/calibration");
+    } catch (error) {
+      hint.textContent = `Could not load the calibration: ${error.message}`;
+      return;
+    }
+    hint.textContent =
+      `Per confidence bin, the share of the AI's outputs humans accepted as is (the dashed ` +
+      `diagonal is a perfectly calibrated model), and the lowest threshold reaching ` +
+      `${percent(data.target_precision)}. ` +
+      (data.apply
+        ? "calibration.apply is on: proposed thresholds are applied and logged."
+        : "Shown only: thresholds change with calibration.apply = true.");
+    const figures = Object.entries(data.components).map(([name, c]) =>
+      el(
+        "figure",
+        { className: "calibration", "data-component": name },
+        reliabilityDiagram(name, c),
+        el("figcaption", {}, el("strong", {}, name), " ", calibrationText(c, data.target_precision)),
+      ),
+    );
+    $("reliability").replaceChildren(...figures);
+    document.body.dataset.calibrationLoaded = "true";
   }
 
   // -- exception rules ----------------------------------------------------------------------
@@ -803,6 +1187,8 @@
     const queue = $("queue");
     if (queue) Queue(queue);
     if ($("metrics")) Metrics();
+    if ($("costs")) Costs();
+    if ($("calibration")) Calibration();
     if ($("rules")) Rules();
     if ($("search")) Search();
   });
