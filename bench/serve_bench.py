@@ -492,9 +492,7 @@ def image_size(body: bytes) -> tuple[int, int]:
     return image.width, image.height
 
 
-def prime_and_compare(
-    server: Server, images: Sequence[str], blobs: dict[str, bytes]
-) -> list[str]:
+def prime_and_compare(server: Server, images: Sequence[str], blobs: dict[str, bytes]) -> list[str]:
     """GET every warm URL once (this fills the cache) and check Loupe's output size and format
     against raw pyvips', so the two sides really do the same work."""
     problems = []
@@ -508,9 +506,7 @@ def prime_and_compare(
             ours = image_size(transform.raw(blobs[image]))
             mime = response.headers.get("content-type", "")
             if theirs != ours or transform.key not in mime:
-                problems.append(
-                    f"{image} {transform.key}: loupe {theirs} {mime} vs pyvips {ours}"
-                )
+                problems.append(f"{image} {transform.key}: loupe {theirs} {mime} vs pyvips {ours}")
     return problems
 
 

@@ -19,6 +19,7 @@ from proxy.fingerprint import PhashMemo
 from proxy.lane.lane import Lane, assemble
 from proxy.lane.worker import Worker
 from proxy.server.app import build_sources, configure_process
+from proxy.server.rendering import build_rendering
 from proxy.sources.paths import SourcePath, canonical_path
 from proxy.stores import Store, StoreError, open_store
 
@@ -45,15 +46,18 @@ class _Runtime(contextlib.AbstractAsyncContextManager["_Runtime"]):
             shared=SharedKV(config.redis, "ai") if config.redis.url else None,
             providers=config.analysis.providers,
         )
+        self.rendering = build_rendering(config, self.analyzer, self.fingerprint, self.store)
         self.lane: Lane
         self.lane, _moderator, self.vlm = assemble(
-            config, self.store, self.source, self.analyzer, self.fingerprint
-        )
+            config, self.store, self.source, self.analyzer, self.fingerprint,
+            rendering=self.rendering,
+        )  # fmt: skip
 
     async def __aexit__(self, *exc: object) -> None:
         await self.vlm.aclose()
         await self.source.aclose()
         self.analyzer.close()
+        self.rendering.decisions.close()
         self.store.close()
 
 

@@ -30,6 +30,8 @@ class SearchResult:
     body: bytes
     encodes: int
     met_target: bool
+    first_quality: int = 0  # the first probe: a first answer served at this quality scored
+    first_score: float = 0.0  # this (verification starts from what was served)
 
 
 def _clamp(value: float, low: int, high: int) -> int:
@@ -73,4 +75,12 @@ def search(
     chosen = (
         min(passing, key=lambda p: p.quality) if passing else max(probes, key=lambda p: p.score)
     )
-    return SearchResult(chosen.quality, chosen.score, chosen.body, len(probes), bool(passing))
+    return SearchResult(
+        chosen.quality,
+        chosen.score,
+        chosen.body,
+        len(probes),
+        bool(passing),
+        probes[0].quality,
+        probes[0].score,
+    )

@@ -31,19 +31,10 @@ from proxy.feedback.prometheus import CollaborationCollector
 from proxy.fingerprint import PhashMemo
 from proxy.lane.lane import assemble
 from proxy.lane.worker import worker_name
-from proxy.model_files import find_model
-from proxy.policies import load_policies
-from proxy.processing.avif_effort import AvifEffort
-from proxy.processing.compress import QualityTools
-from proxy.processing.finalize import EncoderSettings
-from proxy.processing.pipeline import RenderSettings
 from proxy.processing.validate import ValidationRules
 from proxy.providers import provider_name
 from proxy.qa.checks import QALimits
 from proxy.qa.gate import QualityGate
-from proxy.quality import ssimulacra2
-from proxy.quality.decisions import QualityDecisions
-from proxy.quality.predictor import QualityPredictor
 from proxy.scanners.clamd import ClamdScanner
 from proxy.server import problems
 from proxy.server.admin import AdminApi
@@ -56,6 +47,7 @@ from proxy.server.meta_decisions import StoredFacts
 from proxy.server.ops import Operations
 from proxy.server.pool import ProcessingPool
 from proxy.server.redirects import RelativeRedirects
+from proxy.server.rendering import build_rendering
 from proxy.server.reviewer import reviewer_routes
 from proxy.server.telemetry import Telemetry
 from proxy.sources.gate import FetchGate
@@ -66,7 +58,6 @@ from proxy.sources.router import SourceRouter
 from proxy.stores import open_store
 
 log = logging.getLogger(__name__)
-PREDICTOR_FILE = "quality/quality_predictor.onnx"
 
 
 class RequestMetrics:
@@ -231,19 +222,7 @@ def create_app(config: Config) -> Starlette:
     )
     security = config.security
     scanner = ClamdScanner(security.clamd, security.clamd_timeout_s) if security.clamd else None
-    avif = AvifEffort(config.images.avif_time_budget_s, data_dir)
-    if config.images.avif_effort is not None:
-        avif = AvifEffort.fixed(config.images.avif_effort)
     images_config = config.images
-    policies = load_policies(images_config.policies_file)
-    encoder = EncoderSettings(
-        avif=avif,
-        png_compression=images_config.png_compression,
-        webp_effort=images_config.webp_effort,
-        webp_smart_subsample=images_config.webp_smart_subsample,
-        jpeg_progressive=images_config.jpeg_progressive,
-    )
-    decisions_cache = QualityDecisions(data_dir / "ai" / "quality")
     fingerprint = PhashMemo()
     node = worker_name()
     shared = SharedTier(config.redis, node) if config.redis.url else None
@@ -254,29 +233,21 @@ def create_app(config: Config) -> Starlette:
         shared=SharedKV(config.redis, "ai") if config.redis.url else None,
         providers=config.analysis.providers,
     )
-    predictor = QualityPredictor(
-        find_model(PREDICTOR_FILE, config.storage.models_dir), config.analysis.providers
-    )
-    settings = RenderSettings(
-        limits=config.limits,
-        policies=policies,
-        encoder=encoder,
-        allow_svg=images_config.allow_svg,
-        scan=scanner.scan if scanner else None,
-        default_policy=images_config.default_policy,
-        fingerprint=fingerprint,
-        analyzer=analyzer,
-        quality=QualityTools(
-            metric=ssimulacra2.Reference,
-            predictor=predictor,
-            decisions=decisions_cache,
-            policies=policies,
-            encoder=encoder,
-        ),
-    )
     source = build_sources(config)
     store = open_store(config.store_url())
-    lane, moderator, vlm = assemble(config, store, source, analyzer, fingerprint)
+    rendering = build_rendering(
+        config, analyzer, fingerprint, store, scanner.scan if scanner else None
+    )
+    settings, avif, predictor = rendering.settings, rendering.avif, rendering.predictor
+    policies, decisions_cache = settings.policies, rendering.decisions
+    images_ref: list[ImageService] = []
+
+    async def publish(path: SourcePath, query: str, accept: str) -> bool:
+        return await images_ref[0].refresh(path, query, accept) if images_ref else False
+
+    lane, moderator, vlm = assemble(
+        config, store, source, analyzer, fingerprint, rendering=rendering, publish=publish
+    )
     budget = ReviewBudget(
         per_client=config.admin.reviews_per_client_per_minute,
         overall=config.admin.reviews_per_minute,
@@ -290,6 +261,7 @@ def create_app(config: Config) -> Starlette:
         io,
     )
     images = ImageService(config, source, cache, pool, telemetry, settings, decisions, qa, shared)
+    images_ref.append(images)
     rules = ValidationRules(config.limits, images_config.allow_svg, settings.scan)
     facts = StoredFacts(store, config.qa.duplicate_distance)
     meta = MetaService(config, source, analyzer, pool, rules, facts, moderator)

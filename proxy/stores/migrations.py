@@ -205,6 +205,35 @@ MIGRATIONS: tuple[Migration, ...] = (
         CREATE INDEX admin_sessions_expires ON admin_sessions (expires);
         """,
     ),
+    Migration(
+        10,
+        "verified q=auto decisions, shared by every node, and the measured training pairs",
+        """
+        CREATE TABLE quality_decisions (
+            key TEXT PRIMARY KEY,
+            phash TEXT NOT NULL,
+            format TEXT NOT NULL,
+            bucket INTEGER NOT NULL,
+            policy TEXT NOT NULL,
+            model TEXT NOT NULL,
+            quality INTEGER,
+            score DOUBLE PRECISION,
+            created DOUBLE PRECISION NOT NULL
+        );
+        CREATE INDEX quality_decisions_phash ON quality_decisions (phash);
+        CREATE TABLE quality_pairs (
+            id {pk},
+            phash TEXT NOT NULL,
+            features TEXT NOT NULL,
+            format TEXT NOT NULL,
+            target DOUBLE PRECISION NOT NULL,
+            quality INTEGER NOT NULL,
+            score DOUBLE PRECISION,
+            created DOUBLE PRECISION NOT NULL,
+            UNIQUE (phash, format, target)
+        );
+        """,
+    ),
 )
 
 

@@ -17,7 +17,10 @@ def loupe(*args: str, env: dict[str, str] | None = None) -> subprocess.Completed
     """Run ``loupe`` with no LOUPE_* settings but those given."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("LOUPE_")}
     return subprocess.run(
-        [sys.executable, "-m", "proxy", *args], capture_output=True, text=True, timeout=60,
+        [sys.executable, "-m", "proxy", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
         env={**clean, **(env or {})},
     )
 

@@ -28,9 +28,7 @@ def test_every_output_is_checked_and_shown_in_meta(server: LoupeServer) -> None:
     assert names == {"decodes", "dimensions", "quality", "srgb", "bytes", "not-blank"}
 
 
-def test_an_output_failing_twice_is_a_500_and_never_cached(
-    data_root: Path, tmp_path: Path
-) -> None:
+def test_an_output_failing_twice_is_a_500_and_never_cached(data_root: Path, tmp_path: Path) -> None:
     root = tmp_path / "root"
     root.mkdir()
     shutil.copy(data_root / "kodak" / "kodim03.png", root / "hats.png")
