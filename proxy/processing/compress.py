@@ -4,8 +4,8 @@ On the request path (``QualityTools.verify`` off) nothing is scored: a verified 
 this picture, format, size bucket and policy is encoded once and is final; without one the
 predictor's guess plus its learned margin is encoded once and served *provisional*, and the
 lane's ``verify`` job measures it. Outputs above ``QualityTools.fixed_above_pixels`` take
-the policy's fixed quality in one lazy pass, so their cost stays that of a fixed-quality
-request.
+the policy's fixed quality in one lazy pass, final at once, so their cost stays that of a
+fixed-quality request.
 
 The ``verify`` job runs this step with ``verify`` on: the lowest quality whose SSIMULACRA2
 score meets the policy's target, searched from the first answer's quality (so the first
@@ -147,12 +147,12 @@ def predicted(
     stage: Stage = "final" if known is not None else "provisional"
     if pixels > tools.fixed_above_pixels:
         # Planned to fit the deadline: no materialised copy, no features; libvips streams
-        # the pipeline into the encoder once.
-        quality = known[1] if known is not None and known[1] is not None else None
-        if quality is None:
-            quality = max(policy.quality_for(plan.format), policy.min_quality or 1)
-        large = () if known is not None else ("fixed-quality:large-output",)
-        return frame, replace(plan, quality=quality, stage=stage, notes=(*plan.notes, *large))
+        # the pipeline into the encoder once, at the policy's fixed quality. That is the
+        # answer for outputs this large (final: verifying it would cost a core for tens of
+        # seconds per format).
+        quality = max(policy.quality_for(plan.format), policy.min_quality or 1)
+        notes = (*plan.notes, "fixed-quality:large-output")
+        return frame, replace(plan, quality=quality, stage="final", notes=notes)
     reference = materialize(assemble([frame], plan), tools.encoder, plan.deadline)
     features = _features(reference)
     tuning = encoder_tuning(plan.format, features) if features is not None else {}

@@ -166,8 +166,8 @@ def _first_answer_format(
     picture, size bucket, policy and Accept class; without one, the best accepted format
     that fits the request's time: AVIF only for outputs small enough to encode within
     ``avif_first_answer_s``, and JPEG (when no alpha needs keeping) above the fixed-quality
-    size, whose WebP or AVIF would take several times as long. Returns the plan and
-    whether its format is verified."""
+    size, whose WebP or AVIF would take several times as long (that plan is the answer for
+    such sizes). Returns the plan and whether its format is settled."""
     tools = settings.quality
     assert tools is not None
     pixels = plan.layout.canvas.width * plan.layout.canvas.height
@@ -183,17 +183,19 @@ def _first_answer_format(
         fmt, note = "webp", "avif-after-verification"
     else:
         fmt, note = plan.format, None
-    if winner is None and pixels > tools.fixed_above_pixels and fmt in ("webp", "avif"):
+    large = pixels > tools.fixed_above_pixels  # a fixed quality and format: final at once
+    if large and fmt in ("webp", "avif"):
         fmt, note = "jpeg", "planned-for-deadline"
+    verified = winner is not None or large
     if fmt == plan.format:
-        return plan, winner is not None
+        return plan, verified
     options = PrepareOptions(settings.limits, settings.default_policy)
     replanned = make_plan(info, params, narrowed(accept, fmt), settings.policies, options, override)
     if replanned.lossless and not plan.lossless:
-        return plan, winner is not None  # only PNG was left (alpha): keep the lossy format
+        return plan, verified  # only PNG was left (alpha): keep the lossy format
     notes = (*plan.notes, note) if note else plan.notes
     replanned = replace(replanned, notes=notes, deadline=plan.deadline, phash=plan.phash)
-    return replanned, winner is not None
+    return replanned, verified
 
 
 def pending_keys(

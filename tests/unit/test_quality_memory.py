@@ -110,12 +110,12 @@ def never(_reference: pyvips.Image) -> Callable[[pyvips.Image], float]:
     raise AssertionError("the request path must not measure")
 
 
-def test_a_large_first_answer_is_one_pass_at_the_fixed_quality() -> None:
+def test_a_large_answer_is_one_pass_at_the_fixed_quality_and_final() -> None:
     blob = photo(3200, 2400)  # 7.7 MP: above fixed_quality_above_pixels
     quick = replace(settings(never, verify=False), fingerprint=lambda _blob: "1" * 16)
     rendered = render(blob, parse_params("fm=webp"), parse_accept(""), quick, deadline=1e18)
     plan = rendered.plan
-    assert plan.stage == "provisional" and plan.score is None
+    assert plan.stage == "final" and plan.score is None  # the planned answer for this size
     assert plan.quality == DEFAULT_POLICIES["general"].quality_for("webp")
     assert "fixed-quality:large-output" in plan.notes
     decoded = pyvips.Image.new_from_buffer(rendered.body, "")
