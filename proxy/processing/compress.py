@@ -163,14 +163,14 @@ def predicted(
         body = save(reference, ".webp", options, tools.encoder, plan.deadline)
         chosen = replace(plan, lossless=True, quality=None, encodes=0, body=body, stage="final")
         return reference, chosen
-    notes = list(plan.notes)
+    missing: list[str] = []
     if known is not None and known[1] is not None:
         quality, encodes = known[1], 0
     else:
         quality, from_model = first_quality(features, plan, policy, tools)
         encodes = 1
         if not from_model:
-            notes.append("predictor-unavailable")
+            missing.append("predictor-unavailable")
     _, options = save_options(plan, tools.encoder, quality, pixels)
     body = save(reference, suffix, {**options, **tuning}, tools.encoder, plan.deadline)
     return reference, replace(
@@ -179,7 +179,7 @@ def predicted(
         encodes=encodes,
         body=body,
         stage=stage,
-        notes=tuple(notes),
+        notes=(*plan.notes, *missing),
         features=tuple(float(x) for x in features) if features is not None else None,
     )
 
