@@ -45,7 +45,19 @@ def rendering_for(tmp_path: Path, store: Store, models_dir: Path | None = None) 
 
 def task_for(tmp_path: Path, store: Store, rendering: Rendering) -> VerifyTask:
     sources = SourceBytes(LocalSource(tmp_path), 1 << 26, tmp_path)
-    return VerifyTask(store, sources, rendering.verifying, default_crop="smart", deadline_s=60)
+
+    def queue_retrain(round_: int) -> None:
+        store.enqueue("retrain-quality", f"pairs-{round_}", {})
+
+    return VerifyTask(
+        store,
+        sources,
+        rendering.verifying,
+        default_crop="smart",
+        deadline_s=60,
+        retrain_every=2,  # quality.retrain_every: a retrain per 2 verified pairs
+        queue_retrain=queue_retrain,
+    )
 
 
 def first_answer(rendering: Rendering, blob: bytes, query: str, accept: AcceptClass):  # type: ignore[no-untyped-def]
@@ -72,6 +84,7 @@ def test_verification_decides_and_the_next_answer_is_final(tmp_path: Path, store
     assert {fmt for _p, _f, fmt, _t, _q in pairs} <= {"avif", "webp", "jpeg"} and pairs
     assert all(len(features) == 12 and target == 75 for _p, features, _f, target, _q in pairs)
     assert store.outcomes()["quality"] == {"provisional-ok": 1}
+    assert len(pairs) >= 2 and store.job("retrain-quality", f"pairs-{len(pairs) // 2}")
     # Now the request path answers final at once, in the winning format, at its quality.
     final = first_answer(rendering, blob, "w=400", BROWSER)
     winner = report["winner"]
