@@ -67,6 +67,7 @@ def encoder_tuning(fmt: str, features: npt.NDArray[np.float32]) -> dict[str, obj
 
 
 FIXED_ABOVE_PIXELS = 4_000_000
+VERIFY_PROBES = 6  # the lane's search: narrows down further than a request could afford
 
 
 @dataclass(frozen=True)
@@ -248,6 +249,8 @@ def measured(
             target=policy.target,
             floor=floor,
             start=guess if guess is not None else served,
+            max_probes=VERIFY_PROBES,
+            refine=True,
         )
         if served_score >= policy.target and (served < result.quality or not result.met_target):
             # The first answer itself is the lowest passing quality measured.
