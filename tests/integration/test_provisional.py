@@ -65,8 +65,13 @@ def test_a_cold_default_request_is_provisional_then_final(node: LoupeServer) -> 
     assert "x-loupe-score" not in last.headers  # encoded once at a verified quality
     store = open_store(f"sqlite:///{node.log.parent / 'loupe.db'}")
     try:
-        job = store.job("verify", next(iter(_verify_subjects(store, "kodim03.png"))))
-        assert job is not None and job.status == "done"
+        subject = next(iter(_verify_subjects(store, "kodim03.png")))
+
+        def done() -> bool:  # the decision lands before the job publishes and finishes
+            job = store.job("verify", subject)
+            return job is not None and job.status == "done"
+
+        wait_for(done, timeout=30, what="the verify job to finish")
         assert store.count_quality_pairs() >= 1
         assert sum(store.outcomes().get("quality", {}).values()) >= 1
     finally:
