@@ -14,7 +14,7 @@ from proxy.analysis.analyzer import Analyzer
 from proxy.config import Config, ImagesConfig, StorageConfig
 from proxy.fingerprint import PhashMemo
 from proxy.lane.reading import SourceBytes
-from proxy.lane.tasks.verify import VerifyTask
+from proxy.lane.tasks.verify import VerifyTask, accept_of, candidates
 from proxy.negotiate import AcceptClass
 from proxy.params import parse_params
 from proxy.processing.pipeline import render
@@ -132,3 +132,11 @@ def test_medical_stays_lossless_and_has_nothing_to_verify(tmp_path: Path, store:
         assert answer.plan.lossless and answer.plan.stage == "final"
         assert answer.plan.format in ("png", "webp")
     rendering.decisions.close()
+
+
+def test_the_formats_tried_follow_the_accept_class_and_alpha() -> None:
+    auto, webp = parse_params("w=10"), parse_params("w=10&fm=webp")
+    assert candidates(auto, accept_of("avif,webp"), has_alpha=False) == ["avif", "webp", "jpeg"]
+    assert candidates(auto, accept_of("webp"), has_alpha=True) == ["webp"]
+    assert candidates(auto, accept_of(""), has_alpha=False) == ["jpeg"]
+    assert candidates(webp, accept_of("avif,webp"), has_alpha=False) == ["webp"]
