@@ -42,6 +42,7 @@ def main(argv: list[str]) -> int:
             data["y"].astype(np.float64),
             data["fmt"].astype(str),
             held_out,
+            np.ones(len(held_out)),
         )
         np.savez_compressed(
             HERE / "quality_dataset.npz",

@@ -26,6 +26,9 @@ from proxy.quality.features import FEATURE_NAMES, FORMATS, model_input
 
 DATASET_FILE = "quality/quality_dataset.npz"
 HOLDOUT_EVERY = 5
+# A verified pair is what this deployment really serves (its pictures, sizes and encoders):
+# it counts as much as this many rows of the generic corpus when fitting.
+VERIFIED_WEIGHT = 3.0
 INPUTS = len(FEATURE_NAMES) + len(FORMATS) + 1
 
 
@@ -39,6 +42,7 @@ class Rows:
     y: npt.NDArray[np.float64]
     fmt: npt.NDArray[Any]
     held_out: npt.NDArray[np.bool_]
+    weight: npt.NDArray[np.float64]
 
     def __len__(self) -> int:
         return len(self.y)
@@ -49,6 +53,7 @@ class Rows:
             np.concatenate([self.y, other.y]),
             np.concatenate([self.fmt, other.fmt]),
             np.concatenate([self.held_out, other.held_out]),
+            np.concatenate([self.weight, other.weight]),
         )
 
 
@@ -62,6 +67,7 @@ def load_shipped(path: Path) -> Rows:
             data["y"][keep].astype(np.float64),
             data["fmt"][keep].astype(str),
             held[keep],
+            np.ones(int(keep.sum())),
         )
 
 
@@ -74,7 +80,8 @@ def verified_rows(pairs: Sequence[tuple[str, Sequence[float], str, float, int]])
     """``(phash, features, format, target, quality)`` as the store keeps them."""
     if not pairs:
         empty = np.zeros((0, INPUTS), dtype=np.float32)
-        return Rows(empty, np.zeros(0), np.zeros(0, dtype=str), np.zeros(0, dtype=bool))
+        none = np.zeros(0)
+        return Rows(empty, none, np.zeros(0, dtype=str), np.zeros(0, dtype=bool), none)
     X = np.concatenate(
         [
             model_input(np.asarray(feats, dtype=np.float32), fmt, target)
@@ -86,6 +93,7 @@ def verified_rows(pairs: Sequence[tuple[str, Sequence[float], str, float, int]])
         np.array([q for *_, q in pairs], dtype=np.float64),
         np.array([fmt for _p, _f, fmt, _t, _q in pairs]),
         np.array([held_out_picture(phash) for phash, *_ in pairs]),
+        np.full(len(pairs), VERIFIED_WEIGHT),
     )
 
 
@@ -114,7 +122,7 @@ def fit_onnx(rows: Rows, out: Path, *, trees: int = 150) -> None:
         random_state=0,
     )
     train = ~rows.held_out
-    model.fit(rows.X[train], rows.y[train])
+    model.fit(rows.X[train], rows.y[train], sample_weight=rows.weight[train])
     onx = convert(model, initial_types=[("input", tensor([None, INPUTS]))], target_opset=17)
     onx.graph.name = "loupe_quality_predictor"
     onx.doc_string = "Loupe q=auto quality predictor, retrained on verified pairs"
