@@ -227,10 +227,11 @@ MIGRATIONS: tuple[Migration, ...] = (
             features TEXT NOT NULL,
             format TEXT NOT NULL,
             target DOUBLE PRECISION NOT NULL,
+            bucket INTEGER NOT NULL,
             quality INTEGER NOT NULL,
             score DOUBLE PRECISION,
             created DOUBLE PRECISION NOT NULL,
-            UNIQUE (phash, format, target)
+            UNIQUE (phash, format, target, bucket)
         );
         """,
     ),

@@ -928,12 +928,15 @@ class SqlStore(ABC):
         target: float,
         quality: int,
         score: float | None,
+        bucket: int = 0,
     ) -> None:
-        """A measured (features, format, target -> quality), one per picture and target."""
+        """A measured (features, format, target -> quality), one per picture, format, target
+        and output size bucket (a later measurement replaces an earlier one)."""
         with self.transaction() as tx:
             tx.run(
-                "INSERT INTO quality_pairs (phash, features, format, target, quality, score, "
-                "created) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (phash, format, target) "
+                "INSERT INTO quality_pairs (phash, features, format, target, bucket, quality, "
+                "score, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (phash, format, target, bucket) "
                 "DO UPDATE SET features = excluded.features, quality = excluded.quality, "
                 "score = excluded.score, created = excluded.created",
                 (
@@ -941,6 +944,7 @@ class SqlStore(ABC):
                     _json([float(x) for x in features]),
                     fmt,
                     target,
+                    bucket,
                     quality,
                     score,
                     time.time(),

@@ -28,6 +28,7 @@ from proxy.lane.worker import JobFailed
 from proxy.negotiate import AcceptClass
 from proxy.params import TransformParams, parse_params
 from proxy.processing.pipeline import Rendered, RenderSettings, render
+from proxy.quality.decisions import size_bucket
 from proxy.sources.paths import SourcePath, canonical_path
 from proxy.stores import Store
 from proxy.stores.base import Job
@@ -114,8 +115,15 @@ class VerifyTask:
                 and plan.score is not None
                 and plan.score >= target
             ):
+                pixels = plan.layout.canvas.width * plan.layout.canvas.height
                 self.store.add_quality_pair(
-                    plan.phash, plan.features, plan.format, target, plan.quality, plan.score
+                    plan.phash,
+                    plan.features,
+                    plan.format,
+                    target,
+                    plan.quality,
+                    plan.score,
+                    bucket=size_bucket(pixels),
                 )
         served = measured.get(str(payload.get("format")))
         if served is not None:
