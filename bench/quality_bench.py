@@ -442,10 +442,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             b, a = outcome.before, outcome.after
             print(f"\nretraining on {outcome.verified} verified pairs of this run + the shipped "
-                  f"rows ({outcome.rows} in all): held-out MAE {b.mae:.2f} -> {a.mae:.2f}, "
-                  f"miss {b.miss_rate:.1%} -> {a.miss_rate:.1%}; {outcome.reason}")  # fmt: skip
-            verdicts.append(("retraining on the verified pairs lowers the held-out MAE",
-                             a.mae < b.mae, f"{b.mae:.2f} -> {a.mae:.2f}"))  # fmt: skip
+                  f"rows ({outcome.rows} in all): held-out MAE {b.mae:.2f} -> {a.mae:.2f} "
+                  f"(all held-out rows), {b.mae_verified or 0:.2f} -> {a.mae_verified or 0:.2f} "
+                  f"(this run's {b.verified_rows} held-out pairs); miss {b.miss_rate:.1%} -> "
+                  f"{a.miss_rate:.1%}; {outcome.reason}")  # fmt: skip
+            verdicts.append(("retraining on the verified pairs lowers the held-out MAE "
+                             f"({'their own' if b.verified_rows >= 10 else 'all'} held-out rows)",
+                             a.judged < b.judged, f"{b.judged:.2f} -> {a.judged:.2f}"))  # fmt: skip
         except training.TrainingUnavailable as exc:
             verdicts.append(("retraining lowers the held-out MAE", False, str(exc)))
     print()

@@ -341,6 +341,11 @@ def _retrain(config: Config, trees: int) -> int:
     b, a = outcome.before, outcome.after
     print(f"rows: {outcome.rows} ({outcome.verified} verified pairs from the store)")
     print(f"held-out MAE:       before {b.mae:.2f}  after {a.mae:.2f}")
+    if b.mae_verified is not None and a.mae_verified is not None:
+        print(
+            f"  verified pairs:   before {b.mae_verified:.2f}  after {a.mae_verified:.2f} "
+            f"({b.verified_rows} held-out pairs)"
+        )
     print(f"held-out miss rate: before {b.miss_rate:.1%}  after {a.miss_rate:.1%}")
     print(f"margins:            before {b.margins}  after {a.margins}")
     if outcome.installed:

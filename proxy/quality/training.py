@@ -27,7 +27,8 @@ from proxy.quality.features import FEATURE_NAMES, FORMATS, model_input
 DATASET_FILE = "quality/quality_dataset.npz"
 HOLDOUT_EVERY = 5
 # A verified pair is what this deployment really serves (its pictures, sizes and encoders):
-# it counts as much as this many rows of the generic corpus when fitting.
+# it counts as much as this many rows of the generic corpus when fitting (and the held-out
+# pairs judge a retrained model once there are MIN_VERIFIED_HELD_OUT of them).
 VERIFIED_WEIGHT = 3.0
 INPUTS = len(FEATURE_NAMES) + len(FORMATS) + 1
 
@@ -137,24 +138,45 @@ def predict(path: Path, X: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
     return np.asarray(output, dtype=np.float64).reshape(-1)
 
 
+MIN_VERIFIED_HELD_OUT = 10  # held-out verified rows from which they alone judge the MAE
+
+
 @dataclass(frozen=True)
 class Scores:
-    mae: float
+    mae: float  # all held-out rows
     miss_rate: float  # held-out first answers (prediction + margin) below the minimal quality
     margins: dict[str, int]
+    mae_verified: float | None = None  # held-out verified pairs only (None: there are none)
+    verified_rows: int = 0
+
+    @property
+    def judged(self) -> float:
+        """The MAE a retrained model must lower: on this deployment's own held-out pairs
+        when there are enough of them, else on every held-out row."""
+        if self.mae_verified is not None and self.verified_rows >= MIN_VERIFIED_HELD_OUT:
+            return self.mae_verified
+        return self.mae
 
 
 def evaluate(model: Path, rows: Rows, learned: dict[str, int] | None = None) -> Scores:
     """Held-out MAE, and the miss rate with ``learned`` margins (learned here when None)."""
     test = rows.held_out
     guess = predict(model, rows.X[test])
-    mae = float(np.mean(np.abs(np.clip(np.rint(guess), 1, 100) - rows.y[test])))
+    error = np.abs(np.clip(np.rint(guess), 1, 100) - rows.y[test])
+    mae = float(np.mean(error))
     chosen = (
         learned
         if learned is not None
         else margins.learn_margins(guess, rows.y[test], rows.fmt[test])
     )
-    return Scores(mae, margins.miss_rate(guess, rows.y[test], rows.fmt[test], chosen), chosen)
+    mine = rows.weight[test] > 1.0  # the verified pairs (VERIFIED_WEIGHT)
+    return Scores(
+        mae,
+        margins.miss_rate(guess, rows.y[test], rows.fmt[test], chosen),
+        chosen,
+        float(np.mean(error[mine])) if mine.any() else None,
+        int(mine.sum()),
+    )
 
 
 @dataclass(frozen=True)
@@ -168,9 +190,9 @@ class Outcome:
 
 
 def better(before: Scores, after: Scores) -> bool:
-    """Lower held-out MAE, without more first answers below the target."""
+    """Lower held-out MAE (``Scores.judged``), without more first answers below the target."""
     allowed = max(before.miss_rate, 1 - margins.COVERAGE) + 0.01
-    return after.mae < before.mae and after.miss_rate <= allowed
+    return after.judged < before.judged and after.miss_rate <= allowed
 
 
 def retrain(
@@ -195,7 +217,7 @@ def retrain(
         after = evaluate(candidate, rows)
         if not better(before, after):
             reason = (
-                f"not installed: held-out MAE {after.mae:.2f} vs {before.mae:.2f}, "
+                f"not installed: held-out MAE {after.judged:.2f} vs {before.judged:.2f}, "
                 f"miss rate {after.miss_rate:.1%} vs {before.miss_rate:.1%}"
             )
             return Outcome(before, after, False, len(rows), len(verified), reason)

@@ -57,12 +57,16 @@ def test_verified_pairs_are_split_by_picture() -> None:
 def test_a_better_model_is_installed_with_its_margin(tmp_path: Path, store: Store) -> None:
     models = tmp_path / "models"
     constant_predictor(models, 60.0, {"jpeg": 0, "webp": 0, "avif": 0})  # a poor model
-    add_pairs(store, 40)
+    add_pairs(store, 100)
     config = config_for(tmp_path, models)
     outcome = retrain_quality(config, store, trees=TREES)
     assert outcome.installed, outcome.reason
-    assert outcome.verified == 40 and outcome.rows > 600
+    assert outcome.verified == 100 and outcome.rows > 600
     assert outcome.after.mae < outcome.before.mae
+    # Enough held-out pairs of its own: they are what judged it.
+    assert outcome.before.verified_rows >= 10
+    assert outcome.after.judged == outcome.after.mae_verified
+    assert outcome.after.judged < outcome.before.judged
     installed = retrained_predictor(config.storage.data_dir)
     predictor = QualityPredictor(installed)
     assert predictor.available and predictor.calibration is not None

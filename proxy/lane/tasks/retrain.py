@@ -48,10 +48,16 @@ def retrain_quality(config: Config, store: Store, *, trees: int = 150) -> traini
 
 def describe(outcome: training.Outcome) -> str:
     b, a = outcome.before, outcome.after
+    mine = (
+        f", on the {b.verified_rows} held-out verified pairs {b.mae_verified:.2f} -> "
+        f"{a.mae_verified:.2f}"
+        if b.mae_verified is not None and a.mae_verified is not None
+        else ""
+    )
     return (
         f"{outcome.rows} rows ({outcome.verified} verified pairs); held-out MAE "
-        f"{b.mae:.2f} -> {a.mae:.2f}, miss rate {b.miss_rate:.1%} -> {a.miss_rate:.1%}, "
-        f"margins {b.margins} -> {a.margins}; {outcome.reason}"
+        f"{b.mae:.2f} -> {a.mae:.2f}{mine}, miss rate {b.miss_rate:.1%} -> "
+        f"{a.miss_rate:.1%}, margins {b.margins} -> {a.margins}; {outcome.reason}"
     )
 
 
