@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Ship the labelled rows and calibrate the shipped predictor's safety margin.
 
-    python3 models/quality/train.py --sizes 320 --no-eval --out /tmp/q.onnx --cache-dir D
+    python3 models/quality/train.py --no-eval --out /tmp/q.onnx --cache-dir D   # same model
     python3 models/quality/ship_dataset.py D/dataset.npz
 
 Writes ``quality_dataset.npz`` (the rows ``loupe models retrain quality`` refits on, with
@@ -55,6 +55,7 @@ def main(argv: list[str]) -> int:
         )
         # A target that even q=100 misses says nothing about the margin: left out.
         reachable = data["reachable"].astype(bool)
+        widths = sorted({int(w) for w in data["width"]})
     test = rows.held_out & reachable
     guess = predict(model, rows.X[test])
     learned = margin.learn_margins(guess, rows.y[test], rows.fmt[test])
@@ -65,7 +66,11 @@ def main(argv: list[str]) -> int:
         margin.COVERAGE,
         learned,
         int(test.sum()),
-        {"held_out_mae": round(mae, 3), "miss_rate": round(miss, 4), "data": "320 px labels"},
+        {
+            "held_out_mae": round(mae, 3),
+            "miss_rate": round(miss, 4),
+            "data": f"models/quality/train.py labels, output widths {widths[0]}-{widths[-1]} px",
+        },
     )
     margin.save(model, calibration)
     print(f"{len(rows)} rows ({int(test.sum())} held out); margins {learned}; "
