@@ -10,7 +10,14 @@ It measures, in one run:
    with 1, W (the server's render threads) and 8 threads: this machine's ceiling;
 2. a real ``loupe serve`` on 127.0.0.1, cold (every URL new to the result cache) and warm
    (the same URLs again), with 1 and 8 concurrent clients (wrk if installed, else httpx);
-3. the peak RSS of a fresh server hammered by 8 clients on the 24 MP JPEG.
+3. the peak RSS of a fresh server hammered by 8 clients on the 24 MP JPEG;
+4. issue #14 (``--only-quality-goals`` runs this phase alone): on a server with its lane off,
+   each picture's first request (cold: its perceptual hash, class and decisions unknown)
+   with a browser's Accept at ``w=600`` against a cold ``fm=jpeg&q=80`` of another picture
+   of the set, and ``fm=jpeg``/``fm=webp`` ``q=auto`` against their fixed quality (goal:
+   <= 1.3x); the 24 MP photo at full size with a browser's Accept against its fixed-quality
+   JPEG (200, never 503, <= 2x); then on a server with its lane on, how long each 1 MP
+   answer takes to become final (goal: <= 30 s).
 
 and prints the ratios against the goals (cold/raw >= 0.9, warm/cold >= 25, RSS < 300 MB).
 See bench/README.md for what each number means. This is a script, not a test.
@@ -59,6 +66,13 @@ HOST = "127.0.0.1"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
 
+QUALITY_IMAGES = tuple(
+    f"kodak/kodim{n:02d}.png" for n in (1, 2, 3, 6, 7, 8, 9, 10, 11, 12, 14, 16, 17, 18, 19)
+)
+BROWSER = {"Accept": "image/avif,image/webp,image/apng,image/*,*/*;q=0.8"}
+GOAL_FIRST_COST = 1.3
+GOAL_LARGE_COST = 2.0
+GOAL_FINAL_S = 30.0
 GOAL_COLD_RAW = 0.9
 GOAL_WARM_COLD = 25.0
 GOAL_RSS_MB = 300.0
@@ -564,6 +578,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="scale mode (bench/scale_bench.py): N raw pyvips processes against "
         "loupe serve --workers 1 and --workers N",
     )  # fmt: skip
+    parser.add_argument(
+        "--only-quality-goals", action="store_true", help="phase 4 (issue #14) alone"
+    )
+    parser.add_argument(
+        "--quality-images", default=",".join(QUALITY_IMAGES),
+        help="distinct pictures for phase 4 (each is asked for cold once)",
+    )  # fmt: skip
     parser.add_argument("--json", type=Path, help="also write every measurement here")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     return parser.parse_args(argv)
@@ -658,6 +679,15 @@ def paths_for(images: Sequence[str], transform: Transform) -> list[str]:
 
 
 def benchmark(args: argparse.Namespace, workdir: Path, stack: contextlib.ExitStack) -> int:
+    if args.only_quality_goals:
+        started = time.monotonic()
+        verdicts = quality_goals(args, workdir, stack)
+        print()
+        for label, ok, value in verdicts:
+            print(f"{verdict(ok)}  {label}: {value}")
+        overall = all(ok for _, ok, _ in verdicts)
+        print(f"overall: {verdict(overall)} ({time.monotonic() - started:.0f} s)")
+        return 0
     plan = QUICK if args.quick else FULL
     images = [s.strip() for s in args.images.split(",") if s.strip()]
     missing = [i for i in [*images, LARGE] if not (args.data / i).is_file()]
@@ -750,6 +780,7 @@ def benchmark(args: argparse.Namespace, workdir: Path, stack: contextlib.ExitSta
     results.append(measured)
     peak_rss_mb = fresh.hwm_kb() / 1024
     fresh.stop()
+    quality_verdicts = quality_goals(args, workdir, stack)
     elapsed = time.monotonic() - started
 
     print()
@@ -778,6 +809,9 @@ def benchmark(args: argparse.Namespace, workdir: Path, stack: contextlib.ExitSta
     text, all_ok = summary_table(results, threads, peak_rss_mb)
     print(text)
     print()
+    for label, ok, value in quality_verdicts:
+        print(f"{verdict(ok)}  {label}: {value}")
+    all_ok = all_ok and all(ok for _, ok, _ in quality_verdicts)
     print(f"overall: {verdict(all_ok)}")
     if args.json:
         args.json.write_text(json.dumps({
@@ -786,6 +820,91 @@ def benchmark(args: argparse.Namespace, workdir: Path, stack: contextlib.ExitSta
             "results": [asdict(m) | {"rate": m.rate} for m in results],
         }, indent=2))  # fmt: skip
     return 0
+
+
+def quality_goals(
+    args: argparse.Namespace, workdir: Path, stack: contextlib.ExitStack
+) -> list[tuple[str, bool, str]]:
+    """Phase 4 (issue #14): cold first answers against fixed quality, the 24 MP photo, and
+    the time until answers are final. Every figure is a ratio to a baseline of this run."""
+    pictures = [s.strip() for s in args.quality_images.split(",") if s.strip()]
+    pictures = [p for p in pictures if (args.data / p).is_file()]
+    env = {**server_env(args), "LOUPE_LANE_WORKERS": "0"}  # no background work: cold costs
+    log("  phase 4: loupe serve with its lane off (cold first answers) ...")
+    server = Server(args.data, workdir / "data-q14", env, args.server_log_level)
+    stack.callback(server.stop)
+    server.client.get(f"/img/{LARGE}?w=64&fm=jpeg&q=80").raise_for_status()  # warm the models
+
+    def timed(path: str, query: str, headers: dict[str, str]) -> tuple[float, httpx.Response]:
+        began = time.perf_counter()
+        response = server.client.get(f"/img/{path}?{query}", headers=headers)
+        return time.perf_counter() - began, response
+
+    comparisons = (  # (name, q=auto query, baseline query, Accept)
+        ("default (browser Accept, w=600)", "w=600", "w=600&fm=jpeg&q=80", BROWSER),
+        ("q=auto fm=jpeg", "w=600&fm=jpeg", "w=600&fm=jpeg&q=80", BROWSER),
+        ("q=auto fm=webp", "w=600&fm=webp", "w=600&fm=webp&q=80", BROWSER),
+    )
+    verdicts: list[tuple[str, bool, str]] = []
+    for index, (name, auto_q, fixed_q, headers) in enumerate(comparisons):
+        mine = pictures[index :: len(comparisons)]  # each picture is cold exactly once
+        auto_s = fixed_s = 0.0
+        statuses = []
+        for i, picture in enumerate(mine):
+            # The baseline on the same picture (a fixed quality uses no hash, class or
+            # decision, so the order does not warm anything for q=auto); alternated.
+            order = [(auto_q, True), (fixed_q, False)][:: 1 if i % 2 == 0 else -1]
+            for query, is_auto in order:
+                seconds, response = timed(picture, query, headers)
+                statuses.append(response.status_code)
+                if is_auto:
+                    auto_s += seconds
+                    assert response.headers.get("x-loupe-stage") == "provisional", picture
+                else:
+                    fixed_s += seconds
+        ratio = auto_s / fixed_s if fixed_s else float("inf")
+        log(f"  {name}: {len(mine)} cold pictures, q=auto {auto_s * 1000 / len(mine):.0f} ms "
+            f"vs fixed {fixed_s * 1000 / len(mine):.0f} ms each")  # fmt: skip
+        verdicts.append((f"cold {name} <= {GOAL_FIRST_COST}x fixed (n={len(mine)})",
+                         ratio <= GOAL_FIRST_COST and set(statuses) == {200},
+                         f"{ratio:.2f}x"))  # fmt: skip
+    # The 24 MP photo at full size: fixed JPEG first, then q=auto with a browser's Accept.
+    fixed_s, fixed = timed(LARGE, "fm=jpeg&q=80", BROWSER)
+    large_s, large = timed(LARGE, "", BROWSER)
+    log(f"  24 MP full size: fixed JPEG {fixed_s:.2f} s ({fixed.status_code}), q=auto "
+        f"{large_s:.2f} s ({large.status_code}, {large.headers.get('content-type')})")  # fmt: skip
+    ratio = large_s / fixed_s
+    verdicts.append((f"24 MP at full size, browser Accept: 200 in <= {GOAL_LARGE_COST}x fixed JPEG",
+                     large.status_code == 200 and ratio <= GOAL_LARGE_COST,
+                     f"{large.status_code}, {ratio:.2f}x"))  # fmt: skip
+    log_text = server.log_path.read_text(errors="replace")
+    count_503 = log_text.count(" 503 ")
+    verdicts.append(("no 503 on an idle server", count_503 == 0, str(count_503)))
+    server.stop()
+
+    # Time to final: a server with its lane on, one 1 MP answer at a time.
+    log("  phase 4: loupe serve with its lane on (time to final, 1 MP outputs) ...")
+    lane_env = {**server_env(args), "LOUPE_LANE_POLL_S": "0.1"}
+    busy = Server(args.data, workdir / "data-q14-lane", lane_env, args.server_log_level)
+    stack.callback(busy.stop)
+    waits = []
+    for picture in pictures[:3]:
+        began = time.monotonic()
+        query = "w=1224"  # 1224x816: 1 MP
+        first = busy.client.get(f"/img/{picture}?{query}", headers=BROWSER)
+        stage = first.headers.get("x-loupe-stage")
+        while stage != "final" and time.monotonic() - began < 2 * GOAL_FINAL_S:
+            time.sleep(0.25)
+            stage = busy.client.get(f"/img/{picture}?{query}", headers=BROWSER).headers.get(
+                "x-loupe-stage"
+            )
+        waits.append(time.monotonic() - began if stage == "final" else float("inf"))
+        log(f"  {picture} {query}: final after {waits[-1]:.1f} s")
+    busy.stop()
+    worst = max(waits) if waits else float("inf")
+    verdicts.append((f"every 1 MP answer final within {GOAL_FINAL_S:g} s of the first request",
+                     worst <= GOAL_FINAL_S, f"worst {worst:.1f} s"))  # fmt: skip
+    return verdicts
 
 
 def _terminate(signum: int, _frame: object) -> None:

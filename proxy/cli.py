@@ -166,6 +166,16 @@ def _parser() -> argparse.ArgumentParser:
     verify = models_commands.add_parser("check", help="verify every model file (size, sha256)")
     verify.add_argument("--models-dir", type=Path, help="folder holding the model files")
     verify.add_argument("--config", type=Path)
+    retrain = models_commands.add_parser(
+        "retrain",
+        help="refit a model on what the lane measured; installed only when it is better",
+    )
+    retrain.add_argument("model", choices=["quality"], help="quality: the q=auto predictor")
+    retrain.add_argument("--config", type=Path)
+    retrain.add_argument("--data-dir", type=Path, help="where the retrained model goes")
+    retrain.add_argument("--store", help="the store holding the verified pairs")
+    retrain.add_argument("--models-dir", type=Path, help="folder holding the model files")
+    retrain.add_argument("--trees", type=int, default=150, help="boosting rounds (150)")
     return parser
 
 
@@ -173,10 +183,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "metric":
         return _metric(args.reference, args.distorted)
-    if args.command == "models" and args.models_dir is not None:
+    checking = args.command == "models" and args.models_command == "check"
+    if checking and args.models_dir is not None:
         return _models_check(args.models_dir)  # no configuration needed
     try:
-        if args.command in ("serve", "worker", "ingest", "feedback", "search"):
+        retraining = args.command == "models" and args.models_command == "retrain"
+        if args.command in ("serve", "worker", "ingest", "feedback", "search") or retraining:
             config = load_config(file=args.config, overrides=_serve_overrides(args))
         else:
             config = load_config(file=args.config)
@@ -188,6 +200,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "sign":
         return _sign(config, args.url, args.key, args.expires_in)
+    if args.command == "models" and args.models_command == "retrain":
+        return _retrain(config, args.trees)
     if args.command == "models":
         return _models_check(config.storage.models_dir)
     if args.command in ("serve", "worker", "ingest"):
@@ -420,6 +434,41 @@ def _models_check(models_dir: Path) -> int:
             file=sys.stderr,
         )
     return 0 if statuses and not broken else 1
+
+
+def _retrain(config: Config, trees: int) -> int:
+    """``loupe models retrain quality``: before/after on the held-out split, installed in
+    the data folder only when better (the server loads it at its next start)."""
+    from proxy.lane.tasks.retrain import describe, installed_at, retrain_quality
+    from proxy.quality.training import TrainingUnavailable
+    from proxy.stores import StoreError, open_store
+
+    try:
+        store = open_store(config.store_url())
+    except StoreError as exc:
+        print(f"loupe: {exc.detail}", file=sys.stderr)
+        return 1
+    try:
+        outcome = retrain_quality(config, store, trees=trees)
+    except (TrainingUnavailable, FileNotFoundError, ValueError) as exc:
+        print(f"loupe: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        store.close()
+    b, a = outcome.before, outcome.after
+    print(f"rows: {outcome.rows} ({outcome.verified} verified pairs from the store)")
+    print(f"held-out MAE:       before {b.mae:.2f}  after {a.mae:.2f}")
+    if b.mae_verified is not None and a.mae_verified is not None:
+        print(
+            f"  verified pairs:   before {b.mae_verified:.2f}  after {a.mae_verified:.2f} "
+            f"({b.verified_rows} held-out pairs)"
+        )
+    print(f"held-out miss rate: before {b.miss_rate:.1%}  after {a.miss_rate:.1%}")
+    print(f"margins:            before {b.margins}  after {a.margins}")
+    if outcome.installed:
+        print(f"installed {installed_at(config)} (used from the next start)")
+    print(describe(outcome))
+    return 0
 
 
 def _metric(reference: Path, distorted: Path) -> int:

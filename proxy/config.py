@@ -233,6 +233,21 @@ class ImagesConfig(_Section):
     avif_effort: int | None = Field(
         None, ge=0, le=9, description="fixed AVIF effort; unset = calibrate to the budget"
     )
+    avif_first_answer_s: float = Field(
+        0.05,
+        ge=0,
+        description="fm=auto: a first (unverified) answer is AVIF only when its encode is "
+        "expected within this (avif_time_budget_s per MP); otherwise after verification",
+    )
+    provisional_max_age_s: int = Field(
+        300, ge=0, description="Cache-Control max-age of a predicted, not yet verified answer"
+    )
+    fixed_quality_above_pixels: int = Field(
+        4_000_000,
+        ge=0,
+        description="first answers of larger outputs: the policy's fixed quality, one pass, "
+        "and JPEG rather than WebP/AVIF for fm=auto (planned to fit the deadline)",
+    )
     webp_effort: int = Field(4, ge=0, le=6)
     webp_smart_subsample: bool = Field(
         False, description="sharp YUV for every WebP: doubles encode time, rarely pays"
@@ -347,6 +362,15 @@ class LaneConfig(_Section):
     backoff_s: float = Field(2.0, gt=0, description="first retry delay; doubles per attempt")
     lease_s: float = Field(120.0, gt=0, description="a claimed job returns to the queue after")
     poll_s: float = Field(0.5, gt=0, description="idle workers look for jobs this often")
+
+
+class QualityConfig(_Section):
+    verify_deadline_s: float = Field(
+        120.0, gt=0, description="the lane's verify job: time for one picture's search"
+    )
+    retrain_every: int = Field(
+        0, ge=0, description="retrain the quality predictor every N verified pairs (0 = off)"
+    )
 
 
 class QAConfig(_Section):
@@ -500,6 +524,7 @@ class Config(_Section):
     vlm: VlmConfig = VlmConfig()
     lane: LaneConfig = LaneConfig()
     qa: QAConfig = QAConfig()
+    quality: QualityConfig = QualityConfig()
     moderation: ModerationConfig = ModerationConfig()
     cdn: CdnConfig = CdnConfig()
     costs: CostsConfig = CostsConfig()

@@ -167,3 +167,37 @@ def broken_crop_models(folder: Path) -> Path:
         data[len(data) // 2] ^= 0xFF
         (folder / entry.file).write_bytes(bytes(data))
     return folder
+
+
+def constant_predictor(folder: Path, value: float, margins: Mapping[str, int] | None) -> Path:
+    """A real ONNX quality predictor that always answers ``value`` (input [N, 16] -> [N, 1]),
+    with a calibration beside it when ``margins`` is given: for tests that need a predictor
+    known to guess low (or high)."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from proxy.manifest import sha256_of
+    from proxy.quality import margin
+    from proxy.quality.training import INPUTS
+
+    weights = numpy_helper.from_array(np.zeros((INPUTS, 1), dtype=np.float32), "w")
+    bias = numpy_helper.from_array(np.array([value], dtype=np.float32), "b")
+    graph = helper.make_graph(
+        [
+            helper.make_node("MatMul", ["input", "w"], ["product"]),
+            helper.make_node("Add", ["product", "b"], ["variable"]),
+        ],
+        "constant_quality",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [None, INPUTS])],
+        [helper.make_tensor_value_info("variable", TensorProto.FLOAT, [None, 1])],
+        [weights, bias],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path = folder / "quality" / "quality_predictor.onnx"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(path))
+    if margins is not None:
+        margin.save(path, margin.Calibration(sha256_of(path), margin.COVERAGE, dict(margins)))
+    return path

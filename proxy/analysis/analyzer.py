@@ -132,6 +132,25 @@ class Analyzer:
             self.meter.saved(component, how)
         return Analysis.from_dict(raw)
 
+    def content_of(self, blob: bytes, phash: str) -> tuple[str, float] | None:
+        """The content class alone, for the request path (it picks the ``q=auto`` policy):
+        the full analysis when known, else the classifier on the same analysis copy the
+        lane reads, so both agree and the policy never depends on request order."""
+        known = self.cached(phash)
+        if known is not None:
+            return known.content
+        key = f"content:{self.identity}:{phash}"
+        raw = self._cache.get(key) if self._cache is not None else None
+        if isinstance(raw, list) and len(raw) == 2:
+            return str(raw[0]), float(raw[1])
+        if not self.content.available:
+            return None
+        small = analysis_copy(blob).copy_memory()
+        _text, content = self._text_and_content(small)
+        if content is not None and self._cache is not None:
+            self._cache.set(key, [content[0], content[1]])
+        return content
+
     def analyse(self, blob: bytes, path: str = "") -> Analysis:
         """The analysis of a source (cached by perceptual hash). Concurrent calls for one
         picture wait for the first, so saliency runs once per source even then. ``path``

@@ -19,6 +19,8 @@ class CachedImage:
     content_type: str
     etag: str
     headers: dict[str, str] = field(default_factory=dict)  # X-Loupe-* that describe the body
+    # A provisional answer: the q=auto decision keys whose verification supersedes it.
+    pending: tuple[str, ...] = ()
 
 
 def cache_key(

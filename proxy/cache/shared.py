@@ -33,7 +33,12 @@ return 0
 
 def encode(item: CachedImage) -> bytes:
     meta = json.dumps(
-        {"content_type": item.content_type, "etag": item.etag, "headers": item.headers}
+        {
+            "content_type": item.content_type,
+            "etag": item.etag,
+            "headers": item.headers,
+            "pending": list(item.pending),
+        }
     ).encode()
     return HEADER.pack(len(meta)) + meta + item.body
 
@@ -51,6 +56,7 @@ def decode(raw: bytes) -> CachedImage | None:
             content_type=str(meta["content_type"]),
             etag=str(meta["etag"]),
             headers={str(k): str(v) for k, v in headers.items()},
+            pending=tuple(str(k) for k in meta.get("pending", ())),
         )
     except (struct.error, ValueError, KeyError, TypeError):
         return None

@@ -17,7 +17,6 @@ from proxy.config import Config
 from proxy.detectors.nsfw import NsfwDetector
 from proxy.feedback import replay
 from proxy.fingerprint import PhashMemo
-from proxy.quality.decisions import QualityDecisions
 from proxy.stores import StoreError, open_store
 
 
@@ -40,7 +39,8 @@ def replay_command(
     out: Path | None,
     progress: bool | None,
 ) -> int:
-    from proxy.server.app import build_sources, configure_process, render_settings
+    from proxy.server.app import build_sources, configure_process
+    from proxy.server.rendering import build_rendering
 
     try:
         start = since_seconds(since)
@@ -74,9 +74,7 @@ def replay_command(
         settings = None
         if wanted & {"crop", "content", "qa"}:  # the models load only when needed
             analyzer = Analyzer(models, None, fingerprint, providers=providers)  # no cache
-            settings, _predictor = render_settings(
-                config, analyzer, fingerprint, QualityDecisions(None)
-            )
+            settings = build_rendering(config, analyzer, fingerprint, None).settings
 
         def describe(path: str, blob: bytes) -> tuple[str, float]:
             assert client is not None

@@ -20,6 +20,7 @@ from proxy.fingerprint import PhashMemo
 from proxy.lane.lane import Lane, assemble
 from proxy.lane.worker import Worker
 from proxy.server.app import build_sources, configure_process
+from proxy.server.rendering import build_rendering
 from proxy.sources.paths import SourcePath, canonical_path
 from proxy.stores import Store, StoreError, open_store
 
@@ -48,10 +49,12 @@ class _Runtime(contextlib.AbstractAsyncContextManager["_Runtime"]):
             providers=config.analysis.providers,
             meter=self.meter,
         )
+        self.rendering = build_rendering(config, self.analyzer, self.fingerprint, self.store)
         self.lane: Lane
         self.lane, _moderator, self.vlm = assemble(
-            config, self.store, self.source, self.analyzer, self.fingerprint
-        )
+            config, self.store, self.source, self.analyzer, self.fingerprint,
+            rendering=self.rendering,
+        )  # fmt: skip
 
     async def __aexit__(self, *exc: object) -> None:
         if self.lane.purges is not None:
@@ -60,6 +63,7 @@ class _Runtime(contextlib.AbstractAsyncContextManager["_Runtime"]):
         await self.source.aclose()
         self.analyzer.close()
         self.meter.flush()  # the last tallies, before the store closes
+        self.rendering.decisions.close()
         self.store.close()
 
 

@@ -18,9 +18,11 @@ from proxy.cdn.outbox import PurgeSender
 from proxy.config import Config
 from proxy.detectors.nsfw import NsfwDetector
 from proxy.lane.reading import SourceBytes
-from proxy.lane.tasks import describe, fingerprint, moderate, sample
+from proxy.lane.tasks import describe, fingerprint, moderate, retrain, sample, verify
+from proxy.lane.tasks.verify import Publish
 from proxy.lane.worker import Handler, Worker
 from proxy.moderation import Moderator
+from proxy.server.rendering import Rendering
 from proxy.sources.base import Source
 from proxy.sources.paths import SourcePath
 from proxy.stores import Store
@@ -55,12 +57,42 @@ def build_handlers(
     }
 
 
+def quality_handlers(
+    config: Config,
+    store: Store,
+    sources: SourceBytes,
+    rendering: Rendering,
+    publish: Publish | None,
+) -> dict[str, Handler]:
+    """``verify`` (provisional q=auto answers) and ``retrain-quality`` (on a schedule)."""
+
+    def queue_retrain(round_: int) -> None:
+        store.enqueue(retrain.KIND, f"pairs-{round_}", {})
+
+    return {
+        verify.KIND: verify.VerifyTask(
+            store,
+            sources,
+            rendering.verifying,
+            default_crop=config.images.default_crop,
+            deadline_s=config.quality.verify_deadline_s,
+            publish=publish,
+            retrain_every=config.quality.retrain_every,
+            queue_retrain=queue_retrain,
+        ),
+        retrain.KIND: retrain.RetrainTask(config, store),
+    }
+
+
 def assemble(
     config: Config,
     store: Store,
     source: Source,
     analyzer: Analyzer,
     fingerprint_of: Callable[[bytes], str],
+    *,
+    rendering: Rendering | None = None,
+    publish: Publish | None = None,
 ) -> tuple[Lane, Moderator, VlmClient]:
     """The lane with every collaborator, as ``loupe serve``, ``worker`` and ``ingest`` use it."""
     moderator = Moderator(
@@ -80,6 +112,8 @@ def assemble(
         )
     sources = SourceBytes(source, config.limits.max_source_bytes, config.sources.root)
     handlers = build_handlers(config, store, sources, analyzer, vlm, moderator, fingerprint_of)
+    if rendering is not None:
+        handlers.update(quality_handlers(config, store, sources, rendering, publish))
     return Lane(config, store, handlers, PurgeSender(store, config.cdn)), moderator, vlm
 
 

@@ -1,14 +1,19 @@
-"""``q=auto``: the lowest quality whose SSIMULACRA2 score meets the policy's target.
+"""``q=auto``: predicted first, measured in the lane, final once verified.
 
-The output-size image is materialised once and serves as the lossless reference; the
-predictor proposes a start, ``quality.search`` verifies it in a few probes, and the
-winning probe's bytes go out as they are. An output above ``windows.SCORED_PIXELS`` is probed
-on a mosaic of its tiles at full resolution (``quality.windows``) and encoded whole once, at
-the quality the tiles chose: the metric's memory (about 100 bytes per pixel) and the probes'
-encodes stay bounded whatever the output size. Every encode runs under the request's
-deadline watchdog. Decisions are remembered by (perceptual hash,
-format, size bucket, policy), so other sizes and refetches skip the search. If the metric
-fails, the policy's fixed quality is used and the response says so.
+On the request path (``QualityTools.verify`` off) nothing is scored: a verified decision for
+this picture, format, size bucket and policy is encoded once and is final; without one the
+predictor's guess plus its learned margin is encoded once and served *provisional*, and the
+lane's ``verify`` job measures it. Outputs above ``QualityTools.fixed_above_pixels`` take
+the policy's fixed quality in one lazy pass, final at once, so their cost stays that of a
+fixed-quality request.
+
+The ``verify`` job runs this step with ``verify`` on: the lowest quality whose SSIMULACRA2
+score meets the policy's target, searched from the first answer's quality (so the first
+probe is the served answer, scored). The output-size image is materialised once as the
+lossless reference; an output above ``windows.SCORED_PIXELS`` is probed on a mosaic of its
+tiles at full resolution (``quality.windows``) and encoded whole once, at the quality the
+tiles chose. Every encode runs under the deadline watchdog. If the metric fails, the
+policy's fixed quality is used and the plan says so.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ from proxy.processing.finalize import (
     save,
     save_options,
 )
-from proxy.processing.plan import RenderPlan
+from proxy.processing.plan import RenderPlan, Stage
 from proxy.quality.decisions import QualityDecisions
 from proxy.quality.features import FEATURE_NAMES, extract
 from proxy.quality.predictor import QualityPredictor
@@ -62,6 +67,10 @@ def encoder_tuning(fmt: str, features: npt.NDArray[np.float32]) -> dict[str, obj
     return {}
 
 
+FIXED_ABOVE_PIXELS = 4_000_000
+VERIFY_PROBES = 6  # the lane's search: narrows down further than a request could afford
+
+
 @dataclass(frozen=True)
 class QualityTools:
     metric: Metric
@@ -70,6 +79,12 @@ class QualityTools:
     policies: Mapping[str, Policy]
     encoder: EncoderSettings
     meter: CostMeter | None = None  # q=auto searches run and saved (feedback.costs)
+    verify: bool = False  # measure (the lane); off: predict and serve provisional
+    fixed_above_pixels: int = FIXED_ABOVE_PIXELS  # first answers above: the fixed quality
+    # AVIF in a first answer only when its encode is expected within avif_first_answer_s,
+    # at avif_s_per_mp (the calibration budget: the chosen effort encodes 1 MP within it).
+    avif_s_per_mp: float = 0.6
+    avif_first_answer_s: float = 0.05
 
 
 def mosaic(image: pyvips.Image, windows: tuple[Rect, ...]) -> pyvips.Image:
@@ -78,6 +93,28 @@ def mosaic(image: pyvips.Image, windows: tuple[Rect, ...]) -> pyvips.Image:
         return image
     tiles = [image.crop(w.x, w.y, w.w, w.h) for w in windows]
     return pyvips.Image.arrayjoin(tiles, across=columns_of(windows))
+
+
+def decision_key(plan: RenderPlan, tools: QualityTools, pixels: int) -> str | None:
+    if not plan.phash:
+        return None
+    model = tools.predictor.identity
+    return tools.decisions.key(plan.phash, plan.format, pixels, plan.policy, model)
+
+
+def first_quality(
+    features: npt.NDArray[np.float32] | None, plan: RenderPlan, policy: Policy, tools: QualityTools
+) -> tuple[int, bool]:
+    """(quality of a first answer, whether the predictor gave it): the guess plus the margin,
+    never under the policy's floor."""
+    assert policy.target is not None
+    guess = (
+        tools.predictor.first_answer(features, plan.format, policy.target)
+        if features is not None
+        else None
+    )
+    quality = guess if guess is not None else policy.quality_for(plan.format)
+    return max(quality, policy.min_quality or 1), guess is not None
 
 
 def compress(
@@ -90,6 +127,74 @@ def compress(
         return frame, plan
     if frame.width < MIN_SIDE or frame.height < MIN_SIDE:
         return frame, replace(plan, notes=(*plan.notes, "too-small-to-measure"))
+    if tools.verify:
+        return measured(frame, plan, tools, policy)
+    return predicted(frame, plan, tools, policy)
+
+
+def _features(image: pyvips.Image) -> npt.NDArray[np.float32] | None:
+    try:
+        return extract(image)
+    except Exception:  # features only tune and predict; never fail on them
+        log.exception("q=auto features failed")
+        return None
+
+
+def predicted(
+    frame: pyvips.Image, plan: RenderPlan, tools: QualityTools, policy: Policy
+) -> tuple[pyvips.Image, RenderPlan]:
+    """The request path: one encode, no metric. Final when a verified decision exists."""
+    pixels = frame.width * frame.height
+    key = decision_key(plan, tools, pixels)
+    known = tools.decisions.decision(key) if key else None
+    stage: Stage = "final" if known is not None else "provisional"
+    if known is not None and key and tools.meter is not None:
+        # a verified decision answers: the search (and its verify job) is saved
+        tools.meter.saved("quality", saving_of(tools.decisions.origin(key), *plan.origin))
+    if pixels > tools.fixed_above_pixels:
+        # Planned to fit the deadline: no materialised copy, no features; libvips streams
+        # the pipeline into the encoder once, at the policy's fixed quality. That is the
+        # answer for outputs this large (final: verifying it would cost a core for tens of
+        # seconds per format).
+        quality = max(policy.quality_for(plan.format), policy.min_quality or 1)
+        notes = (*plan.notes, "fixed-quality:large-output")
+        return frame, replace(plan, quality=quality, stage="final", notes=notes)
+    reference = materialize(assemble([frame], plan), tools.encoder, plan.deadline)
+    features = _features(reference)
+    tuning = encoder_tuning(plan.format, features) if features is not None else {}
+    suffix, _ = save_options(plan, tools.encoder)
+    if known is not None and known[1] is None and plan.format == "webp":
+        # Verified: lossless WebP won (screenshots).
+        options = {"lossless": True, "effort": tools.encoder.webp_effort}
+        body = save(reference, ".webp", options, tools.encoder, plan.deadline)
+        chosen = replace(plan, lossless=True, quality=None, encodes=0, body=body, stage="final")
+        return reference, chosen
+    missing: list[str] = []
+    if known is not None and known[1] is not None:
+        quality, encodes = known[1], 0
+    else:
+        quality, from_model = first_quality(features, plan, policy, tools)
+        encodes = 1
+        if not from_model:
+            missing.append("predictor-unavailable")
+    _, options = save_options(plan, tools.encoder, quality, pixels)
+    body = save(reference, suffix, {**options, **tuning}, tools.encoder, plan.deadline)
+    return reference, replace(
+        plan,
+        quality=quality,
+        encodes=encodes,
+        body=body,
+        stage=stage,
+        notes=(*plan.notes, *missing),
+        features=tuple(float(x) for x in features) if features is not None else None,
+    )
+
+
+def measured(
+    frame: pyvips.Image, plan: RenderPlan, tools: QualityTools, policy: Policy
+) -> tuple[pyvips.Image, RenderPlan]:
+    """The lane (or a caller that wants the measurement): search from the first answer."""
+    assert policy.target is not None
     reference = materialize(assemble([frame], plan), tools.encoder, plan.deadline)
     suffix, _ = save_options(plan, tools.encoder)
     # A large output is probed on its tiles (encoded and scored at full resolution, a few
@@ -101,11 +206,7 @@ def compress(
         if whole
         else materialize(mosaic(reference, windows), tools.encoder, plan.deadline)
     )
-    try:
-        features: npt.NDArray[np.float32] | None = extract(reference)
-    except Exception:  # features only tune and start the search; never fail on them
-        log.exception("q=auto features failed")
-        features = None
+    features = _features(reference)
     tuning = encoder_tuning(plan.format, features) if features is not None else {}
 
     pixels = reference.width * reference.height
@@ -115,49 +216,53 @@ def compress(
         _, options = save_options(plan, tools.encoder, quality, pixels)
         return save(image, suffix, {**options, **tuning}, tools.encoder, plan.deadline)
 
-    key = (
-        tools.decisions.key(plan.phash, plan.format, pixels, plan.policy, tools.predictor.identity)
-        if plan.phash
-        else None
-    )
-    found = tools.decisions.lookup(key) if key else None
-    if found is not None:
-        remembered, origin = found
-        if tools.meter is not None:
-            tools.meter.saved("quality", saving_of(origin, *plan.origin))
-        body = encode_at(reference, remembered)
-        return reference, replace(plan, quality=remembered, encodes=0, body=body)
+    key = decision_key(plan, tools, pixels)
     notes = list(plan.notes)
     wall, cpu = time.perf_counter(), time.thread_time()  # one search: the metric and probes
     try:
-        start = (
+        # The first answer's quality is probed first: its score is the served answer's.
+        served, from_model = first_quality(features, plan, policy, tools)
+        if not from_model:
+            notes.append("predictor-unavailable")
+        guess = (
             tools.predictor.predict(features, plan.format, policy.target)
             if features is not None
             else None
         )
-        if start is None:
-            notes.append("predictor-unavailable")
-            start = policy.quality_for(plan.format)
-
         measure = tools.metric(sample)
+        scores: dict[bytes, float] = {}
 
         def score(body: bytes) -> float:
-            return measure(pyvips.Image.new_from_buffer(body, ""))
+            if body not in scores:
+                scores[body] = measure(pyvips.Image.new_from_buffer(body, ""))
+            return scores[body]
 
         probe_seconds: list[float] = []
+        bodies: dict[int, bytes] = {}
 
         def probe(quality: int) -> bytes:
-            began = time.monotonic()
-            body = encode_at(sample, quality)
-            probe_seconds.append(time.monotonic() - began)
-            return body
+            if quality not in bodies:
+                began = time.monotonic()
+                bodies[quality] = encode_at(sample, quality)
+                probe_seconds.append(time.monotonic() - began)
+            return bodies[quality]
 
+        served_score = score(probe(served))
+        floor = policy.min_quality or 1
         result = search(
             probe,
             score,
             target=policy.target,
-            floor=policy.min_quality or 1,
-            start=start,
+            floor=floor,
+            start=guess if guess is not None else served,
+            max_probes=VERIFY_PROBES,
+            refine=True,
+        )
+        if served_score >= policy.target and (served < result.quality or not result.met_target):
+            # The first answer itself is the lowest passing quality measured.
+            result = replace(result, quality=served, score=served_score, body=bodies[served])
+        result = replace(
+            result, encodes=len(bodies), first_quality=served, first_score=served_score
         )
         if tools.meter is not None:
             spent = (time.perf_counter() - wall, time.thread_time() - cpu)
@@ -183,6 +288,9 @@ def compress(
         score=result.score,
         encodes=result.encodes + (0 if whole else 1),
         body=body,
+        features=tuple(float(x) for x in features) if features is not None else None,
+        first_quality=result.first_quality,
+        first_score=result.first_score,
     )
     if policy.consider_lossless and plan.format == "webp":
         options = {"lossless": True, "effort": tools.encoder.webp_effort}
@@ -191,6 +299,17 @@ def compress(
             if not whole:
                 lossless = save(reference, ".webp", options, tools.encoder, plan.deadline)
             chosen = replace(chosen, lossless=True, quality=None, score=100.0, body=lossless)
-    if key:
-        tools.decisions.put(key, result.quality, plan.origin)
+    if key and plan.phash:
+        # Measured (even a target no quality reaches): any size in the bucket is final now.
+        tools.decisions.record(
+            key,
+            phash=plan.phash,
+            fmt=plan.format,
+            pixels=pixels,
+            policy=plan.policy,
+            model=tools.predictor.identity,
+            quality=chosen.quality,
+            score=chosen.score,
+            origin=plan.origin,
+        )
     return reference, replace(chosen, notes=tuple(notes))

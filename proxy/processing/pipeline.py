@@ -35,7 +35,7 @@ from proxy.processing.focus import focus
 from proxy.processing.load import load
 from proxy.processing.orient import orient
 from proxy.processing.pad import pad
-from proxy.processing.plan import RenderPlan
+from proxy.processing.plan import RenderPlan, SourceInfo
 from proxy.processing.prepare import PrepareOptions, make_plan
 from proxy.processing.scale import scale
 from proxy.processing.turn import turn
@@ -124,21 +124,94 @@ def _fingerprint(blob: bytes, params: TransformParams, settings: RenderSettings)
 
 
 def _policy_from_class(
-    params: TransformParams, phash: str | None, settings: RenderSettings
+    blob: bytes, params: TransformParams, phash: str | None, settings: RenderSettings
 ) -> tuple[TransformParams, str | None]:
     """With no policy from the URL or the source's config, ``q=auto`` takes the policy of the
-    content class, when the analysis of this picture is already known (the lane classifies
-    every new source; classifying inline would cost ~20 ms per first render)."""
+    content class. The classifier runs here when the lane has not classified the picture
+    yet (on the same analysis copy, so both agree): the policy never depends on whether a
+    size was asked for before or after the lane ran."""
     if params.policy is not None or phash is None or settings.analyzer is None:
         return params, None
-    known = settings.analyzer.cached(phash)
-    if known is None or known.content is None:
+    try:
+        content = settings.analyzer.content_of(blob, phash)
+    except Exception:  # an AI part never fails the request: the default policy applies
+        log.exception("content classification failed")
+        content = None
+    if content is None:
         return params, None
-    label, confidence = known.content
+    label, confidence = content
     policy = CLASS_POLICIES.get(label)
     if policy is None or confidence < CLASS_CONFIDENCE or policy not in settings.policies:
         return params, None
     return replace(params, policy=policy), label  # type: ignore[arg-type]
+
+
+def narrowed(accept: AcceptClass, fmt: str) -> AcceptClass:
+    """The Accept class under which ``choose_format`` picks ``fmt`` (or the next leaner)."""
+    if fmt == "avif":
+        return accept
+    if fmt == "webp":
+        return AcceptClass(avif=False, webp=accept.webp)
+    return AcceptClass(avif=False, webp=False)
+
+
+def _first_answer_format(
+    info: SourceInfo,
+    params: TransformParams,
+    accept: AcceptClass,
+    plan: RenderPlan,
+    settings: RenderSettings,
+    override: StoredCrop | None,
+) -> tuple[RenderPlan, bool]:
+    """``fm=auto`` with ``q=auto``: the format a verified decision says wins for this
+    picture, size bucket, policy and Accept class; without one, the best accepted format
+    that fits the request's time: AVIF only for outputs small enough to encode within
+    ``avif_first_answer_s``, and JPEG (when no alpha needs keeping) above the fixed-quality
+    size, whose WebP or AVIF would take several times as long (that plan is the answer for
+    such sizes). Returns the plan and whether its format is settled."""
+    tools = settings.quality
+    assert tools is not None
+    pixels = plan.layout.canvas.width * plan.layout.canvas.height
+    winner = None
+    if plan.phash:
+        key = tools.decisions.format_key(
+            plan.phash, pixels, plan.policy, accept.key, tools.predictor.identity
+        )
+        winner = tools.decisions.winner(key)
+    if winner is not None:
+        fmt, note = winner, None
+    elif plan.format == "avif" and tools.avif_s_per_mp * pixels / 1e6 > tools.avif_first_answer_s:
+        fmt, note = "webp", "avif-after-verification"
+    else:
+        fmt, note = plan.format, None
+    large = pixels > tools.fixed_above_pixels  # a fixed quality and format: final at once
+    if large and fmt in ("webp", "avif"):
+        fmt, note = "jpeg", "planned-for-deadline"
+    verified = winner is not None or large
+    if fmt == plan.format:
+        return plan, verified
+    options = PrepareOptions(settings.limits, settings.default_policy)
+    replanned = make_plan(info, params, narrowed(accept, fmt), settings.policies, options, override)
+    if replanned.lossless and not plan.lossless:
+        return plan, verified  # only PNG was left (alpha): keep the lossy format
+    notes = (*plan.notes, note) if note else plan.notes
+    replanned = replace(replanned, notes=notes, deadline=plan.deadline, phash=plan.phash)
+    return replanned, verified
+
+
+def pending_keys(
+    plan: RenderPlan, accept: AcceptClass, auto_format: bool, tools: QualityTools
+) -> tuple[str, ...]:
+    """The decisions whose verification supersedes a provisional answer of ``plan``: its
+    quality decision, and for ``fm=auto`` the format decision of its Accept class."""
+    if plan.phash is None:
+        return ()
+    pixels = plan.layout.canvas.width * plan.layout.canvas.height
+    model = tools.predictor.identity
+    keys = [tools.decisions.key(plan.phash, plan.format, pixels, plan.policy, model)]
+    if auto_format:
+        keys.append(tools.decisions.format_key(plan.phash, pixels, plan.policy, accept.key, model))
+    return tuple(keys)
 
 
 def render(
@@ -176,7 +249,7 @@ def render(
         make_plan(info, params, accept, settings.policies, options, override), deadline=deadline
     )
     phash = _fingerprint(blob, params, settings)
-    params, classed = _policy_from_class(params, phash, settings)
+    params, classed = _policy_from_class(blob, params, phash, settings)
     if classed:
         plan = make_plan(info, params, accept, settings.policies, options, override)
         notes = (*plan.notes, f"policy-from-class:{classed}")
@@ -185,6 +258,9 @@ def render(
         # the cost tallies say which cache a remembered decision saved (see feedback.costs)
         origin = (path, bytes_digest(blob))
         plan = replace(plan, phash=phash, origin=origin)
+    format_verified = True
+    if plan.quality_auto and params.fm == "auto" and settings.quality is not None:
+        plan, format_verified = _first_answer_format(info, params, accept, plan, settings, override)
     lap("prepare")
     analyzer = settings.analyzer
     wants_analysis = plan.layout.needs_window and plan.crop_strategy in ("smart", "faces")
@@ -220,5 +296,7 @@ def render(
         )
     except pyvips.Error as exc:
         raise DamagedImage(f"cannot process the image: {str(exc).splitlines()[0]}") from None
+    if not format_verified and plan.stage == "final":
+        plan = replace(plan, stage="provisional")  # a better format may still win
     lap("encode")
     return Rendered(body, plan, tuple(timings))

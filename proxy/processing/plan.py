@@ -19,6 +19,9 @@ OutputFormat = Literal["jpeg", "png", "webp", "avif", "gif"]
 # user: an override set through the admin API, or geometry given explicitly in the URL
 # (center, focalpoint, rect, or no cut at all).
 DecidedBy = Literal["ai", "human", "user"]
+# A provisional answer was predicted, not measured: it is cached briefly and verified in
+# the lane. A final one is measured (or verified before), or exactly what the URL asked.
+Stage = Literal["provisional", "final"]
 
 MIME = {
     "jpeg": "image/jpeg",
@@ -81,6 +84,10 @@ class RenderPlan:
     score: float | None = None  # SSIMULACRA2 of the served bytes, when measured
     encodes: int | None = None  # encodes the search spent (0: a remembered decision)
     body: bytes | None = None  # the search's winning encode, so finalize does not redo it
+    stage: Stage = "final"
+    features: tuple[float, ...] | None = None  # the predictor's input, for training pairs
+    first_quality: int | None = None  # verify: the quality a first answer was served at
+    first_score: float | None = None  # verify: that first answer's measured score
     # Asked for by the URL (see TransformParams): turn after EXIF orientation, effects
     # after scaling, progressive JPEG.
     rotate: int = 0

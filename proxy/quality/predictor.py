@@ -1,9 +1,9 @@
 """The quality predictor: content features -> the quality likely to meet a target score.
 
-An ONNX regressor trained in the repo (``models/quality/``). It only proposes a starting
-point; the search verifies it with the real metric, so a poor guess costs an encode, not
-a bad image. Missing or broken: ``available`` is False and the search starts from the
-policy's default quality.
+An ONNX regressor trained in the repo (``models/quality/``). A first answer is encoded at
+its guess plus a learned safety margin (``quality.margin``, stored beside the model), and
+the lane's ``verify`` job measures it afterwards. Missing or broken: ``available`` is False
+and first answers use the policy's fixed quality.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import onnxruntime as ort
 from proxy.detectors.base import model_report, open_session, session_provider
 from proxy.manifest import sha256_of
 from proxy.providers import CPU_ONLY
+from proxy.quality import margin as margins
 from proxy.quality.features import model_input
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,7 @@ class QualityPredictor:
         self.session: ort.InferenceSession | None = None
         self.sha256: str | None = None  # identity of the loaded file, for decision keys
         self.provider: str | None = None
+        self.calibration: margins.Calibration | None = None
         self.reason = self.state = "no model configured"
         if model_path is None:
             return
@@ -50,6 +52,14 @@ class QualityPredictor:
             return
         self.session = session
         self.provider = session_provider(session)
+        self.calibration = margins.load(model_path, self.sha256)
+        if self.calibration is None:
+            log.warning(
+                "quality predictor %s has no calibration beside it: first answers add %d "
+                "quality steps",
+                model_path,
+                margins.DEFAULT_MARGIN,
+            )
         self.reason = self.state = "ready"
 
     @property
@@ -78,3 +88,16 @@ class QualityPredictor:
         if not np.isfinite(value):
             return None
         return int(min(100, max(1, round(value))))
+
+    def margin(self, fmt: str) -> int:
+        """Quality steps added to a guess that nothing will measure before it is served."""
+        if self.calibration is None:
+            return margins.DEFAULT_MARGIN
+        return self.calibration.margin(fmt)
+
+    def first_answer(
+        self, features: npt.NDArray[np.float32], fmt: str, target: float
+    ) -> int | None:
+        """The guess plus the margin, 1-100; None when the model cannot answer."""
+        guess = self.predict(features, fmt, target)
+        return None if guess is None else min(100, guess + self.margin(fmt))

@@ -30,6 +30,8 @@ class SearchResult:
     body: bytes
     encodes: int
     met_target: bool
+    first_quality: int = 0  # the first probe: a first answer served at this quality scored
+    first_score: float = 0.0  # this (verification starts from what was served)
 
 
 def _clamp(value: float, low: int, high: int) -> int:
@@ -44,7 +46,11 @@ def search(
     floor: int,
     start: int,
     max_probes: int = MAX_PROBES,
+    refine: bool = False,
 ) -> SearchResult:
+    """``refine`` (the lane, where probes are cheap next to a user's wait): after the usual
+    steps, keep narrowing between the lowest passing and the highest failing quality until
+    the passing one is within ``CLOSE_ENOUGH`` of the target or ``max_probes`` are spent."""
     probes: list[Probe] = []
 
     def probe(quality: int) -> float:
@@ -69,8 +75,35 @@ def search(
             slope = (second - first) / max(higher - quality, 1)
             guess = higher + (target - second) / slope + 1 if slope > 0 else 100
             probe(_clamp(guess, higher + 1, 100))
+    while refine and len(probes) < max_probes:
+        passing = [p for p in probes if p.score >= target]
+        if not passing:
+            break
+        best = min(passing, key=lambda p: p.quality)
+        if best.score - target <= CLOSE_ENOUGH or best.quality <= floor:
+            break
+        below = [p for p in probes if p.score < target and p.quality < best.quality]
+        if below:
+            worst = max(below, key=lambda p: p.quality)
+            slope = (best.score - worst.score) / max(best.quality - worst.quality, 1)
+            guess = best.quality - (best.score - target) / slope if slope > 0 else best.quality
+            nxt = _clamp(guess + 0.5, worst.quality + 1, best.quality - 1)
+        else:
+            step = _clamp((best.score - target) * QUALITY_PER_POINT, 2, 12)
+            nxt = max(floor, best.quality - step)
+        if nxt >= best.quality or any(p.quality == nxt for p in probes):
+            break
+        probe(nxt)
     passing = [p for p in probes if p.score >= target]
     chosen = (
         min(passing, key=lambda p: p.quality) if passing else max(probes, key=lambda p: p.score)
     )
-    return SearchResult(chosen.quality, chosen.score, chosen.body, len(probes), bool(passing))
+    return SearchResult(
+        chosen.quality,
+        chosen.score,
+        chosen.body,
+        len(probes),
+        bool(passing),
+        probes[0].quality,
+        probes[0].score,
+    )

@@ -35,19 +35,10 @@ from proxy.feedback.prometheus import CollaborationCollector, CostCollector
 from proxy.fingerprint import PhashMemo
 from proxy.lane.lane import assemble
 from proxy.lane.worker import worker_name
-from proxy.model_files import find_model
-from proxy.policies import load_policies
-from proxy.processing.avif_effort import AvifEffort
-from proxy.processing.compress import QualityTools
-from proxy.processing.finalize import EncoderSettings
-from proxy.processing.pipeline import RenderSettings
-from proxy.processing.validate import Scanner, ValidationRules
+from proxy.processing.validate import ValidationRules
 from proxy.providers import provider_name
 from proxy.qa.checks import QALimits
 from proxy.qa.gate import QualityGate
-from proxy.quality import ssimulacra2
-from proxy.quality.decisions import QualityDecisions
-from proxy.quality.predictor import QualityPredictor
 from proxy.scanners.clamd import ClamdScanner
 from proxy.server import problems
 from proxy.server.admin import AdminApi
@@ -60,6 +51,7 @@ from proxy.server.meta_decisions import StoredFacts
 from proxy.server.ops import Operations
 from proxy.server.pool import ProcessingPool
 from proxy.server.redirects import RelativeRedirects
+from proxy.server.rendering import build_rendering
 from proxy.server.reviewer import reviewer_routes
 from proxy.server.telemetry import Telemetry
 from proxy.server.workers import WorkerInfo
@@ -72,7 +64,6 @@ from proxy.sources.watch import Change, SourceWatcher
 from proxy.stores import open_store
 
 log = logging.getLogger(__name__)
-PREDICTOR_FILE = "quality/quality_predictor.onnx"
 
 
 class RequestMetrics:
@@ -224,53 +215,6 @@ def build_sources(config: Config) -> SourceRouter:
     return SourceRouter(LocalSource(sources.root), origins, client)
 
 
-def render_settings(
-    config: Config,
-    analyzer: Analyzer,
-    fingerprint: PhashMemo,
-    decisions: QualityDecisions,
-    *,
-    scan: Scanner | None = None,
-    meter: CostMeter | None = None,
-) -> tuple[RenderSettings, QualityPredictor]:
-    """The pipeline's settings as the server renders with them (``loupe feedback replay``
-    renders with the same)."""
-    avif = AvifEffort(config.images.avif_time_budget_s, config.storage.data_dir)
-    if config.images.avif_effort is not None:
-        avif = AvifEffort.fixed(config.images.avif_effort)
-    images_config = config.images
-    policies = load_policies(images_config.policies_file)
-    encoder = EncoderSettings(
-        avif=avif,
-        png_compression=images_config.png_compression,
-        webp_effort=images_config.webp_effort,
-        webp_smart_subsample=images_config.webp_smart_subsample,
-        jpeg_progressive=images_config.jpeg_progressive,
-    )
-    predictor = QualityPredictor(
-        find_model(PREDICTOR_FILE, config.storage.models_dir), config.analysis.providers
-    )
-    settings = RenderSettings(
-        limits=config.limits,
-        policies=policies,
-        encoder=encoder,
-        allow_svg=images_config.allow_svg,
-        scan=scan,
-        default_policy=images_config.default_policy,
-        fingerprint=fingerprint,
-        analyzer=analyzer,
-        quality=QualityTools(
-            metric=ssimulacra2.Reference,
-            predictor=predictor,
-            decisions=decisions,
-            policies=policies,
-            encoder=encoder,
-            meter=meter,
-        ),
-    )
-    return settings, predictor
-
-
 def create_app(config: Config, worker: WorkerInfo | None = None) -> Starlette:
     """The app; ``worker`` when it is one of several serving processes on this node
     (``proxy.server.workers``): they share metrics, the single-flight and purges."""
@@ -296,6 +240,7 @@ def create_app(config: Config, worker: WorkerInfo | None = None) -> Starlette:
     )
     security = config.security
     scanner = ClamdScanner(security.clamd, security.clamd_timeout_s) if security.clamd else None
+    images_config = config.images
     fingerprint = PhashMemo()
     node = worker_name()
     shared = SharedTier(config.redis, node) if config.redis.url else None
@@ -309,18 +254,20 @@ def create_app(config: Config, worker: WorkerInfo | None = None) -> Starlette:
         providers=config.analysis.providers,
         meter=meter,
     )
-    decisions_cache = QualityDecisions(data_dir / "ai" / "quality")
-    settings, predictor = render_settings(
-        config,
-        analyzer,
-        fingerprint,
-        decisions_cache,
-        scan=scanner.scan if scanner else None,
-        meter=meter,
-    )
-    avif, policies, images_config = settings.encoder.avif, settings.policies, config.images
     source = build_sources(config)
-    lane, moderator, vlm = assemble(config, store, source, analyzer, fingerprint)
+    rendering = build_rendering(
+        config, analyzer, fingerprint, store, scanner.scan if scanner else None, meter=meter
+    )
+    settings, avif, predictor = rendering.settings, rendering.avif, rendering.predictor
+    policies, decisions_cache = settings.policies, rendering.decisions
+    images_ref: list[ImageService] = []
+
+    async def publish(path: SourcePath, query: str, accept: str) -> bool:
+        return await images_ref[0].refresh(path, query, accept) if images_ref else False
+
+    lane, moderator, vlm = assemble(
+        config, store, source, analyzer, fingerprint, rendering=rendering, publish=publish
+    )
     # Components with nothing to decide: left out of the queue and the auto-accept rate.
     off = frozenset(
         name
@@ -363,6 +310,7 @@ def create_app(config: Config, worker: WorkerInfo | None = None) -> Starlette:
         config, source, cache, pool, telemetry, settings, decisions, qa, shared, node_locks,
         catch_up if journal is not None else None,
     )  # fmt: skip
+    images_ref.append(images)
     rules = ValidationRules(config.limits, images_config.allow_svg, settings.scan)
     facts = StoredFacts(store, config.qa.duplicate_distance)
     meta = MetaService(config, source, analyzer, pool, rules, facts, moderator)

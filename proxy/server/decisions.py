@@ -34,6 +34,8 @@ from proxy.stores import Store
 log = logging.getLogger(__name__)
 HIGH_STAKES = frozenset({"featured", "social", "hero"})
 SNAPSHOT_MEMO_S = 2.0
+VERIFY_KIND = "verify"  # proxy.lane.tasks.verify.KIND (not imported: it imports the pipeline)
+VERIFY_MEMO_S = 600.0  # a verification queued from here is not queued again for this long
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,7 @@ class Decisions:
         self._opens = SlidingWindow(budget.overall, 60.0)
         self._snapshots: TTLCache[str, Snapshot] = TTLCache(maxsize=16_384, ttl=SNAPSHOT_MEMO_S)
         self._counted: LRUCache[str, bool] = LRUCache(maxsize=65_536)
+        self._verifying: TTLCache[str, bool] = TTLCache(maxsize=65_536, ttl=VERIFY_MEMO_S)
         self._lock = threading.Lock()
 
     # -- before rendering ---------------------------------------------------------------
@@ -151,6 +154,31 @@ class Decisions:
                 self._crop_outcome(path, params, result, client)
         except Exception:  # the lane is best effort from here; the response went out
             log.exception("recording the render of %s failed", path)
+
+    def provisional(
+        self, path: SourcePath, decisions: str, payload: dict[str, Any], version: str = ""
+    ) -> None:
+        """Queue the lane's ``verify`` job for a provisional answer: one job per picture
+        and decision (``decisions``: the keys it would settle), however many sizes and
+        requests share it; a new picture at the path (``version``) verifies again."""
+        subject = f"{path}|{decisions}"
+        with self._lock:
+            if subject in self._verifying:
+                return
+            self._verifying[subject] = True
+        self.io.submit(self._queue_verify, path, subject, payload, version)
+
+    def _queue_verify(
+        self, path: SourcePath, subject: str, payload: dict[str, Any], version: str
+    ) -> None:
+        try:
+            self.store.enqueue(
+                VERIFY_KIND, subject, {**payload, "path": path}, version=version or None
+            )
+        except Exception:  # best effort: the next provisional answer queues it again
+            log.exception("queueing the verification of %s failed", path)
+            with self._lock:
+                self._verifying.pop(subject, None)
 
     def _crop_outcome(
         self, path: SourcePath, params: TransformParams, result: Rendered, client: str

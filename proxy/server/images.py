@@ -21,7 +21,13 @@ from proxy.moderation import Moderator
 from proxy.negotiate import AcceptClass, parse_accept
 from proxy.params import TransformParams, drop_ignored, parse_params
 from proxy.policies import policy_for_path
-from proxy.processing.pipeline import Rendered, RenderSettings, models_identity, render
+from proxy.processing.pipeline import (
+    Rendered,
+    RenderSettings,
+    models_identity,
+    pending_keys,
+    render,
+)
 from proxy.qa.gate import QualityGate
 from proxy.rules import apply_rules
 from proxy.server.decisions import Decisions, Snapshot
@@ -53,6 +59,7 @@ class Wanted:
     snapshot: Snapshot | None
     blob: bytes | None = None  # bytes already read (by moderation): rendered as they are
     client: str = ""  # who asked first: any review this render opens uses their budget
+    background: bool = False  # the lane's final answer, not a client's request (not counted)
 
 
 RETRIES_AFTER_A_DECISION = 2
@@ -70,6 +77,7 @@ def describe(rendered: Rendered) -> dict[str, str]:
         headers["X-Loupe-Score"] = f"{plan.score:.2f}"
     if plan.encodes is not None:
         headers["X-Loupe-Encodes"] = str(plan.encodes)
+    headers["X-Loupe-Stage"] = plan.stage
     if plan.alpha_flattened:
         headers["X-Loupe-Alpha"] = "flattened"
     if plan.notes:
@@ -303,14 +311,23 @@ class ImageService:
 
             deadline_s = self.config.server.request_deadline_s
             rendered, fetched = await self.pool.run_admitted(ticket, work, deadline_s)
-        self.telemetry.renders.inc()
-        for stage, seconds in rendered.timings:
-            self.telemetry.stage.labels(stage).observe(seconds)
+        if not wanted.background:
+            self.telemetry.renders.inc()
+            for stage, seconds in rendered.timings:
+                self.telemetry.stage.labels(stage).observe(seconds)
+        plan = rendered.plan
+        provisional = plan.stage == "provisional" and self.settings.quality is not None
+        pending = (
+            pending_keys(plan, accept, params.fm == "auto", self.settings.quality)
+            if provisional and self.settings.quality is not None
+            else ()
+        )
         item = CachedImage(
             body=rendered.body,
             content_type=rendered.plan.mime,
             etag=strong_etag(rendered.body),
             headers=describe(rendered),
+            pending=pending,
         )
         stored = time.perf_counter()
         snapshot = wanted.snapshot
@@ -324,6 +341,15 @@ class ImageService:
         await self.cache.put(wanted.key, item, tag=ref.path)
         if decisions is not None:
             decisions.rendered(ref.path, params, rendered, ref.identity, wanted.client)
+            if pending and plan.phash:
+                payload = {
+                    "query": params.canonical_query(self.config.images.default_crop),
+                    "accept": accept.key,
+                    "format": plan.format,
+                    "quality": plan.quality,
+                    "phash": plan.phash,
+                }
+                decisions.provisional(ref.path, "|".join(pending), payload, ref.identity)
         timings = (("fetch", fetched), *rendered.timings, ("store", time.perf_counter() - stored))
         return Outcome(item, timings)
 
@@ -391,6 +417,9 @@ class ImageService:
         self.telemetry.cache.labels(state).inc()
         # A human may still reject an image under review: CDNs must ask again soon.
         cap = self.config.moderation.review_max_age_s if status == "review" else None
+        if item.headers.get("X-Loupe-Stage") == "provisional":  # verified soon, then final
+            provisional = self.config.images.provisional_max_age_s
+            cap = provisional if cap is None else min(cap, provisional)
         freshness = cache_control(self.config.cache, signed=signed, expires=expires, cap_s=cap)
         if reviewing or stale:  # never let a shared cache keep what only reviewers may see,
             freshness = "private, no-store"  # nor a render a decision overtook
@@ -420,11 +449,50 @@ class ImageService:
         """The cached result for ``wanted``, or one render shared by every concurrent
         request for it: (item, cache state, timings, whether a decision overtook it)."""
         item, _tier = await self.cache.get(wanted.key)
-        if item is not None:
+        if item is not None and not (item.pending and await self._verified(item.pending)):
             return item, "hit", (("cache", time.perf_counter() - started),), False
+        # A miss, or a provisional answer whose decision is verified now: answer final.
         outcome, joined = await self.flights.run(wanted.key, partial(self._first, wanted))
         state = "coalesced" if joined else (outcome.state or "miss")
         return outcome.item, state, outcome.timings, outcome.stale
+
+    async def _verified(self, keys: tuple[str, ...]) -> bool:
+        tools = self.settings.quality
+        if tools is None:
+            return False
+        decisions = tools.decisions
+        return await asyncio.to_thread(
+            lambda: all(decisions.decision(key) is not None for key in keys)
+        )
+
+    async def refresh(self, path: SourcePath, query: str, accept_key: str) -> bool:
+        """Render ``query`` for the Accept class ``accept_key`` again and store it, when the
+        cache holds a provisional answer (or none) for it: the lane's ``verify`` job puts
+        the final answer in place before anyone asks. False when nothing was done."""
+        if self.decisions is not None and self.decisions.moderator.enabled:
+            return False  # moderation screens on the request path; leave it to a request
+        default_crop = self.config.images.default_crop
+        params = parse_params(query, default_crop=default_crop)
+        accept = AcceptClass(avif="avif" in accept_key, webp="webp" in accept_key)
+        ref = await self.source.locate(path)
+        if self.decisions is not None:
+            self.decisions.forget(path)  # a verification may have bumped the generation
+        snapshot = await self.decisions.snapshot(path) if self.decisions else None
+        params = apply_rules(params, snapshot.rules if snapshot else frozenset())
+        key = cache_key(
+            path,
+            params.canonical_query(default_crop),
+            accept.key if params.fm == "auto" else "",
+            ref.identity,
+            snapshot.generation if snapshot else 0,
+            models_identity(params, self.settings),
+        )
+        item, _tier = await self.cache.get(key)
+        if item is not None and not item.pending:
+            return False
+        wanted = Wanted(ref, params, accept, key, snapshot, background=True)
+        outcome, _joined = await self.flights.run(key, partial(self._first, wanted))
+        return not outcome.stale and not outcome.item.pending
 
     async def _moderate(self, ref: SourceRef) -> tuple[str, bytes | None]:
         assert self.decisions is not None

@@ -270,6 +270,36 @@ MIGRATIONS: tuple[Migration, ...] = (
         ),
     ),
     Migration(
+        10,
+        "verified q=auto decisions, shared by every node, and the measured training pairs",
+        """
+        CREATE TABLE quality_decisions (
+            key TEXT PRIMARY KEY,
+            phash TEXT NOT NULL,
+            format TEXT NOT NULL,
+            bucket INTEGER NOT NULL,
+            policy TEXT NOT NULL,
+            model TEXT NOT NULL,
+            quality INTEGER,
+            score DOUBLE PRECISION,
+            created DOUBLE PRECISION NOT NULL
+        );
+        CREATE INDEX quality_decisions_phash ON quality_decisions (phash);
+        CREATE TABLE quality_pairs (
+            id {pk},
+            phash TEXT NOT NULL,
+            features TEXT NOT NULL,
+            format TEXT NOT NULL,
+            target DOUBLE PRECISION NOT NULL,
+            bucket INTEGER NOT NULL,
+            quality INTEGER NOT NULL,
+            score DOUBLE PRECISION,
+            created DOUBLE PRECISION NOT NULL,
+            UNIQUE (phash, format, target, bucket)
+        );
+        """,
+    ),
+    Migration(
         11,
         "what each AI component cost per day: inferences, seconds, cache savings, tokens",
         """

@@ -231,13 +231,14 @@ def test_crops_endpoint_lists_three_ranked_candidates(server: LoupeServer) -> No
 
 
 def test_purge_drops_every_cached_variant(server: LoupeServer) -> None:
+    # A fixed quality: a q=auto answer would be replaced by the lane's final one meanwhile.
     for width in (100, 150):
-        image(server, "hats.png", w=width)
-    assert image(server, "hats.png", w=100).headers["x-loupe-cache"] == "hit"
+        image(server, "hats.png", w=width, q=80)
+    assert image(server, "hats.png", w=100, q=80).headers["x-loupe-cache"] == "hit"
     response = httpx.post(f"{server.url}/admin/api/purge/hats.png", headers=AUTH, timeout=10)
     assert response.status_code == 200 and response.json()["purged"] >= 2
     for width in (100, 150):
-        assert image(server, "hats.png", w=width).headers["x-loupe-cache"] == "miss"
+        assert image(server, "hats.png", w=width, q=80).headers["x-loupe-cache"] == "miss"
 
 
 def test_review_decisions_validate_their_body(server: LoupeServer) -> None:

@@ -62,7 +62,8 @@ def test_a_render_overtaken_by_a_decision_is_not_its_answer(node: LoupeServer) -
     def fetch(name: str, query: str) -> None:
         answers[name] = get(node, query)
 
-    blocker = threading.Thread(target=fetch, args=("blocker", "w=1600&fm=webp"))
+    # A long render (10 MP of WebP at a fixed quality: q=auto first answers are quick now).
+    blocker = threading.Thread(target=fetch, args=("blocker", "w=4000&fm=webp&q=90"))
     blocker.start()
     time.sleep(0.3)  # the blocker holds the one processing thread
     racing = threading.Thread(target=fetch, args=("racing", HERO))

@@ -137,10 +137,18 @@ def test_an_image_under_review_gets_a_short_max_age(
     try:
         response = httpx.get(f"{running.url}/img/hats.png?w=100", timeout=60)
         assert response.status_code == 200
+        # Under review and provisional (q=auto): the shorter of the two caps.
         assert response.headers["cache-control"] == "public, max-age=60"
         decide_on(running, "hats.png", "accept")
-        response = httpx.get(f"{running.url}/img/hats.png?w=100", timeout=60)
+        response = httpx.get(f"{running.url}/img/hats.png?w=100&q=80", timeout=60)
         assert "max-age=31536000" in response.headers["cache-control"]
+        response = httpx.get(f"{running.url}/img/hats.png?w=100", timeout=60)
+        expected = (
+            "max-age=300"
+            if response.headers["x-loupe-stage"] == "provisional"
+            else ("max-age=31536000")
+        )
+        assert expected in response.headers["cache-control"]
     finally:
         running.stop()
 

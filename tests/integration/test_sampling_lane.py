@@ -30,7 +30,8 @@ def test_sampling_is_stratified_and_shares_one_tally(data_root: Path, tmp_path: 
 
         def sampled() -> list[dict[str, object]]:
             jobs = httpx.get(f"{server.url}/admin/api/metrics", headers=AUTH).json()["jobs"]
-            if jobs.get("done", 0) < 15:  # fingerprint, alt, sample for 5 sources
+            # fingerprint, alt, sample and the q=auto verification, for 5 sources
+            if jobs.get("done", 0) < 20:
                 return []
             return list(
                 httpx.get(

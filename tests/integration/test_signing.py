@@ -77,7 +77,10 @@ def test_either_key_signs(signed: LoupeServer, key: str) -> None:
     assert image.width == 10
     bare = get(signed, f"/img/x.png?s={sig(key, '/img/x.png')}")
     assert bare.status_code == 200, bare.text
-    assert "immutable" in bare.headers["cache-control"]
+    if bare.headers["x-loupe-stage"] == "provisional":  # q=auto, not verified yet: soon better
+        assert bare.headers["cache-control"] == "public, max-age=300"
+    else:
+        assert "immutable" in bare.headers["cache-control"]
 
 
 def test_signature_position_does_not_matter(signed: LoupeServer) -> None:
@@ -108,12 +111,17 @@ def test_expired_is_403_and_future_is_200(signed: LoupeServer) -> None:
     body = nasty.is_problem(get(signed, f"/img/x.png?{past}&s={sig('old', '/img/x.png', past)}"))
     assert body["status"] == 403
     assert "expired" in str(body["detail"])
-    future = f"w=10&expires={int(time.time()) + 600}"
+    future = f"w=10&q=80&expires={int(time.time()) + 600}"
     response = get(signed, f"/img/x.png?{future}&s={sig('old', '/img/x.png', future)}")
     assert response.status_code == 200, response.text
     freshness = response.headers["cache-control"]
     assert freshness.startswith("public, max-age=") and "immutable" not in freshness
     assert 590 <= int(freshness.removeprefix("public, max-age=")) <= 600  # its time left
+    # A provisional (q=auto) answer is kept no longer than provisional_max_age_s.
+    auto = f"w=12&expires={int(time.time()) + 600}"
+    first = get(signed, f"/img/x.png?{auto}&s={sig('old', '/img/x.png', auto)}")
+    assert first.headers["x-loupe-stage"] == "provisional"
+    assert first.headers["cache-control"] == "public, max-age=300"
     # Moving the expiry breaks the signature.
     later = future.replace("expires=", "expires=9")
     nasty.is_problem(get(signed, f"/img/x.png?{later}&s={sig('old', '/img/x.png', future)}"), 403)
@@ -140,7 +148,10 @@ def test_cli_signature_is_accepted(signed: LoupeServer) -> None:
     assert target.endswith(sig("new", "/img/x.png", "w=10"))
     response = get(signed, target)
     assert response.status_code == 200, response.text
-    assert "immutable" in response.headers["cache-control"]
+    if response.headers["x-loupe-stage"] == "provisional":  # q=auto, not verified yet
+        assert response.headers["cache-control"] == "public, max-age=300"
+    else:
+        assert "immutable" in response.headers["cache-control"]
     full = _cli_sign(f"{signed.url}/img/x.png?w=12&fm=png", "--key", "old", "--expires-in", "300")
     response = httpx.get(full, headers=NO_MODERN, timeout=TIMEOUT)
     assert response.status_code == 200, response.text

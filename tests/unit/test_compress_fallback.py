@@ -1,5 +1,6 @@
-"""q=auto never fails a request: a failing metric falls back to the policy's fixed quality,
-and a missing predictor only changes where the search starts."""
+"""q=auto never fails: in verification a failing metric falls back to the policy's fixed
+quality and a missing predictor only changes where the search starts; on the request path
+nothing is measured at all (the first answer is predicted)."""
 
 from __future__ import annotations
 
@@ -24,8 +25,10 @@ from proxy.quality.predictor import QualityPredictor
 ENCODER = EncoderSettings(AvifEffort.fixed(2))
 
 
-def settings(metric, predictor: QualityPredictor) -> RenderSettings:  # type: ignore[no-untyped-def]
-    tools = QualityTools(metric, predictor, QualityDecisions(None), DEFAULT_POLICIES, ENCODER)
+def settings(metric, predictor: QualityPredictor, verify: bool = True) -> RenderSettings:  # type: ignore[no-untyped-def]
+    tools = QualityTools(
+        metric, predictor, QualityDecisions(None), DEFAULT_POLICIES, ENCODER, verify=verify
+    )
     return RenderSettings(LimitsConfig(), DEFAULT_POLICIES, ENCODER, quality=tools)
 
 
@@ -62,3 +65,14 @@ def test_a_missing_predictor_still_meets_the_target(photo: bytes, tmp_path: Path
     assert "predictor-unavailable" in rendered.plan.notes
     assert rendered.plan.score is not None and rendered.plan.score >= 75
     assert rendered.plan.encodes is not None and rendered.plan.encodes >= 1
+
+
+def test_the_request_path_never_measures(photo: bytes) -> None:
+    def exploding(_reference: pyvips.Image) -> Callable[[pyvips.Image], float]:
+        raise AssertionError("the metric ran on the request path")
+
+    rendered = run(photo, settings(exploding, QualityPredictor(None), verify=False))
+    assert rendered.plan.stage == "provisional"
+    assert rendered.plan.score is None and rendered.plan.encodes == 1
+    assert rendered.plan.quality == DEFAULT_POLICIES["general"].quality_for("jpeg")
+    assert "predictor-unavailable" in rendered.plan.notes

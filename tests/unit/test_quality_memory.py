@@ -1,5 +1,7 @@
-"""q=auto on a large output: the metric sees at most ``SCORED_PIXELS`` (tiles at full
-resolution, not the whole output), and every probe's encode dies with the request deadline."""
+"""q=auto on a large output. Verification (the lane's search): the metric sees at most
+``SCORED_PIXELS`` (tiles at full resolution, not the whole output), and every probe's encode
+dies with its deadline. The request path: a large first answer is one lazy encode at the
+fixed quality, and it too dies with the request deadline."""
 
 from __future__ import annotations
 
@@ -34,9 +36,16 @@ def photo(width: int, height: int) -> bytes:
     return bytes(image.bandjoin([noise.cast("uchar"), ramp.cast("uchar")]).jpegsave_buffer(Q=92))
 
 
-def settings(metric: Callable[[pyvips.Image], Callable[[pyvips.Image], float]]) -> RenderSettings:
+def settings(
+    metric: Callable[[pyvips.Image], Callable[[pyvips.Image], float]], *, verify: bool = True
+) -> RenderSettings:
     tools = QualityTools(
-        metric, QualityPredictor(None), QualityDecisions(None), DEFAULT_POLICIES, ENCODER
+        metric,
+        QualityPredictor(None),
+        QualityDecisions(None),
+        DEFAULT_POLICIES,
+        ENCODER,
+        verify=verify,
     )
     return RenderSettings(LimitsConfig(), DEFAULT_POLICIES, ENCODER, quality=tools)
 
@@ -95,6 +104,32 @@ def test_q_auto_stops_at_the_deadline() -> None:
             )
         assert "prepare" not in str(raised.value)  # it reached the search
         assert time.monotonic() - started < budget + 1.0, query
+
+
+def never(_reference: pyvips.Image) -> Callable[[pyvips.Image], float]:
+    raise AssertionError("the request path must not measure")
+
+
+def test_a_large_answer_is_one_pass_at_the_fixed_quality_and_final() -> None:
+    blob = photo(3200, 2400)  # 7.7 MP: above fixed_quality_above_pixels
+    quick = replace(settings(never, verify=False), fingerprint=lambda _blob: "1" * 16)
+    rendered = render(blob, parse_params("fm=webp"), parse_accept(""), quick, deadline=1e18)
+    plan = rendered.plan
+    assert plan.stage == "final" and plan.score is None  # the planned answer for this size
+    assert plan.quality == DEFAULT_POLICIES["general"].quality_for("webp")
+    assert "fixed-quality:large-output" in plan.notes
+    decoded = pyvips.Image.new_from_buffer(rendered.body, "")
+    assert (decoded.width, decoded.height) == (3200, 2400)
+
+
+def test_the_first_answer_stops_at_the_deadline() -> None:
+    """The request path's one encode is killed at the deadline too: no core stays busy."""
+    blob = photo(6000, 4000)
+    quick = replace(settings(never, verify=False), fingerprint=lambda _blob: "2" * 16)
+    started = time.monotonic()
+    with pytest.raises(DeadlineExceeded):
+        render(blob, parse_params("fm=webp"), parse_accept(""), quick, deadline=started + 0.5)
+    assert time.monotonic() - started < 1.5
 
 
 def test_a_large_avif_gets_a_faster_effort() -> None:

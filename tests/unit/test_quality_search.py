@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from proxy.quality.decisions import QualityDecisions, size_bucket
-from proxy.quality.search import MAX_PROBES, search
+from proxy.quality.search import MAX_PROBES, SearchResult, search
 
 
 def curve(midpoint: float, steepness: float):  # type: ignore[no-untyped-def]
@@ -74,3 +76,27 @@ def test_decisions_survive_a_new_instance(tmp_path) -> None:  # type: ignore[no-
     assert second.get(key) == 71
     assert second.get(QualityDecisions.key("abcd", "webp", 240_000, "general")) is None
     second.close()
+
+
+def test_refining_narrows_to_the_lowest_passing_quality() -> None:
+    """The lane's search keeps narrowing where a request's would stop: on a curve that
+    flattens, the step up from a failing start lands well above the target."""
+
+    def curve(quality: int) -> float:
+        return 100 - 60 * math.exp(-quality / 25)  # reaches 75 at q=22
+
+    def run(refine: bool) -> SearchResult:
+        return search(
+            lambda q: str(q).encode(),
+            lambda body: curve(int(body)),
+            target=75,
+            floor=1,
+            start=10,
+            max_probes=6,
+            refine=refine,
+        )
+
+    quick, refined = run(False), run(True)
+    assert quick.met_target and quick.quality == 28  # 5 points above the target
+    assert refined.met_target and refined.quality == 22 and refined.encodes <= 6
+    assert refined.first_quality == 10
