@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 import diskcache
 import numpy as np
 import pyvips
+from cachetools import LRUCache
 
 from proxy.analysis.result import Analysis, FoundBox, ModelUsed, SaliencyResult
 from proxy.cache.shared import SharedKV
@@ -66,6 +67,10 @@ class Analyzer:
         self.shared = shared  # other nodes' analyses (Redis), behind the local disk cache
         self._guard = threading.Lock()
         self._running: dict[str, threading.Lock] = {}
+        # text and class found on the request path (content_of), taken by the analysis of
+        # the same picture so neither runs twice; bounded, as most pictures are never analysed
+        self._early: LRUCache[str, tuple[text_detector.TextResult, tuple[str, float] | None]]
+        self._early = LRUCache(maxsize=256)
         self.faces = FaceDetector(models_dir, providers=providers)
         self.saliency = SaliencyDetector(models_dir, providers=providers)
         self.content = ContentClassifier(models_dir, providers=providers)
@@ -146,7 +151,9 @@ class Analyzer:
         if not self.content.available:
             return None
         small = analysis_copy(blob).copy_memory()
-        _text, content = self._text_and_content(small)
+        text, content = self._text_and_content(small)
+        with self._guard:  # the analysis that follows (smart crop, lane) reads the same copy
+            self._early[phash] = (text, content)
         if content is not None and self._cache is not None:
             self._cache.set(key, [content[0], content[1]])
         return content
@@ -197,7 +204,9 @@ class Analyzer:
         saliency = self._pool.submit(
             self._timed, "saliency", self.saliency, self.saliency.detect, small
         )
-        text, content = self._text_and_content(small)
+        with self._guard:
+            early = self._early.pop(phash, None)
+        text, content = early if early is not None else self._text_and_content(small)
         unavailable = {
             name: component.state for name, component in self.components if not component.available
         }

@@ -73,6 +73,11 @@ def costs(server: LoupeServer, **params: str) -> httpx.Response:
     return httpx.get(f"{server.url}/admin/api/costs", params=params, headers=AUTH, timeout=10)
 
 
+def idle(server: LoupeServer) -> bool:
+    metrics = httpx.get(f"{server.url}/admin/api/metrics", headers=AUTH, timeout=10).json()
+    return not (metrics["jobs"].get("queued") or metrics["jobs"].get("running"))
+
+
 def settled(server: LoupeServer) -> dict[str, Any] | None:
     """The report once the lane is idle (fingerprints, alt texts, moderation all done)."""
     metrics = httpx.get(f"{server.url}/admin/api/metrics", headers=AUTH, timeout=10).json()
@@ -95,16 +100,18 @@ def test_every_number_follows_from_a_known_sequence_of_requests(server: LoupeSer
     ):
         response = httpx.get(f"{server.url}/img/{path}", params=params, timeout=60)
         assert response.status_code == 200, response.text
-        time.sleep(0.2)  # in order: the lane's first job for a path precedes the next request
+        # in order: the lane's jobs for one request (fingerprint, verify) end before the next
+        wait_for(lambda: idle(server), timeout=60, what="the lane to finish the request's jobs")
     report = wait_for(lambda: settled(server), timeout=60, what="the lane to settle")
     parts = report["components"]
 
-    # Analysis: 7 needs (4 requests, 3 lane fingerprints), one run; a.png twice more (sizes),
-    # b.png twice (re-upload), c.jpg twice (perceptual hash).
+    # Analysis: 8 needs (4 requests, 3 lane fingerprints, the verify job of a.png's first
+    # answer), one run (the request path's text and class included); a.png three times more
+    # (sizes), b.png twice (re-upload), c.jpg twice (perceptual hash).
     for name in ANALYSIS:
         numbers = parts[name]
         assert numbers["inferences"] == 1, (name, numbers)
-        assert numbers["saved"] == {"phash": 2, "sizes": 2, "reupload": 2, "total": 6}, name
+        assert numbers["saved"] == {"phash": 2, "sizes": 3, "reupload": 2, "total": 7}, name
         assert 0 < numbers["wall_s"] < 30 and 0 <= numbers["cpu_s"] <= numbers["wall_s"] + 0.05
         assert numbers["tokens_in"] == numbers["tokens_out"] == 0
     # q=auto: one search; the other three requests reuse its decision (same size bucket).
@@ -131,10 +138,10 @@ def test_every_number_follows_from_a_known_sequence_of_requests(server: LoupeSer
         "vlm": 0.01 + 600 * 0.00001 + 20 * 0.00003,
     }
     saved = {
-        "faces": 6 * 0.001,
-        "saliency": 6 * 0.002,
-        "text": 6 * 0.0005,
-        "content": 6 * 0.00025,
+        "faces": 7 * 0.001,
+        "saliency": 7 * 0.002,
+        "text": 7 * 0.0005,
+        "content": 7 * 0.00025,
         "nsfw": 0.004,
         "quality": 3 * 0.008,
         "vlm": 2 * expected["vlm"],  # a saved call saves its average tokens too
@@ -147,13 +154,13 @@ def test_every_number_follows_from_a_known_sequence_of_requests(server: LoupeSer
     assert totals["cost"] == pytest.approx(total, abs=1e-6)
     assert totals["saved_cost"] == pytest.approx(sum(saved.values()), abs=1e-6)
     assert totals["inferences"] == 4 + 1 + 2 + 1
-    assert totals["saved"] == {"phash": 11, "sizes": 9, "reupload": 10, "total": 30}
+    assert totals["saved"] == {"phash": 11, "sizes": 13, "reupload": 10, "total": 34}
     assert totals["tokens_in"] == 600 and totals["tokens_out"] == 20
     assert report["images"] == 3
     assert report["cost_per_image"] == pytest.approx(total / 3, abs=1e-6)
     today = time.strftime("%Y-%m-%d", time.gmtime())
     assert report["days"] == [
-        {"day": today, "inferences": 8, "saved": 30, "cost": pytest.approx(total, abs=1e-6)}
+        {"day": today, "inferences": 8, "saved": 34, "cost": pytest.approx(total, abs=1e-6)}
     ]
 
     # since: from today on, the same; from tomorrow on, nothing; nonsense is a 400
