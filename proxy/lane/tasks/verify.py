@@ -100,9 +100,7 @@ class VerifyTask:
         for fmt in candidates(params, accept, has_alpha):
             deadline = time.monotonic() + self.deadline_s  # each format its own budget
             asked = replace(params, fm=fmt)  # type: ignore[arg-type]
-            measured[fmt] = render(
-                blob, asked, accept, self.settings, deadline=deadline, path=path
-            )
+            measured[fmt] = render(blob, asked, accept, self.settings, deadline=deadline, path=path)
         report: dict[str, Any] = {}
         for fmt, result in measured.items():
             plan = result.plan
