@@ -118,6 +118,9 @@ def test_a_first_answer_under_the_target_is_counted_and_its_keys_change(
     assert report["first"]["below_floor"] and report["first"]["score"] < 73
     assert store.outcomes()["quality"] == {"provisional-below-floor": 1}
     assert store.generation(path) == before + 1
+    # and the CDN copies of the provisional answer are purged (the outbox, same transaction)
+    [purge] = store.purges(status="pending")
+    assert (purge.prefix, purge.reason) == ("p.png", "provisional-below-floor")
     final = first_answer(rendering, blob, "w=320&fm=jpeg", BROWSER)
     assert final.plan.stage == "final" and final.plan.quality is not None
     assert final.plan.quality > 50
