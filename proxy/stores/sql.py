@@ -321,14 +321,20 @@ class SqlStore(ABC):
     # -- the CDN purge outbox ---------------------------------------------------------------
 
     def _queue_purge(self, tx: Tx, prefix: str, reason: str) -> None:
-        """Coalesced per prefix (one tag): a purge already waiting takes the new reason and a
-        new ``seq`` (so one being sent now goes again); one waiting only for its repeat is
-        due at once, and a dead one comes back to life."""
+        """Coalesced per prefix (one tag): a purge still waiting (due, not being sent) adds
+        the new reason to its own (the CDN hears of both events); every one takes a new
+        ``seq`` (so one being sent now goes again); one waiting only for its repeat is due
+        at once, and a dead one comes back to life."""
         now = time.time()
         tx.run(
             "INSERT INTO purge_outbox (prefix, reason, seq, status, attempts, first_queued, "
             "next_at) VALUES (?, ?, 1, 'pending', 0, ?, ?) ON CONFLICT (prefix) DO UPDATE SET "
-            "reason = excluded.reason, seq = purge_outbox.seq + 1, status = 'pending', "
+            "reason = CASE WHEN purge_outbox.status = 'pending' AND purge_outbox.repeated = 0 "
+            "AND purge_outbox.next_at <= excluded.next_at "  # due, not leased to a sender
+            "AND purge_outbox.reason <> excluded.reason "
+            "AND LENGTH(purge_outbox.reason) + LENGTH(excluded.reason) < 200 "
+            "THEN purge_outbox.reason || ',' || excluded.reason ELSE excluded.reason END, "
+            "seq = purge_outbox.seq + 1, status = 'pending', "
             "repeated = 0, "
             "attempts = CASE WHEN purge_outbox.status = 'dead' THEN 0 "
             "ELSE purge_outbox.attempts END, "

@@ -100,20 +100,21 @@ def arrives(cdn: FakeCdn, path: str, reason: str) -> dict[str, Any]:
 
 
 def test_image_responses_carry_source_folder_and_deployment_tags(node: LoupeServer) -> None:
-    response = httpx.get(f"{node.url}/img/shop/shoes/red.png?w=64&fm=jpeg", timeout=60)
+    response = httpx.get(f"{node.url}/img/shop/shoes/red.png?w=64&fm=jpeg&q=80", timeout=60)
     assert response.status_code == 200, response.text
     tags = tags_for("test", SourcePath("shop/shoes/red.png"))
     assert response.headers["surrogate-key"] == " ".join(tags)
     assert response.headers["cache-tag"] == ",".join(tags)
+    # (q=80: a final answer; a provisional q=auto one is kept short at the edge anyway)
     # under moderation review: kept short in browsers and at the edge alike
     assert "max-age=60" in response.headers["cache-control"]
     assert "surrogate-control" not in response.headers
     [item] = wait_for(lambda: items(node, "moderation", "shop/shoes/red.png"), what="review")
     decide(node, item, "accept")
-    approved = httpx.get(f"{node.url}/img/shop/shoes/red.png?w=64&fm=jpeg", timeout=60)
+    approved = httpx.get(f"{node.url}/img/shop/shoes/red.png?w=64&fm=jpeg&q=80", timeout=60)
     assert approved.headers["surrogate-control"] == "max-age=31536000"
     again = httpx.get(
-        f"{node.url}/img/shop/shoes/red.png?w=64&fm=jpeg",
+        f"{node.url}/img/shop/shoes/red.png?w=64&fm=jpeg&q=80",
         headers={"If-None-Match": approved.headers["etag"]},
         timeout=60,
     )
@@ -164,7 +165,8 @@ def decide(node: LoupeServer, item: dict[str, Any], action: str) -> None:
 
 
 def test_a_crop_review_decision_purges_the_source(node: LoupeServer, cdn: FakeCdn) -> None:
-    served = httpx.get(f"{node.url}/img/b.png?w=160&h=90&fit=crop&ctx=hero&fm=webp", timeout=60)
+    query = "w=160&h=90&fit=crop&ctx=hero&fm=webp&q=80"
+    served = httpx.get(f"{node.url}/img/b.png?{query}", timeout=60)
     assert served.status_code == 200
     [item] = wait_for(lambda: items(node, "crop", "b.png"), what="the hero crop's review")
     decide(node, item, "accept")
@@ -172,12 +174,12 @@ def test_a_crop_review_decision_purges_the_source(node: LoupeServer, cdn: FakeCd
 
 
 def test_a_moderation_verdict_purges_the_source(node: LoupeServer, cdn: FakeCdn) -> None:
-    served = httpx.get(f"{node.url}/img/a.png?w=50&fm=jpeg", timeout=60)
+    served = httpx.get(f"{node.url}/img/a.png?w=50&fm=jpeg&q=80", timeout=60)
     assert served.status_code == 200  # under review: served, briefly cacheable
     [item] = wait_for(lambda: items(node, "moderation", "a.png"), what="a moderation review")
     decide(node, item, "reject")
     arrives(cdn, "a.png", "moderation")
-    assert httpx.get(f"{node.url}/img/a.png?w=50&fm=jpeg", timeout=60).status_code == 451
+    assert httpx.get(f"{node.url}/img/a.png?w=50&fm=jpeg&q=80", timeout=60).status_code == 451
 
 
 def test_pending_and_failed_purges_are_reported(node: LoupeServer) -> None:

@@ -23,7 +23,7 @@ def test_purges_coalesce_per_prefix_and_one_queued_again_while_sent_stays(store:
     store.bump_generation("a.jpg", reason="purge")
     store.bump_generation("a.jpg", reason="override")
     [item] = store.claim_purges(10, 30)
-    assert item.reason == "override"
+    assert item.reason == "purge,override"  # both events, one purge
     assert store.claim_purges(10, 30) == []  # leased
     store.bump_generation("a.jpg", reason="rule")  # a new decision while it is being sent
     store.purges_sent([item])
