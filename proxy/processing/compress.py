@@ -261,10 +261,12 @@ def measured(
                 probe_seconds.append(time.monotonic() - began)
             return bodies[quality]
 
-        if provisional:
-            # Scored as it was served (its options may be faster than the search's).
-            _, options = save_options(plan, tools.encoder, served, pixels)
-            options = {**tools.first_answer_options(plan.format, options), **tuning}
+        _, searched = save_options(plan, tools.encoder, served, pixels)
+        as_served = tools.first_answer_options(plan.format, searched) if provisional else searched
+        extra = int(as_served != searched)
+        if extra:
+            # Scored as it was served: faster options than the search's (WebP's effort).
+            options = {**as_served, **tuning}
             served_score = score(save(sample, suffix, options, tools.encoder, plan.deadline))
         else:
             served_score = score(probe(served))
@@ -286,7 +288,7 @@ def measured(
             if measured_score >= policy.target or measured_score > result.score:
                 result = replace(result, quality=served, score=measured_score, body=body)
         result = replace(
-            result, encodes=len(bodies), first_quality=served, first_score=served_score
+            result, encodes=len(bodies) + extra, first_quality=served, first_score=served_score
         )
         if tools.meter is not None:
             spent = (time.perf_counter() - wall, time.thread_time() - cpu)
