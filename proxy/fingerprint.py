@@ -20,6 +20,12 @@ class PhashMemo:
         self._known: LRUCache[bytes, str] = LRUCache(maxsize=entries)
         self._lock = threading.Lock()
 
+    def known(self, blob: bytes) -> str | None:
+        """The hash if this memo holds it (no hashing)."""
+        digest = hashlib.blake2b(blob, digest_size=16).digest()
+        with self._lock:
+            return self._known.get(digest)
+
     def __call__(self, blob: bytes) -> str:
         digest = hashlib.blake2b(blob, digest_size=16).digest()
         with self._lock:

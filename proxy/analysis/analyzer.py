@@ -137,10 +137,13 @@ class Analyzer:
             self.meter.saved(component, how)
         return Analysis.from_dict(raw)
 
-    def content_of(self, blob: bytes, phash: str) -> tuple[str, float] | None:
+    def content_of(
+        self, blob: bytes, phash: str, small: pyvips.Image | None = None
+    ) -> tuple[str, float] | None:
         """The content class alone, for the request path (it picks the ``q=auto`` policy):
         the full analysis when known, else the classifier on the same analysis copy the
-        lane reads, so both agree and the policy never depends on request order."""
+        lane reads, so both agree and the policy never depends on request order. ``small``:
+        that copy (``analysis_copy(blob)`` in memory), when the caller decoded it already."""
         known = self.cached(phash)
         if known is not None:
             return known.content
@@ -150,7 +153,8 @@ class Analyzer:
             return str(raw[0]), float(raw[1])
         if not self.content.available:
             return None
-        small = analysis_copy(blob).copy_memory()
+        if small is None:
+            small = analysis_copy(blob).copy_memory()
         text, content = self._text_and_content(small)
         with self._guard:  # the analysis that follows (smart crop, lane) reads the same copy
             self._early[phash] = (text, content)

@@ -11,12 +11,13 @@ import functools
 import logging
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from functools import partial
 
 import pyvips
 
-from proxy.analysis.analyzer import Analyzer
+from proxy.analysis.analyzer import Analyzer, analysis_copy
 from proxy.config import LimitsConfig
 from proxy.cropping.overrides import StoredCrop
 from proxy.errors import DamagedImage, DeadlineExceeded
@@ -123,8 +124,40 @@ def _fingerprint(blob: bytes, params: TransformParams, settings: RenderSettings)
         return None
 
 
+def _hash_and_copy(
+    blob: bytes, params: TransformParams, settings: RenderSettings
+) -> tuple[str | None, pyvips.Image | None]:
+    """The perceptual hash and, when the classifier will need it (a source not hashed yet,
+    so not classified by this process either), its analysis copy: decoded here while a
+    worker thread hashes, so the two decodes of the source overlap (libvips and numpy
+    release the GIL). The same hash and copy as one after the other, in less wall time."""
+    analyzer, memo = settings.analyzer, settings.fingerprint
+    cold = (
+        params.policy is None
+        and params.quality is None
+        and params.fm not in ("png", "gif")
+        and analyzer is not None
+        and analyzer.content.available
+        and isinstance(memo, PhashMemo)
+        and memo.known(blob) is None
+    )
+    if not cold:
+        return _fingerprint(blob, params, settings), None
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="loupe-phash") as pool:
+        hashed = pool.submit(_fingerprint, blob, params, settings)
+        try:
+            small = analysis_copy(blob).copy_memory()
+        except pyvips.Error:
+            small = None  # the classifier decodes (and reports) it itself
+        return hashed.result(), small
+
+
 def _policy_from_class(
-    blob: bytes, params: TransformParams, phash: str | None, settings: RenderSettings
+    blob: bytes,
+    params: TransformParams,
+    phash: str | None,
+    settings: RenderSettings,
+    small: pyvips.Image | None = None,
 ) -> tuple[TransformParams, str | None]:
     """With no policy from the URL or the source's config, ``q=auto`` takes the policy of the
     content class. The classifier runs here when the lane has not classified the picture
@@ -133,7 +166,7 @@ def _policy_from_class(
     if params.policy is not None or phash is None or settings.analyzer is None:
         return params, None
     try:
-        content = settings.analyzer.content_of(blob, phash)
+        content = settings.analyzer.content_of(blob, phash, small)
     except Exception:  # an AI part never fails the request: the default policy applies
         log.exception("content classification failed")
         content = None
@@ -248,8 +281,8 @@ def render(
     plan = replace(
         make_plan(info, params, accept, settings.policies, options, override), deadline=deadline
     )
-    phash = _fingerprint(blob, params, settings)
-    params, classed = _policy_from_class(blob, params, phash, settings)
+    phash, small = _hash_and_copy(blob, params, settings)
+    params, classed = _policy_from_class(blob, params, phash, settings, small)
     if classed:
         plan = make_plan(info, params, accept, settings.policies, options, override)
         notes = (*plan.notes, f"policy-from-class:{classed}")

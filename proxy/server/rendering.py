@@ -95,6 +95,7 @@ def build_rendering(
             fixed_above_pixels=images.fixed_quality_above_pixels,
             avif_s_per_mp=images.avif_time_budget_s,
             avif_first_answer_s=images.avif_first_answer_s,
+            webp_first_answer_effort=images.webp_first_answer_effort,
             meter=meter,
         ),
     )
