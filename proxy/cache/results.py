@@ -187,6 +187,12 @@ class ResultCache:
             dropped += int(self._disk.evict(tag))
         return dropped
 
+    def forget_memory_key(self, key: str) -> None:
+        """Drop one result from this process's memory tier (superseded on the shared disk)."""
+        if self._memory is not None:
+            with self._memory_lock:
+                self._memory.pop(key, None)
+
     def forget_memory(self, tag: str) -> int:
         """Drop one source's variants from this process's memory tier only (another
         process of the node purged the shared disk tier)."""

@@ -206,6 +206,8 @@ class ImageService:
         key, tag = wanted.key, wanted.ref.path
         started = time.perf_counter()
         found = await shared.get(key)
+        if found is not None and found.pending and await self._verified(found.pending):
+            found = None  # another node's provisional answer, verified since: render final
         if found is not None:
             await self.cache.put(key, found, tag=tag)
             return Outcome(found, (("shared", time.perf_counter() - started),), "hit")
@@ -235,7 +237,7 @@ class ImageService:
             if held is not None:
                 kept = False
                 try:
-                    found, _ = await self.cache.get(key)  # rendered by a worker that just let go
+                    found, _ = await self._current(key)  # rendered by a worker that let go
                     if found is None:
                         outcome = await self._compute(wanted)
                         self._release_when_written(node, key, held)  # not this response's wait
@@ -245,7 +247,7 @@ class ImageService:
                     if not kept:
                         node.release(key, held)
             else:
-                found, _ = await self.cache.get(key)
+                found, _ = await self._current(key)
             if found is not None:
                 return Outcome(found, (("node", time.perf_counter() - started),), "coalesced")
             if loop.time() >= end:  # the holder is stuck: answer this request anyway
@@ -448,13 +450,24 @@ class ImageService:
     ) -> tuple[CachedImage, str, tuple[tuple[str, float], ...], bool]:
         """The cached result for ``wanted``, or one render shared by every concurrent
         request for it: (item, cache state, timings, whether a decision overtook it)."""
-        item, _tier = await self.cache.get(wanted.key)
-        if item is not None and not (item.pending and await self._verified(item.pending)):
+        item, superseded = await self._current(wanted.key)
+        if superseded:  # another worker of this node may have stored the final answer
+            item, _ = await self._current(wanted.key)
+        if item is not None:
             return item, "hit", (("cache", time.perf_counter() - started),), False
         # A miss, or a provisional answer whose decision is verified now: answer final.
         outcome, joined = await self.flights.run(wanted.key, partial(self._first, wanted))
         state = "coalesced" if joined else (outcome.state or "miss")
         return outcome.item, state, outcome.timings, outcome.stale
+
+    async def _current(self, key: str) -> tuple[CachedImage | None, bool]:
+        """The cached result, unless it is a provisional answer whose decision is verified
+        now: then (None, True), and this process's memory copy of it is dropped."""
+        item, _tier = await self.cache.get(key)
+        if item is not None and item.pending and await self._verified(item.pending):
+            self.cache.forget_memory_key(key)
+            return None, True
+        return item, False
 
     async def _verified(self, keys: tuple[str, ...]) -> bool:
         tools = self.settings.quality

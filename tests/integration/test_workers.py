@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support import LoupeServer, free_port, wait_for
+from tests.support import FAST_LANE, LoupeServer, free_port, wait_for
 
 PHOTO = "k03.png"
 TOKEN = "workers"
@@ -233,5 +233,32 @@ def test_workers_stop_when_the_supervisor_is_killed(tmp_path: Path) -> None:
             timeout=15,
             what="the orphaned workers to stop",
         )
+    finally:
+        server.stop()
+
+
+def test_every_worker_answers_final_once_verified(
+    data_root: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Worker 0's lane verifies a provisional answer; the other worker, which holds the
+    provisional one in its memory tier, must answer final too, not serve it for its max-age."""
+    root = tmp_path_factory.mktemp("workers-final-root")
+    shutil.copy(data_root / "kodak" / "kodim03.png", root / PHOTO)
+    env = {**FAST_LANE, "LOUPE_SERVER_WORKERS": "2", "LOUPE_IMAGES_AVIF_EFFORT": "2"}
+    server = LoupeServer(root, tmp_path_factory.mktemp("workers-final-data"), env=env)
+    try:
+        a, b = pinned_clients(server)
+        with closing(a), closing(b):
+            browser = {"Accept": "image/avif,image/webp,*/*"}
+            url = f"/img/{PHOTO}?w=300"
+            for client in (a, b):  # both workers hold the provisional answer in memory
+                first = client.get(url, headers=browser)
+                assert first.headers["x-loupe-stage"] == "provisional", first.headers
+
+            def final(client: httpx.Client) -> bool:
+                return client.get(url, headers=browser).headers["x-loupe-stage"] == "final"
+
+            wait_for(lambda: final(a), timeout=60, what="worker a's final answer")
+            wait_for(lambda: final(b), timeout=5, what="worker b's final answer")
     finally:
         server.stop()
