@@ -93,8 +93,10 @@ def assemble(
     *,
     rendering: Rendering | None = None,
     publish: Publish | None = None,
+    announce: bool = True,
 ) -> tuple[Lane, Moderator, VlmClient]:
-    """The lane with every collaborator, as ``loupe serve``, ``worker`` and ``ingest`` use it."""
+    """The lane with every collaborator, as ``loupe serve``, ``worker`` and ``ingest`` use it.
+    ``announce``: log what is off (once per node: the serving workers after the first don't)."""
     moderator = Moderator(
         store,
         NsfwDetector(config.storage.models_dir, providers=config.analysis.providers)
@@ -105,7 +107,7 @@ def assemble(
         sample_rate=config.calibration.sample_rate,
     )
     vlm = VlmClient(config.vlm)
-    if not vlm.enabled:
+    if not vlm.enabled and announce:
         log.info(
             "alt text disabled: no VLM is configured (--vlm-url, vlm.url); new images get "
             "an empty alt text, and alt text is off on the reviewers' page"

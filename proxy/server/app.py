@@ -266,8 +266,9 @@ def create_app(config: Config, worker: WorkerInfo | None = None) -> Starlette:
         return await images_ref[0].refresh(path, query, accept) if images_ref else False
 
     lane, moderator, vlm = assemble(
-        config, store, source, analyzer, fingerprint, rendering=rendering, publish=publish
-    )
+        config, store, source, analyzer, fingerprint, rendering=rendering, publish=publish,
+        announce=worker is None or worker.index == 0,
+    )  # fmt: skip
     # Components with nothing to decide: left out of the queue and the auto-accept rate.
     off = frozenset(
         name

@@ -97,6 +97,9 @@ async def _serve_worker(config: Config, sockets: Sockets, info: WorkerInfo) -> N
     app = create_app(config, worker=info)
     info.booted()
     server = hypercorn_config(config)
+    if info.index > 0:  # one "Running on" per node: the workers share the address
+        server.errorlog = logging.getLogger("hypercorn.error.worker")
+        server.errorlog.addFilter(lambda record: not record.getMessage().startswith("Running on"))
     wrapped = wrap_app(app, server.wsgi_max_body_size, None)  # type: ignore[arg-type]
     await worker_serve(wrapped, server, sockets=sockets, shutdown_trigger=stop.wait)
 

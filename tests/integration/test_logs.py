@@ -91,3 +91,24 @@ def test_access_lines_can_be_switched_off(data_root: Path, tmp_path: Path) -> No
     finally:
         server.stop()
     assert "loupe.access" not in server.log.read_text()
+
+
+def test_several_workers_say_running_on_and_alt_text_disabled_once(
+    data_root: Path, tmp_path: Path
+) -> None:
+    env = {**FAST_LANE, "LOUPE_SERVER_WORKERS": "2"}
+    server = LoupeServer(_root(tmp_path, data_root), tmp_path / "data", env=env)
+    try:
+        pids = set()
+        for _ in range(20):  # new connections until both workers answered
+            with httpx.Client(base_url=server.url, timeout=30) as client:
+                pids.add(client.get("/readyz").json()["worker"]["pid"])
+            if len(pids) == 2:
+                break
+        assert len(pids) == 2
+    finally:
+        server.stop()
+    lines = server.log.read_text().splitlines()
+    assert sum("worker 1 started" in line for line in lines) == 1, lines
+    assert sum("Running on" in line for line in lines) == 1
+    assert sum("alt text disabled" in line for line in lines) == 1
