@@ -7,8 +7,22 @@ property-tested with hypothesis. Coordinates are orientation-corrected source pi
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
-from proxy.params import Fit, Rect
+Fit = Literal["clip", "crop", "fill", "scale"]
+
+
+@dataclass(frozen=True)
+class Rect:
+    """A region in whole (orientation-corrected) source pixels: a crop, a window."""
+
+    x: int
+    y: int
+    w: int
+    h: int
+
+    def header(self) -> str:
+        return f"{self.x},{self.y},{self.w},{self.h}"
 
 
 @dataclass(frozen=True)

@@ -64,9 +64,9 @@ from proxy.config import LimitsConfig, ServerConfig
 from proxy.cropping.evidence import candidates_for
 from proxy.detectors.people import person_regions
 from proxy.fingerprint import PhashMemo, phash
-from proxy.geometry import Size
+from proxy.geometry import Rect, Size
 from proxy.negotiate import parse_accept
-from proxy.params import Rect, parse_params
+from proxy.params import parse_params
 from proxy.policies import DEFAULT_POLICIES
 from proxy.processing.avif_effort import AvifEffort
 from proxy.processing.finalize import EncoderSettings

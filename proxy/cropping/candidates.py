@@ -44,8 +44,7 @@ from proxy.cropping.people import (
     searched,
     tiers,
 )
-from proxy.geometry import Size, place_window
-from proxy.params import Rect
+from proxy.geometry import Rect, Size, place_window
 
 Grid = npt.NDArray[np.float32]
 

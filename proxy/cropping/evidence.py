@@ -10,8 +10,7 @@ import numpy as np
 
 from proxy.analysis.result import Analysis, FoundBox
 from proxy.cropping.candidates import Box, Candidate, Evidence, pick, rank
-from proxy.geometry import Size, plan_layout
-from proxy.params import Rect
+from proxy.geometry import Rect, Size, plan_layout
 
 
 def _shift(box: FoundBox, region: Rect) -> Box:

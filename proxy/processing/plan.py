@@ -11,8 +11,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from proxy.analysis.result import Analysis
-from proxy.geometry import Layout
-from proxy.params import Rect
+from proxy.geometry import Layout, Rect
 
 OutputFormat = Literal["jpeg", "png", "webp", "avif", "gif"]
 # Who placed the crop (API.md): a model or heuristic (ai), a reviewer's pick (human), or a

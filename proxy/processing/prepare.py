@@ -8,9 +8,9 @@ from dataclasses import dataclass, replace
 from proxy.config import LimitsConfig
 from proxy.cropping.overrides import StoredCrop, fits_source
 from proxy.errors import BadParameter, SourceTooLarge
-from proxy.geometry import Layout, Size, plan_layout, shrink_on_load, turn_rect, turned_size
+from proxy.geometry import Layout, Rect, Size, plan_layout, shrink_on_load, turn_rect, turned_size
 from proxy.negotiate import AcceptClass, FormatChoice, choose_format
-from proxy.params import Rect, TransformParams
+from proxy.params import TransformParams
 from proxy.policies import Policy
 from proxy.processing.encoder_memory import encoder_bytes
 from proxy.processing.plan import CropDecision, RenderPlan, SourceInfo

@@ -20,8 +20,7 @@ from proxy.cropping import (
     rank,
     score,
 )
-from proxy.geometry import Size, place_window, window_size
-from proxy.params import Rect
+from proxy.geometry import Rect, Size, place_window, window_size
 
 FAST = settings(max_examples=60, deadline=None)
 

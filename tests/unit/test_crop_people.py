@@ -14,8 +14,7 @@ from proxy.analysis.result import Analysis, FoundBox
 from proxy.cropping import Box, Evidence, rank, score
 from proxy.cropping.evidence import candidates_for, evidence_for
 from proxy.cropping.people import Person, best_window, lexicographic
-from proxy.geometry import Size, window_size
-from proxy.params import Rect
+from proxy.geometry import Rect, Size, window_size
 from tests.unit.test_crop_candidates import inside
 
 FAST = settings(max_examples=80, deadline=None)
