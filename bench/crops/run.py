@@ -346,7 +346,7 @@ def evaluate(
                 )
             if strategy == "smart" and plan.analysis is not None:
                 analysis = plan.analysis
-                detected = [(f.x, f.y, f.width, f.height) for f in analysis.faces]
+                detected = [(f.x, f.y, f.w, f.h) for f in analysis.faces]
                 if plan.layout.needs_window:
                     window = Size(rect.w, rect.h)
                     ranked = candidates_for(analysis, plan.layout.region, window)

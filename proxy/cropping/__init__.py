@@ -2,7 +2,6 @@
 
 from proxy.cropping.candidates import (
     STRATEGIES,
-    Box,
     Candidate,
     Evidence,
     evidence_from,
@@ -14,7 +13,6 @@ from proxy.cropping.candidates import (
 
 __all__ = [
     "STRATEGIES",
-    "Box",
     "Candidate",
     "Evidence",
     "evidence_from",

@@ -44,7 +44,7 @@ from proxy.cropping.people import (
     searched,
     tiers,
 )
-from proxy.geometry import Rect, Size, place_window
+from proxy.geometry import Box, Rect, Size, place_window
 
 Grid = npt.NDArray[np.float32]
 
@@ -58,25 +58,6 @@ W_SALIENCY, W_TEXT, W_THIRDS = 0.30, 0.15, 0.10
 # Centre prior: a tie-break only. Far below what one pixel of movement changes in ``kept``
 # (a trade-off against real evidence would let the top window jump against the subject).
 W_CENTRE = 1e-6
-
-
-@dataclass(frozen=True)
-class Box:
-    """An axis-aligned box in source pixels (top-left corner, size) with a confidence."""
-
-    x: float
-    y: float
-    w: float
-    h: float
-    score: float = 1.0
-
-    @property
-    def area(self) -> float:
-        return max(self.w, 0.0) * max(self.h, 0.0)
-
-    @property
-    def center(self) -> tuple[float, float]:
-        return self.x + self.w / 2, self.y + self.h / 2
 
 
 @dataclass(frozen=True)
@@ -110,24 +91,11 @@ class Candidate:
 # --- adapters from the detectors' results (duck-typed: no detector imports here) ---
 
 
-class _FaceLike(Protocol):
-    @property
-    def x(self) -> float: ...
-    @property
-    def y(self) -> float: ...
-    @property
-    def width(self) -> float: ...
-    @property
-    def height(self) -> float: ...
-    @property
-    def score(self) -> float: ...
-
-
 class _SaliencyLike(Protocol):
     @property
     def mask(self) -> npt.NDArray[np.uint8]: ...
     @property
-    def box(self) -> tuple[float, float, float, float]: ...
+    def box(self) -> Box: ...
     @property
     def mass(self) -> float: ...
     @property
@@ -135,19 +103,19 @@ class _SaliencyLike(Protocol):
 
 
 def evidence_from(
-    faces: Iterable[_FaceLike] = (),
+    faces: Iterable[Box] = (),
     saliency: _SaliencyLike | None = None,
-    text: Iterable[_FaceLike] = (),
+    text: Iterable[Box] = (),
 ) -> Evidence:
-    """Evidence from ``Face``s, a ``Saliency`` and ``TextRegion``s (``TextResult.regions``)."""
-    face_boxes = tuple(Box(f.x, f.y, f.width, f.height, f.score) for f in faces)
-    text_boxes = tuple(Box(t.x, t.y, t.width, t.height, t.score) for t in text)
+    """Evidence from ``Face``s, a ``Saliency`` and text boxes (``TextResult.regions``)."""
+    face_boxes = tuple(Box(f.x, f.y, f.w, f.h, f.score) for f in faces)
+    text_boxes = tuple(Box(t.x, t.y, t.w, t.h, t.score) for t in text)
     if saliency is None or saliency.mass <= 0:
         return Evidence(faces=face_boxes, text=text_boxes)
     grid = np.asarray(saliency.mask, dtype=np.float32) / np.float32(255.0)
     return Evidence(
         faces=face_boxes,
-        saliency=Box(*saliency.box),
+        saliency=saliency.box,
         saliency_mass=saliency.mass,
         saliency_grid=grid,
         text=text_boxes,

@@ -8,20 +8,20 @@ from typing import Any
 
 import numpy as np
 
-from proxy.analysis.result import Analysis, FoundBox
-from proxy.cropping.candidates import Box, Candidate, Evidence, pick, rank
-from proxy.geometry import Rect, Size, plan_layout
+from proxy.analysis.result import Analysis
+from proxy.cropping.candidates import Candidate, Evidence, pick, rank
+from proxy.geometry import Box, Rect, Size, plan_layout
 
 
-def _shift(box: FoundBox, region: Rect) -> Box:
-    return Box(box.x - region.x, box.y - region.y, box.width, box.height, box.score)
+def _shift(box: Box, region: Rect) -> Box:
+    return Box(box.x - region.x, box.y - region.y, box.w, box.h, box.score)
 
 
 def _inside(box: Box, region: Rect) -> bool:
     return box.x + box.w > 0 and box.y + box.h > 0 and box.x < region.w and box.y < region.h
 
 
-def _within(found: tuple[FoundBox, ...], region: Rect) -> tuple[Box, ...]:
+def _within(found: tuple[Box, ...], region: Rect) -> tuple[Box, ...]:
     """The boxes that touch ``region``, in its coordinates."""
     return tuple(b for b in (_shift(f, region) for f in found) if _inside(b, region))
 

@@ -110,7 +110,9 @@ def luma_of(rgb8: npt.NDArray[np.uint8]) -> Array:
     return luma
 
 
-def features_from_rgb(rgb8: npt.NDArray[np.uint8], boxes: list[text.Box] | None = None) -> Array:
+def features_from_rgb(
+    rgb8: npt.NDArray[np.uint8], boxes: list[text.Corners] | None = None
+) -> Array:
     """The feature vector (``FEATURE_NAMES`` order) of an analysis-size RGB array;
     ``boxes``: text boxes already found on its :func:`luma_of` (they are not found twice)."""
     rgb = rgb8.astype(np.float32)

@@ -33,6 +33,7 @@ import onnxruntime as ort
 import pyvips
 
 from proxy.detectors.base import F32, OnnxComponent, pixels, resize_to, rgb8
+from proxy.geometry import Box
 from proxy.manifest import ModelEntry
 from proxy.providers import CPU_ONLY
 
@@ -46,19 +47,10 @@ TOP_K = 5000  # candidates kept before NMS, as OpenCV does
 
 
 @dataclass(frozen=True)
-class Face:
-    """A face in the source image's pixel coordinates (top-left corner, size)."""
+class Face(Box):
+    """A face in the source image's pixel coordinates: its box and its five landmarks."""
 
-    x: float
-    y: float
-    width: float
-    height: float
-    score: float
-    landmarks: tuple[tuple[float, float], ...]  # right eye, left eye, nose, mouth right, left
-
-    @property
-    def center(self) -> tuple[float, float]:
-        return self.x + self.width / 2, self.y + self.height / 2
+    landmarks: tuple[tuple[float, float], ...] = ()  # right eye, left eye, nose, mouth r, l
 
 
 @dataclass(frozen=True)
@@ -228,8 +220,8 @@ class FaceDetector(OnnxComponent):
                 Face(
                     x=x1 / box.scale_x,
                     y=y1 / box.scale_y,
-                    width=(x2 - x1) / box.scale_x,
-                    height=(y2 - y1) / box.scale_y,
+                    w=(x2 - x1) / box.scale_x,
+                    h=(y2 - y1) / box.scale_y,
                     score=float(scores[index]),
                     landmarks=landmarks,
                 )

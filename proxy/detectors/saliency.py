@@ -30,6 +30,7 @@ import onnxruntime as ort
 import pyvips
 
 from proxy.detectors.base import F32, U8, OnnxComponent, pixels, resize_to, rgb8
+from proxy.geometry import Box
 from proxy.manifest import ModelEntry
 from proxy.memory import release_free_memory
 from proxy.providers import CPU_ONLY
@@ -49,7 +50,7 @@ class Saliency:
     """Where the subject is, in the source image's pixel coordinates."""
 
     mask: U8  # (rows, cols) 0-255, MASK_SIDE on the long side, the source's aspect ratio
-    box: tuple[float, float, float, float]  # x, y, width, height
+    box: Box
     mass: float  # salient fraction of the image, 0-1
     centroid: tuple[float, float]  # x, y
     confidence: float  # the model's peak probability, 0-1
@@ -93,7 +94,7 @@ def summarise(raw: F32, width: int, height: int, min_confidence: float = 0.2) ->
     norm = (raw - low) / (high - low) if confident else np.clip(raw, 0.0, 1.0)
     rows, cols = norm.shape
     mask = _small_mask(norm, width, height)
-    whole = (0.0, 0.0, float(width), float(height))
+    whole = Box(0.0, 0.0, float(width), float(height))
     centre = (width / 2, height / 2)
     weights = np.where(norm > THRESHOLD, norm, 0.0).astype(np.float32)
     if not confident or not weights.any():
@@ -107,7 +108,7 @@ def summarise(raw: F32, width: int, height: int, min_confidence: float = 0.2) ->
     cx = float((inside * (xs + 0.5)).sum()) / total
     cy = float((inside * (ys + 0.5)).sum()) / total
     sx, sy = width / cols, height / rows
-    box = (x0 * sx, y0 * sy, (x1 + 1 - x0) * sx, (y1 + 1 - y0) * sy)
+    box = Box(x0 * sx, y0 * sy, (x1 + 1 - x0) * sx, (y1 + 1 - y0) * sy)
     return Saliency(mask, box, mass, (cx * sx, cy * sy), confidence, (width, height))
 
 
