@@ -3,13 +3,12 @@
 from proxy.cropping.candidates import (
     STRATEGIES,
     Candidate,
-    Evidence,
     evidence_from,
     pick,
     propose,
     rank,
-    score,
 )
+from proxy.cropping.scoring import Evidence, score
 
 __all__ = [
     "STRATEGIES",

@@ -9,7 +9,8 @@ from typing import Any
 import numpy as np
 
 from proxy.analysis.result import Analysis
-from proxy.cropping.candidates import Candidate, Evidence, pick, rank
+from proxy.cropping.candidates import Candidate, pick, rank
+from proxy.cropping.scoring import Evidence
 from proxy.geometry import Box, Rect, Size, plan_layout
 
 
