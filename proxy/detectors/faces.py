@@ -32,8 +32,9 @@ import numpy as np
 import onnxruntime as ort
 import pyvips
 
-from proxy.detectors.base import F32, OnnxComponent, pixels, resize_to, rgb8
+from proxy.detectors.base import F32, OnnxComponent
 from proxy.geometry import Box
+from proxy.imaging import resize_to, rgb8, to_array
 from proxy.manifest import ModelEntry
 from proxy.providers import CPU_ONLY
 
@@ -74,7 +75,7 @@ def letterbox(image: pyvips.Image, side: int = SIDE) -> tuple[F32, Letterbox]:
     height = min(side, max(1, round(image.height * scale)))
     resized = rgb8(resize_to(image, width, height))
     padded = resized.embed(0, 0, side, side, extend="black")
-    rgb = pixels(padded)
+    rgb = to_array(padded)
     blob = np.ascontiguousarray(rgb[:, :, ::-1].transpose(2, 0, 1)[np.newaxis], dtype=np.float32)
     box = Letterbox(width / image.width, height / image.height, width, height)
     return blob, box

@@ -19,6 +19,7 @@ import numpy.typing as npt
 import pyvips
 
 from proxy.geometry import Box
+from proxy.imaging import to_plane
 
 SALIENT = 128  # of the 0-255 mask: the detector's 0.5 threshold of the normalised map
 MAX_SHARE = 0.35  # a blob over this share of the image is the scene, not one person
@@ -30,7 +31,8 @@ def blob_labels(mask: npt.NDArray[np.bool_]) -> npt.NDArray[np.int32]:
     height, width = mask.shape
     flat = (mask.astype(np.uint8) * 255).tobytes()
     labelled = pyvips.Image.new_from_memory(flat, width, height, 1, "uchar").labelregions()
-    return np.ndarray(buffer=labelled.write_to_memory(), dtype=np.int32, shape=(height, width))
+    labels: npt.NDArray[np.int32] = to_plane(labelled)
+    return labels
 
 
 def person_regions(

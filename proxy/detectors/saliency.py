@@ -29,8 +29,9 @@ import numpy as np
 import onnxruntime as ort
 import pyvips
 
-from proxy.detectors.base import F32, U8, OnnxComponent, pixels, resize_to, rgb8
+from proxy.detectors.base import F32, U8, OnnxComponent
 from proxy.geometry import Box
+from proxy.imaging import resize_to, rgb8, to_array
 from proxy.manifest import ModelEntry
 from proxy.memory import release_free_memory
 from proxy.providers import CPU_ONLY
@@ -62,7 +63,7 @@ class Saliency:
 
 
 def model_input(image: pyvips.Image) -> F32:
-    rgb = pixels(rgb8(resize_to(image, SIDE, SIDE))).astype(np.float32)
+    rgb = to_array(rgb8(resize_to(image, SIDE, SIDE))).astype(np.float32)
     rgb /= max(float(rgb.max()), 1.0)
     rgb = (rgb - MEAN) / STD
     return np.ascontiguousarray(rgb.transpose(2, 0, 1)[np.newaxis], dtype=np.float32)
@@ -120,7 +121,7 @@ def _small_mask(norm: F32, width: int, height: int) -> U8:
     image = pyvips.Image.new_from_memory(
         levels.tobytes(), levels.shape[1], levels.shape[0], 1, "uchar"
     )
-    return pixels(resize_to(image, mask_w, mask_h))[:, :, 0].copy()
+    return to_array(resize_to(image, mask_w, mask_h))[:, :, 0].copy()
 
 
 class SaliencyDetector(OnnxComponent):

@@ -31,6 +31,7 @@ import numpy.typing as npt
 import pyvips
 
 from proxy.geometry import Box
+from proxy.imaging import shrink_to, to_plane
 
 MAX_SIDE = 512  # the analysis copy's longest side (never upscaled)
 MIN_CONTRAST = 28.0  # grey levels: weaker horizontal steps are never strokes
@@ -68,13 +69,8 @@ def grey_array(image: pyvips.Image, max_side: int = MAX_SIDE) -> tuple[Array, fl
     grey = grey.extract_band(0)
     if grey.format != "uchar":
         grey = grey.cast("uchar")
-    scale = min(1.0, max_side / max(grey.width, grey.height))
-    if scale < 1.0:
-        grey = grey.resize(scale)
-    data = np.ndarray(
-        buffer=grey.write_to_memory(), dtype=np.uint8, shape=(grey.height, grey.width)
-    )
-    return data.astype(np.float32), scale
+    grey, scale = shrink_to(grey, max_side)
+    return to_plane(grey).astype(np.float32), scale
 
 
 def _otsu(values: Array) -> float:
@@ -169,7 +165,7 @@ def _components(
         return empty, empty, empty, empty, empty
     flat = (mask.astype(np.uint8) * 255).tobytes()
     labelled = pyvips.Image.new_from_memory(flat, width, height, 1, "uchar").labelregions()
-    labels = np.ndarray(buffer=labelled.write_to_memory(), dtype=np.int32, shape=(height, width))
+    labels = to_plane(labelled)
     ys, xs = np.nonzero(mask)
     # Labels are dense (0 .. regions - 1, background regions included): index by them
     # directly and keep the ones with mask pixels, in label order (no sort needed).

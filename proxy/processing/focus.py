@@ -15,6 +15,7 @@ import pyvips
 
 from proxy.cropping.evidence import candidates_for, choose
 from proxy.geometry import Size, place_window
+from proxy.imaging import to_plane
 from proxy.processing.plan import RenderPlan
 
 PROXY_SIDE = 384
@@ -34,16 +35,8 @@ def _proxy(frame: pyvips.Image, plan: RenderPlan) -> tuple[pyvips.Image, float]:
 
 def _entropy_offset(proxy: pyvips.Image, chosen: pyvips.Image) -> tuple[int, int]:
     """Where smartcrop's window sits: it is an exact sub-image, so match row/column means."""
-    full = np.ndarray(
-        buffer=proxy.extract_band(0).write_to_memory(),
-        dtype=np.uint8,
-        shape=(proxy.height, proxy.width),
-    ).astype(np.float32)
-    part = np.ndarray(
-        buffer=chosen.extract_band(0).write_to_memory(),
-        dtype=np.uint8,
-        shape=(chosen.height, chosen.width),
-    ).astype(np.float32)
+    full = to_plane(proxy.extract_band(0)).astype(np.float32)
+    part = to_plane(chosen.extract_band(0)).astype(np.float32)
 
     def best(axis_full: np.ndarray, axis_part: np.ndarray) -> int:
         span = len(axis_full) - len(axis_part)

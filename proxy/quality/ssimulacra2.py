@@ -43,6 +43,8 @@ import numpy as np
 import numpy.typing as npt
 import pyvips
 
+from proxy.imaging import to_array
+
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
 U8 = npt.NDArray[np.uint8]
@@ -889,13 +891,12 @@ def _linear(image: pyvips.Image, background: float | None) -> F32:
     h, w = image.height, image.width
     if image.bands == 3:
         lut = pyvips.Image.new_from_memory(_linear_lut().tobytes(), 256, 1, 1, "float")
-        data = image.maplut(lut).write_to_memory()
-        interleaved = np.frombuffer(data, dtype=np.float32).reshape(h, w, 3)
+        interleaved = to_array(image.maplut(lut))
         out = np.empty((3, h, w), dtype=np.float32)
         for r in range(0, h, _TILE):  # to planes, a band of rows at a time (in cache)
             out[:, r : r + _TILE] = interleaved[r : r + _TILE].transpose(2, 0, 1)
         return out
-    pixels = np.frombuffer(image.write_to_memory(), dtype=np.uint8).reshape(h, w, 4)
+    pixels = to_array(image)
     scale = _f32(1.0) / _f32(255.0)
     rgb = pixels.transpose(2, 0, 1)[:3].astype(np.float32) * scale
     alpha = pixels[..., 3].astype(np.float32) * scale
