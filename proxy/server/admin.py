@@ -16,7 +16,13 @@ from starlette.routing import Route
 
 from proxy.config import Config
 from proxy.cropping.evidence import ranked_crops as crops
-from proxy.cropping.overrides import fits_source, parse_aspect, rect_from_json
+from proxy.cropping.overrides import (
+    CropOverride,
+    fits_source,
+    parse_aspect,
+    rect_from_json,
+    rect_json,
+)
 from proxy.detectors.content import LABELS as CONTENT_CLASSES
 from proxy.errors import BadParameter, SourceNotFound
 from proxy.feedback.calibration import SETTINGS, calibrate, from_setting, to_setting
@@ -36,7 +42,6 @@ from proxy.stores.base import (
     COMPONENTS,
     AltText,
     Feedback,
-    Override,
     ReviewItem,
     ReviewNotFound,
     SearchHit,
@@ -79,11 +84,11 @@ def _aspect(text: str) -> str:
         raise BadParameter(f"aspect must be W:H with sides up to 100000, got {text!r}") from None
 
 
-def _override_json(override: Override) -> dict[str, Any]:
+def _override_json(override: CropOverride) -> dict[str, Any]:
     return {
         "aspect": override.aspect,
         "ctx": override.ctx or None,
-        "rect": list(override.rect),
+        "rect": rect_json(override.rect),
         "by": override.by,
         "reviewer": override.reviewer,
         "reason": override.reason,
@@ -226,7 +231,7 @@ class AdminApi:
         if not fits_source(rect, info.width, info.height):
             raise BadParameter(f"rect must lie inside the {info.width}x{info.height} source")
         reason = str(body.get("reason") or "")[:2000]
-        override = Override(
+        override = CropOverride(
             path=path,
             aspect=aspect,
             ctx=ctx,
@@ -242,7 +247,7 @@ class AdminApi:
             component="crop",
             action="override",
             ai_output={},
-            correction={"aspect": aspect, "ctx": ctx, "rect": list(rect)},
+            correction={"aspect": aspect, "ctx": ctx, "rect": rect_json(rect)},
             reason=reason,
             reviewer=reviewer,
             seconds=None,

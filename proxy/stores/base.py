@@ -56,21 +56,6 @@ class SourceRecord:
 
 
 @dataclass(frozen=True)
-class Override:
-    """A human crop: ``by="user"`` through the admin API, ``"human"`` picked in review.
-    ``ctx=""`` applies in every context."""
-
-    path: SourcePath
-    aspect: str
-    rect: tuple[int, int, int, int]
-    ctx: str = ""
-    by: Literal["user", "human"] = "user"
-    reviewer: str = ""
-    reason: str = ""
-    created: float = 0.0
-
-
-@dataclass(frozen=True)
 class AltText:
     path: SourcePath
     text: str

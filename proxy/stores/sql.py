@@ -13,14 +13,15 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
+from proxy.cropping.overrides import CropOverride
 from proxy.duplicates.index import chunks, hamming, parse_phash
 from proxy.errors import BadParameter
+from proxy.geometry import Rect
 from proxy.sources.paths import SourcePath, ancestors
 from proxy.stores.base import (
     AltText,
     Feedback,
     Job,
-    Override,
     PurgeItem,
     QAResult,
     ReviewConflict,
@@ -486,7 +487,9 @@ class SqlStore(ABC):
         )
         return int(rows[0][0] or 0)
 
-    def decisions_for(self, path: SourcePath) -> tuple[int, list[Override], list[tuple[str, str]]]:
+    def decisions_for(
+        self, path: SourcePath
+    ) -> tuple[int, list[CropOverride], list[tuple[str, str]]]:
         """One consistent read of what decides ``path``'s images: its generation, its
         human crops and the rules covering it (one transaction, so they agree)."""
         covering = ancestors(path)
@@ -654,28 +657,28 @@ class SqlStore(ABC):
 
     # -- overrides ------------------------------------------------------------------------
 
-    def put_override(self, override: Override) -> Override:
-        stamped = Override(**{**override.__dict__, "created": time.time()})
+    def put_override(self, override: CropOverride) -> CropOverride:
+        stamped = CropOverride(**{**override.__dict__, "created": time.time()})
         with self.transaction() as tx:
             self.apply_override(tx, stamped)
         return stamped
 
-    def overrides(self, path: SourcePath) -> list[Override]:
+    def overrides(self, path: SourcePath) -> list[CropOverride]:
         with self.transaction(write=False) as tx:
             return self._overrides(tx, path)
 
-    def _overrides(self, tx: Tx, path: SourcePath) -> list[Override]:
+    def _overrides(self, tx: Tx, path: SourcePath) -> list[CropOverride]:
         rows = tx.run(
             "SELECT path, aspect, ctx, x, y, w, h, made_by, reviewer, reason, created "
             "FROM overrides WHERE path = ? ORDER BY aspect, ctx",
             (path,),
         )
         return [
-            Override(
+            CropOverride(
                 path=SourcePath(r[0]),
                 aspect=r[1],
                 ctx=r[2],
-                rect=(r[3], r[4], r[5], r[6]),
+                rect=Rect(r[3], r[4], r[5], r[6]),
                 by=r[7],
                 reviewer=r[8],
                 reason=r[9],
@@ -945,8 +948,8 @@ class SqlStore(ABC):
     # Effects usable inside decide_review(apply=...), so a decision and its effect commit
     # together or not at all.
 
-    def apply_override(self, tx: Tx, override: Override) -> None:
-        x, y, w, h = override.rect
+    def apply_override(self, tx: Tx, override: CropOverride) -> None:
+        rect = override.rect
         tx.run(
             "INSERT INTO overrides (path, aspect, ctx, x, y, w, h, made_by, reviewer, reason, "
             "created) VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (path, aspect, ctx) DO UPDATE "
@@ -957,10 +960,10 @@ class SqlStore(ABC):
                 override.path,
                 override.aspect,
                 override.ctx,
-                x,
-                y,
-                w,
-                h,
+                rect.x,
+                rect.y,
+                rect.w,
+                rect.h,
                 override.by,
                 override.reviewer,
                 override.reason,
