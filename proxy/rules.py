@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 
 from proxy.params import TransformParams
-from proxy.sources.paths import canonical_prefix
+from proxy.sources.paths import SourcePath, canonical_prefix
 
 RULES = {
     "never-crop": "fit=crop pads to the box instead of cutting (fit=fill)",
@@ -28,14 +28,14 @@ def normalise_prefix(prefix: str) -> str:
     return canonical_prefix(prefix) or ""
 
 
-def covers(prefix: str, path: str) -> bool:
-    """A rule on ``shop`` covers ``shop`` itself and everything under ``shop/``; an empty
-    prefix covers every source."""
-    path = path.strip("/")
+def covers(prefix: str, path: SourcePath) -> bool:
+    """A rule on ``shop`` (a :func:`normalise_prefix`) covers ``shop`` itself and everything
+    under ``shop/``; an empty prefix covers every source. Both are canonical: compared as
+    they are."""
     return not prefix or path == prefix or path.startswith(prefix + "/")
 
 
-def rules_for(path: str, rules: Iterable[tuple[str, str]]) -> frozenset[str]:
+def rules_for(path: SourcePath, rules: Iterable[tuple[str, str]]) -> frozenset[str]:
     """The rules of ``(prefix, rule)`` pairs that apply to ``path``."""
     return frozenset(rule for prefix, rule in rules if covers(prefix, path))
 

@@ -110,6 +110,18 @@ def canonical_prefix(raw: str) -> SourcePath | None:
     return canonical_path(raw.strip())
 
 
+def split_first(path: SourcePath) -> tuple[str, SourcePath | None]:
+    """The first segment of a canonical path and the rest (canonical too), or None when the
+    path has one segment."""
+    first, _, rest = path.partition("/")
+    return first, SourcePath(rest) if rest else None
+
+
+def joined(folder: str, path: SourcePath) -> SourcePath:
+    """``path`` inside ``folder`` (one canonical segment, an origin's name)."""
+    return SourcePath(f"{folder}/{path}")
+
+
 def ancestors(path: SourcePath) -> list[str]:
     """Every prefix a folder rule or generation can sit on: ``""`` (every source), each
     parent folder, and the path itself."""
