@@ -24,9 +24,9 @@ PROXY_SIDE = 384
 def _proxy(frame: pyvips.Image, plan: RenderPlan) -> tuple[pyvips.Image, float]:
     """The region, small and flattened; returns it with its pixels per source pixel."""
     region = plan.layout.region
-    left, top, width, height = plan.to_loaded(region, frame.width, frame.height)
-    crop = frame.crop(left, top, width, height)
-    factor = min(1.0, PROXY_SIDE / max(width, height))
+    loaded = plan.to_loaded(region, frame.width, frame.height)
+    crop = frame.crop(loaded.x, loaded.y, loaded.w, loaded.h)
+    factor = min(1.0, PROXY_SIDE / max(loaded.w, loaded.h))
     small = crop.resize(factor) if factor < 1 else crop
     if small.hasalpha():
         small = small.flatten(background=[255, 255, 255])

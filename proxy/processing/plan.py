@@ -100,11 +100,11 @@ class RenderPlan:
     def mime(self) -> str:
         return MIME[self.format]
 
-    def to_loaded(self, rect: Rect, width: int, height: int) -> tuple[int, int, int, int]:
+    def to_loaded(self, rect: Rect, width: int, height: int) -> Rect:
         """Map a source rect into the shrunk-on-load image, clamped to its bounds."""
         s = self.load_scale
         left = min(int(rect.x * s), width - 1)
         top = min(int(rect.y * s), height - 1)
         w = max(1, min(round(rect.w * s), width - left))
         h = max(1, min(round(rect.h * s), height - top))
-        return left, top, w, h
+        return Rect(left, top, w, h)
