@@ -597,7 +597,7 @@ class SqlStore(ABC):
         )
         self._index_text(tx, int(rows[0][0]), text, terms)
 
-    def _lock_document(self, tx: Tx, path: str) -> None:  # noqa: B027
+    def _lock_document(self, tx: Tx, path: SourcePath) -> None:  # noqa: B027
         """Serialise rewrites of one document until commit, so each reads what the one
         before it wrote (SQLite's writer lock already does)."""
 
