@@ -285,18 +285,17 @@ def _people_levels(
 def _people_reasons(people: Sequence[Person], window: Rect) -> list[str]:
     reasons = []
     faces = [p for p in people if p.confident]
-    boxes = {id(p): Box(p.x, p.y, p.w, p.h, p.score) for p in people}
     for kind in KINDS:
         alike = [p for p in people if p.kind == kind]
         if alike:
-            kept = sum(_inside(boxes[id(p)], window) for p in alike)
+            kept = sum(_inside(p, window) for p in alike)
             noun = kind if len(alike) == 1 and kind == "face" else f"{kind}s"
             reasons.append(f"keeps {kept}/{len(alike)} {noun}")
     for edge in ("left", "right", "top", "bottom"):
         count = sum(
             1
             for p in faces
-            if (edges := _cut_edges(boxes[id(p)], window))
+            if (edges := _cut_edges(p, window))
             and edges[0] == edge
             and p.w <= window.w + EPS
             and p.h <= window.h + EPS
