@@ -66,15 +66,28 @@ def resize_to(image: pyvips.Image, width: int, height: int) -> pyvips.Image:
     return resized
 
 
-def rgb8(image: pyvips.Image, background: tuple[int, int, int] = (255, 255, 255)) -> pyvips.Image:
-    """Any libvips image as 3-band 8-bit sRGB: alpha flattened onto ``background``."""
-    if image.interpretation != "srgb" or image.format != "uchar":
+def rgb8(
+    image: pyvips.Image,
+    background: tuple[int, int, int] = (255, 255, 255),
+    *,
+    keep_grey: bool = False,
+    flatten_first: bool = False,
+) -> pyvips.Image:
+    """Any libvips image as 3-band 8-bit sRGB: alpha flattened onto ``background``.
+
+    ``keep_grey``: 8-bit grey is copied into three bands rather than converted by libvips;
+    ``flatten_first``: alpha is flattened before a cast to 8 bits rather than after. The
+    detectors use neither, the alt-text picture both (each pinned by its own tests)."""
+    converted = ("srgb", "b-w") if keep_grey else ("srgb",)
+    if image.interpretation not in converted or image.format != "uchar":
         # 16-bit, grey, CMYK, Lab ... to 8-bit sRGB; what libvips cannot convert stays as is
         with contextlib.suppress(pyvips.Error):
             image = image.colourspace("srgb")
+    if flatten_first and image.hasalpha():
+        image = image.flatten(background=list(background))
     if image.format != "uchar":
         image = image.cast("uchar")
-    if image.hasalpha():
+    if not flatten_first and image.hasalpha():
         image = image.flatten(background=list(background))
     if image.bands == 1:
         image = image.bandjoin([image, image])
