@@ -16,6 +16,8 @@ from proxy.cropping.overrides import (
     common_aspect,
     matches,
     parse_aspect,
+    rect_from_json,
+    rect_json,
 )
 from proxy.geometry import Rect
 from proxy.sources.paths import SourcePath
@@ -111,3 +113,14 @@ def test_the_snap_is_the_nearest_common_aspect(width: int, height: int) -> None:
     for other in COMMON_ASPECTS:
         ow, _, oh = other.partition(":")
         assert distance <= abs(math.log(int(ow) / int(oh)) - math.log(ratio)) + 1e-12
+
+
+@given(st.lists(st.integers(0, 10_000), min_size=4, max_size=4))
+def test_a_rect_round_trips_through_its_json(values: list[int]) -> None:
+    rect = rect_from_json(values)
+    assert rect == Rect(*values) and rect_json(rect) == values
+
+
+@pytest.mark.parametrize("bad", [[1, 2, 3], [1, 2, 3, True], [1, 2, 3, 4.0], "1,2,3,4", None])
+def test_rect_from_json_refuses_what_is_not_four_integers(bad: object) -> None:
+    assert rect_from_json(bad) is None
