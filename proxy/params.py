@@ -22,10 +22,11 @@ from typing import Any, Literal, get_args
 from urllib.parse import parse_qsl, unquote_plus, urlencode
 
 from proxy.errors import BadParameter
+from proxy.formats import OutputFormat
 
 Fit = Literal["clip", "crop", "fill", "scale"]
 Crop = Literal["smart", "faces", "entropy", "attention", "center", "focalpoint"]
-Format = Literal["auto", "jpeg", "png", "webp", "avif", "gif"]
+Format = Literal["auto", OutputFormat]
 FORMAT_NAMES = (*get_args(Format), "jpg", "pjpg")  # imgix spellings: jpg = jpeg, pjpg progressive
 FIT_NAMES = ("clip", "crop", "fill", "scale", "max", "min")  # max/min: imgix, never enlarge
 AUTO_NAMES = ("format", "compress")

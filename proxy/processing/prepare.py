@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 from proxy.config import LimitsConfig
 from proxy.cropping.overrides import StoredCrop, fits_source
 from proxy.errors import BadParameter, SourceTooLarge
+from proxy.formats import output
 from proxy.geometry import Layout, Size, plan_layout, shrink_on_load, turn_rect, turned_size
 from proxy.negotiate import AcceptClass, FormatChoice, choose_format
 from proxy.params import Rect, TransformParams
@@ -51,7 +52,7 @@ def human_region(
 
 
 def _encoder_need(choice: FormatChoice, pixels: int, alpha: bool) -> int:
-    keeps_alpha = alpha and choice.format != "jpeg"
+    keeps_alpha = alpha and output(choice.format).alpha
     return encoder_bytes(choice.format, lossless=choice.lossless, alpha=keeps_alpha, pixels=pixels)
 
 
@@ -149,7 +150,7 @@ def make_plan(
         choice, params, accept, layout, info, limits, wants_alpha, policy.lossy
     )
     quality_auto = False
-    if choice.lossless or choice.format in ("png", "gif"):
+    if choice.lossless or not output(choice.format).lossy:
         quality = None
     else:
         # q=auto starts from the policy's fixed quality, which is also its fallback.
