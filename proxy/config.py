@@ -25,11 +25,10 @@ from pydantic import (
 )
 
 from proxy.errors import ConfigError
-from proxy.params import KNOWN
+from proxy.params import KNOWN, Crop, PolicyName
 from proxy.providers import provider_name
 
-CropName = Literal["smart", "faces", "entropy", "attention", "center", "focalpoint"]
-PolicyName = Literal["general", "product", "art", "screenshot", "medical", "legal"]
+CropName = Crop  # the URL's crop names (params)
 
 
 def comma_list(value: object) -> object:

@@ -11,13 +11,10 @@ from proxy.errors import BadParameter, SourceTooLarge
 from proxy.formats import output
 from proxy.geometry import Layout, Size, plan_layout, shrink_on_load, turn_rect, turned_size
 from proxy.negotiate import AcceptClass, FormatChoice, choose_format
-from proxy.params import Rect, TransformParams
+from proxy.params import AI_CROPS, Rect, TransformParams
 from proxy.policies import Policy
 from proxy.processing.encoder_memory import encoder_bytes
 from proxy.processing.plan import CropDecision, RenderPlan, SourceInfo
-
-# Strategies whose window the AI places (from pixels or the analysis): X-Loupe-Crop by=ai.
-PIXEL_STRATEGIES = frozenset({"attention", "entropy", "smart", "faces"})
 
 
 @dataclass(frozen=True)
@@ -160,7 +157,7 @@ def make_plan(
         quality_auto = params.quality is None and not choice.animated
     strategy, requested = _crop_decision(params, layout.needs_window)
     # Who chose the region: a strategy that looks at the pixels, or the URL's own geometry.
-    by = "ai" if strategy in PIXEL_STRATEGIES else "user"
+    by = "ai" if strategy in AI_CROPS else "user"
     decision = CropDecision(strategy, layout.window, by, requested)  # type: ignore[arg-type]
     if region is not None and override is not None:
         # A human's crop: the region is theirs; a sliver of aspect mismatch is trimmed evenly.
