@@ -35,6 +35,7 @@ class ImageFormat:
     save_options: Mapping[str, Any] = field(default_factory=dict)
     source: bool = False  # accepted as a source: validation sniffs and allows it by this name
     opt_in: bool = False  # a source only where the configuration allows it (SVG)
+    suffixes: tuple[str, ...] = ()  # file name endings of such sources (lower case)
 
 
 TABLE: tuple[ImageFormat, ...] = (
@@ -48,6 +49,7 @@ TABLE: tuple[ImageFormat, ...] = (
         saver=".jpg",
         save_options=MappingProxyType({"optimize_coding": True, "keep": "icc"}),
         source=True,
+        suffixes=(".jpg", ".jpeg"),
     ),
     ImageFormat(
         "png",
@@ -59,6 +61,7 @@ TABLE: tuple[ImageFormat, ...] = (
         saver=".png",
         save_options=MappingProxyType({"keep": "icc"}),
         source=True,
+        suffixes=(".png",),
     ),
     ImageFormat(
         "webp",
@@ -70,6 +73,7 @@ TABLE: tuple[ImageFormat, ...] = (
         saver=".webp",
         save_options=MappingProxyType({"keep": "icc"}),
         source=True,
+        suffixes=(".webp",),
     ),
     ImageFormat(
         "avif",
@@ -91,10 +95,39 @@ TABLE: tuple[ImageFormat, ...] = (
         saver=".gif",
         save_options=MappingProxyType({"keep": "none"}),
         source=True,
+        suffixes=(".gif",),
     ),
-    ImageFormat("heif", "image/heif", "heifload", True, True, False, source=True),
-    ImageFormat("tiff", "image/tiff", "tiffload", False, True, False, source=True),
-    ImageFormat("svg", "image/svg+xml", "svgload", False, True, False, source=True, opt_in=True),
+    ImageFormat(
+        "heif",
+        "image/heif",
+        "heifload",
+        lossy=True,
+        alpha=True,
+        animation=False,
+        source=True,
+        suffixes=(".avif", ".heic", ".heif"),
+    ),
+    ImageFormat(
+        "tiff",
+        "image/tiff",
+        "tiffload",
+        lossy=False,
+        alpha=True,
+        animation=False,
+        source=True,
+        suffixes=(".tif", ".tiff"),
+    ),
+    ImageFormat(
+        "svg",
+        "image/svg+xml",
+        "svgload",
+        lossy=False,
+        alpha=True,
+        animation=False,
+        source=True,
+        opt_in=True,
+        suffixes=(".svg",),
+    ),
 )
 
 FORMATS: Mapping[str, ImageFormat] = MappingProxyType({fmt.name: fmt for fmt in TABLE})
@@ -129,3 +162,8 @@ def source_by_loader(loader: str) -> SourceFormat | None:
 def allowed_sources(*, svg: bool) -> frozenset[SourceFormat]:
     """The source formats validation lets in; ``svg``: the opt-in ones too."""
     return frozenset(name for name in SOURCE_NAMES if svg or not FORMATS[name].opt_in)
+
+
+def source_suffixes(*, svg: bool) -> frozenset[str]:
+    """The file name endings of the sources ``allowed_sources`` lets in."""
+    return frozenset(s for name in allowed_sources(svg=svg) for s in FORMATS[name].suffixes)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from proxy.formats import ANIMATED_FORMATS, OutputFormat
+from proxy.formats import ANIMATED_FORMATS, OutputFormat, output
 from proxy.params import Format
 
 
@@ -23,6 +23,11 @@ class AcceptClass:
     @property
     def key(self) -> str:
         return ("avif," if self.avif else "") + ("webp" if self.webp else "")
+
+    @classmethod
+    def from_key(cls, key: str) -> AcceptClass:
+        """The class whose ``key`` this is (as the lane's jobs and cache entries carry it)."""
+        return cls(avif="avif" in key, webp="webp" in key)
 
 
 def parse_accept(header: str | None) -> AcceptClass:
@@ -39,7 +44,7 @@ def parse_accept(header: str | None) -> AcceptClass:
                     quality = 0.0
         if quality > 0:
             accepted.add(media.lower())
-    return AcceptClass(avif="image/avif" in accepted, webp="image/webp" in accepted)
+    return AcceptClass(avif=output("avif").mime in accepted, webp=output("webp").mime in accepted)
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from proxy.formats import (
     output,
     output_by_mime,
     source_by_loader,
+    source_suffixes,
 )
 from proxy.params import Format
 from proxy.processing.validate import sniff
@@ -57,6 +58,16 @@ def test_lookups() -> None:
     assert source_by_loader("magickload_buffer") is None
     assert allowed_sources(svg=False) == set(get_args(SourceFormat)) - {"svg"}
     assert allowed_sources(svg=True) == set(get_args(SourceFormat))
+
+
+def test_source_suffixes() -> None:
+    suffixes = [suffix for fmt in TABLE for suffix in fmt.suffixes]
+    assert len(set(suffixes)) == len(suffixes)  # one format per file name ending
+    assert all(fmt.suffixes for fmt in TABLE if fmt.source)
+    assert all(s.startswith(".") and s == s.lower() for s in suffixes)
+    expected = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".avif", ".heic", ".heif", ".tif"}
+    assert source_suffixes(svg=False) == expected | {".tiff"}
+    assert source_suffixes(svg=True) == expected | {".tiff", ".svg"}
 
 
 def _picture() -> pyvips.Image:
