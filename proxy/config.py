@@ -509,10 +509,14 @@ class CalibrationConfig(_Section):
     )
 
 
+LogLevel = Literal["debug", "info", "warning", "error"]
+LogFormat = Literal["text", "json"]
+
+
 class LogConfig(_Section):
-    level: Literal["debug", "info", "warning", "error"] = "info"
+    level: LogLevel = "info"
     access: bool = Field(True, description="one line per request: method, path, status, ...")
-    format: Literal["text", "json"] = Field("text", description="json: one object per line")
+    format: LogFormat = Field("text", description="json: one object per line")
 
 
 class Config(_Section):

@@ -39,6 +39,7 @@ from proxy.stores.base import (
     Override,
     ReviewItem,
     ReviewNotFound,
+    ReviewStatus,
     SearchHit,
 )
 from proxy.urls import encode_component
@@ -287,8 +288,8 @@ class AdminApi:
         params = request.query_params
         status = params.get("status", "pending")
         component = params.get("component")
-        if status not in ("pending", "accepted", "rejected", "edited", "all"):
-            raise BadParameter("status must be pending, accepted, rejected, edited or all")
+        if status not in (*get_args(ReviewStatus), "all"):
+            raise BadParameter(f"status must be {', '.join(get_args(ReviewStatus))} or all")
         if component is not None and component not in COMPONENTS:
             raise BadParameter(f"component must be one of {', '.join(COMPONENTS)}")
         try:
