@@ -10,11 +10,11 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 from urllib.parse import unquote, urlsplit
 
 from proxy import __version__
-from proxy.config import Config, load_config, redacted
+from proxy.config import Config, LogFormat, LogLevel, load_config, redacted
 from proxy.errors import BadParameter, ConfigError
 from proxy.signing import sign_url, strip_signature
 
@@ -64,10 +64,8 @@ def _shared_flags() -> argparse.ArgumentParser:
     shared.add_argument(
         "--create-root", action="store_true", help="create --root when it does not exist"
     )
-    shared.add_argument(
-        "--log-level", choices=["debug", "info", "warning", "error"], help="default: info"
-    )
-    shared.add_argument("--log-format", choices=["text", "json"], help="default: text")
+    shared.add_argument("--log-level", choices=get_args(LogLevel), help="default: info")
+    shared.add_argument("--log-format", choices=get_args(LogFormat), help="default: text")
     shared.add_argument(
         "--access-log",
         action=argparse.BooleanOptionalAction,

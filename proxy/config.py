@@ -25,11 +25,10 @@ from pydantic import (
 )
 
 from proxy.errors import ConfigError
-from proxy.params import KNOWN
+from proxy.params import KNOWN, Crop, PolicyName
 from proxy.providers import provider_name
 
-CropName = Literal["smart", "faces", "entropy", "attention", "center", "focalpoint"]
-PolicyName = Literal["general", "product", "art", "screenshot", "medical", "legal"]
+CropName = Crop  # the URL's crop names (params)
 
 
 def comma_list(value: object) -> object:
@@ -510,10 +509,14 @@ class CalibrationConfig(_Section):
     )
 
 
+LogLevel = Literal["debug", "info", "warning", "error"]
+LogFormat = Literal["text", "json"]
+
+
 class LogConfig(_Section):
-    level: Literal["debug", "info", "warning", "error"] = "info"
+    level: LogLevel = "info"
     access: bool = Field(True, description="one line per request: method, path, status, ...")
-    format: Literal["text", "json"] = Field("text", description="json: one object per line")
+    format: LogFormat = Field("text", description="json: one object per line")
 
 
 class Config(_Section):

@@ -17,6 +17,7 @@ from proxy.config import Config
 from proxy.errors import LoupeError
 from proxy.feedback.costs import CostMeter
 from proxy.fingerprint import PhashMemo
+from proxy.formats import source_suffixes
 from proxy.lane.lane import Lane, assemble
 from proxy.lane.worker import Worker
 from proxy.server.app import build_sources, configure_process
@@ -25,9 +26,7 @@ from proxy.sources.paths import SourcePath, canonical_path
 from proxy.stores import Store, StoreError, open_store
 
 log = logging.getLogger(__name__)
-IMAGE_SUFFIXES = frozenset(
-    {".jpg", ".jpeg", ".png", ".webp", ".gif", ".avif", ".heic", ".heif", ".tif", ".tiff"}
-)
+IMAGE_SUFFIXES = source_suffixes(svg=False)
 
 
 class _Runtime(contextlib.AbstractAsyncContextManager["_Runtime"]):

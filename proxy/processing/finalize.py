@@ -1,5 +1,7 @@
 """Join frames, tag sRGB and encode. libvips is lazy: most pixel work happens here, so a
-deadline watchdog is armed around the encode itself and kills it when time runs out."""
+deadline watchdog is armed around the encode itself and kills it when time runs out.
+Each format's saver and fixed options are the formats table's; the settings and the plan
+add the rest."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from typing import Any, TypeVar
 import pyvips
 
 from proxy.errors import DeadlineExceeded
+from proxy.formats import output
 from proxy.processing.avif_effort import AvifEffort
 from proxy.processing.plan import RenderPlan
 from proxy.processing.watchdog import Watchdog
@@ -57,28 +60,30 @@ def save_options(
     """libvips saver suffix and options; ``quality`` overrides the plan's (for q=auto);
     ``pixels``: the size of the image to encode, which lowers the AVIF effort when large."""
     q = quality if quality is not None else plan.quality
+    fmt = output(plan.format)
+    assert fmt.saver is not None  # every output format has one
+    fixed = dict(fmt.save_options)
     if plan.format == "jpeg":
-        return ".jpg", {
+        return fmt.saver, {
             "Q": q,
-            "optimize_coding": True,
             "interlace": encoder.jpeg_progressive or plan.progressive,
-            "keep": "icc",
+            **fixed,
         }
     if plan.format == "png":
-        return ".png", {"compression": encoder.png_compression, "keep": "icc"}
+        return fmt.saver, {"compression": encoder.png_compression, **fixed}
     if plan.format == "webp":
         if plan.lossless:
-            return ".webp", {"lossless": True, "effort": encoder.webp_effort, "keep": "icc"}
-        return ".webp", {
+            return fmt.saver, {"lossless": True, "effort": encoder.webp_effort, **fixed}
+        return fmt.saver, {
             "Q": q,
             "effort": encoder.webp_effort,
             "smart_subsample": encoder.webp_smart_subsample,
-            "keep": "icc",
+            **fixed,
         }
     if plan.format == "avif":
         effort = encoder.avif.for_pixels(pixels)
-        return ".avif", {"Q": q, "compression": "av1", "effort": effort, "keep": "icc"}
-    return ".gif", {"keep": "none"}
+        return fmt.saver, {"Q": q, "effort": effort, **fixed}
+    return fmt.saver, fixed
 
 
 def _watched(

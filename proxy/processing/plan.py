@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from typing import Literal
 
 from proxy.analysis.result import Analysis
+from proxy.formats import OUTPUTS, OutputFormat
 from proxy.geometry import Layout
 from proxy.params import Rect
 
-OutputFormat = Literal["jpeg", "png", "webp", "avif", "gif"]
 # Who placed the crop (API.md): a model or heuristic (ai), a reviewer's pick (human), or a
 # user: an override set through the admin API, or geometry given explicitly in the URL
 # (center, focalpoint, rect, or no cut at all).
@@ -23,20 +23,12 @@ DecidedBy = Literal["ai", "human", "user"]
 # the lane. A final one is measured (or verified before), or exactly what the URL asked.
 Stage = Literal["provisional", "final"]
 
-MIME = {
-    "jpeg": "image/jpeg",
-    "png": "image/png",
-    "webp": "image/webp",
-    "avif": "image/avif",
-    "gif": "image/gif",
-}
-
 
 @dataclass(frozen=True)
 class SourceInfo:
     """What the header says, before any pixel is decoded."""
 
-    format: str  # jpeg, png, webp, gif, heif, tiff, svg
+    format: str  # a formats.SourceFormat: jpeg, png, webp, gif, heif, tiff, svg
     width: int  # orientation-corrected
     height: int
     pages: int
@@ -99,7 +91,7 @@ class RenderPlan:
 
     @property
     def mime(self) -> str:
-        return MIME[self.format]
+        return OUTPUTS[self.format].mime
 
     def to_loaded(self, rect: Rect, width: int, height: int) -> tuple[int, int, int, int]:
         """Map a source rect into the shrunk-on-load image, clamped to its bounds."""

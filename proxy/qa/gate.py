@@ -16,6 +16,7 @@ from concurrent.futures import Executor
 from dataclasses import replace
 
 from proxy.errors import LoupeError
+from proxy.formats import LOSSY_FORMATS
 from proxy.params import TransformParams
 from proxy.policies import Policy
 from proxy.processing.pipeline import Rendered
@@ -32,7 +33,6 @@ from proxy.stores import Store
 from proxy.stores.base import QAResult
 
 log = logging.getLogger(__name__)
-LOSSY = frozenset({"jpeg", "webp", "avif"})
 
 
 class OutputFailedQA(LoupeError):
@@ -53,7 +53,7 @@ def expectation(
         width=plan.layout.canvas.width,
         height=plan.layout.canvas.height,
         mime=plan.mime,
-        lossy=plan.format in LOSSY and not plan.lossless,
+        lossy=plan.format in LOSSY_FORMATS and not plan.lossless,
         floor=floor,
         score=plan.score,
         frames=plan.source.pages if plan.animated else 1,

@@ -24,7 +24,7 @@ from proxy.cropping.evidence import ranked_crops as crops
 from proxy.cropping.overrides import StoredCrop, applicable, aspect_of, common_aspect
 from proxy.lane.lane import Lane
 from proxy.moderation import Moderator
-from proxy.params import TransformParams
+from proxy.params import HIGH_STAKES, TransformParams
 from proxy.processing.pipeline import Rendered
 from proxy.rules import rules_for
 from proxy.server.ratelimit import SlidingWindow
@@ -32,7 +32,6 @@ from proxy.sources.paths import SourcePath
 from proxy.stores import Store
 
 log = logging.getLogger(__name__)
-HIGH_STAKES = frozenset({"featured", "social", "hero"})
 SNAPSHOT_MEMO_S = 2.0
 VERIFY_KIND = "verify"  # proxy.lane.tasks.verify.KIND (not imported: it imports the pipeline)
 VERIFY_MEMO_S = 600.0  # a verification queued from here is not queued again for this long

@@ -486,7 +486,7 @@ class ImageService:
             return False  # moderation screens on the request path; leave it to a request
         default_crop = self.config.images.default_crop
         params = parse_params(query, default_crop=default_crop)
-        accept = AcceptClass(avif="avif" in accept_key, webp="webp" in accept_key)
+        accept = AcceptClass.from_key(accept_key)
         ref = await self.source.locate(path)
         if self.decisions is not None:
             self.decisions.forget(path)  # a verification may have bumped the generation

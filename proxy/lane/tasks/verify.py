@@ -40,7 +40,7 @@ Publish = Callable[[SourcePath, str, str], Awaitable[bool]]
 
 
 def accept_of(key: str) -> AcceptClass:
-    return AcceptClass(avif="avif" in key, webp="webp" in key)
+    return AcceptClass.from_key(key)
 
 
 def candidates(params: TransformParams, accept: AcceptClass, has_alpha: bool) -> list[str]:
