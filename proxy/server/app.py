@@ -53,7 +53,6 @@ from proxy.server.pool import ProcessingPool
 from proxy.server.redirects import RelativeRedirects
 from proxy.server.rendering import build_rendering
 from proxy.server.reviewer import reviewer_routes
-from proxy.server.telemetry import Telemetry
 from proxy.server.workers import WorkerInfo
 from proxy.sources.gate import FetchGate
 from proxy.sources.http import HttpSource, OriginPolicy
@@ -62,6 +61,7 @@ from proxy.sources.paths import SourcePath, canonical_path
 from proxy.sources.router import SourceRouter
 from proxy.sources.watch import Change, SourceWatcher
 from proxy.stores import open_store
+from proxy.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
 

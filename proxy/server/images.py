@@ -33,10 +33,10 @@ from proxy.rules import apply_rules
 from proxy.server.decisions import Decisions, Snapshot
 from proxy.server.pool import ProcessingPool
 from proxy.server.ratelimit import client_of
-from proxy.server.telemetry import Telemetry
 from proxy.signing import expiry, verify_request
 from proxy.sources.base import Source, SourceRef
 from proxy.sources.paths import BadPath, NotCanonical, SourcePath, canonical_path
+from proxy.telemetry import Telemetry
 from proxy.urls import encode_component
 
 
