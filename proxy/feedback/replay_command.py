@@ -39,8 +39,8 @@ def replay_command(
     out: Path | None,
     progress: bool | None,
 ) -> int:
+    from proxy.rendering import build_rendering
     from proxy.server.app import build_sources, configure_process
-    from proxy.server.rendering import build_rendering
 
     try:
         start = since_seconds(since)

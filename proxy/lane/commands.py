@@ -19,8 +19,8 @@ from proxy.feedback.costs import CostMeter
 from proxy.fingerprint import PhashMemo
 from proxy.lane.lane import Lane, assemble
 from proxy.lane.worker import Worker
+from proxy.rendering import build_rendering
 from proxy.server.app import build_sources, configure_process
-from proxy.server.rendering import build_rendering
 from proxy.sources.paths import SourcePath, canonical_path
 from proxy.stores import Store, StoreError, open_store
 

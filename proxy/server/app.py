@@ -39,6 +39,7 @@ from proxy.processing.validate import ValidationRules
 from proxy.providers import provider_name
 from proxy.qa.checks import QALimits
 from proxy.qa.gate import QualityGate
+from proxy.rendering import build_rendering
 from proxy.scanners.clamd import ClamdScanner
 from proxy.server import problems
 from proxy.server.admin import AdminApi
@@ -51,7 +52,6 @@ from proxy.server.meta_decisions import StoredFacts
 from proxy.server.ops import Operations
 from proxy.server.pool import ProcessingPool
 from proxy.server.redirects import RelativeRedirects
-from proxy.server.rendering import build_rendering
 from proxy.server.reviewer import reviewer_routes
 from proxy.server.workers import WorkerInfo
 from proxy.sources.gate import FetchGate
