@@ -60,7 +60,7 @@ from proxy.quality import ssimulacra2, training
 from proxy.quality.decisions import QualityDecisions
 from proxy.quality.predictor import QualityPredictor
 from proxy.rendering import PREDICTOR_FILE
-from proxy.server.app import configure_process
+from proxy.runtime import configure_process
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("LOUPE_SHARED_DIR", REPO.parent / "shared"))
