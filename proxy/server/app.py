@@ -1,5 +1,7 @@
-"""Build the ASGI app from one ``Config``: every collaborator is created here and passed
-in explicitly, so tests can run several independent apps in one process."""
+"""Build the ASGI app from one ``Config``: what every process shares comes from
+:class:`proxy.runtime.Runtime`, the HTTP edge's own parts (result cache, render pool,
+metrics, admin) are created here, and all are passed in explicitly, so tests can run
+several independent apps in one process."""
 
 from __future__ import annotations
 
