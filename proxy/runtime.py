@@ -1,7 +1,7 @@
 """The construction layer: what every Loupe process builds from its one ``Config`` before it
 does anything, built here once for ``loupe serve`` (:mod:`proxy.server.app`), ``loupe
-worker`` and ``loupe ingest`` (:mod:`proxy.commands.lane`), ``loupe feedback replay`` and
-the benches.
+worker`` and ``loupe ingest`` (:mod:`proxy.commands.lane`); ``loupe feedback replay`` takes
+the parts it needs, and the benches the process settings.
 
 - :func:`configure_process`: the process-wide settings (libvips, BLAS);
 - :func:`build_sources`: the local folder and the HTTP origins;
