@@ -9,7 +9,7 @@
 
 For JPEG and WebP with the ``general`` policy (SSIMULACRA2 target 75), and AVIF against
 WebP, with the real pipeline (``proxy.processing.pipeline.render``, ``RenderSettings`` as
-``proxy.server.rendering.build_rendering`` builds them, the committed predictor and its
+``proxy.rendering.build_rendering`` builds them, the committed predictor and its
 calibrated margin, a fresh perceptual hash per render, no decision known at the start):
 
 (a) the **safe fixed quality**: the lowest single quality that keeps >= 95% of the images
@@ -59,8 +59,8 @@ from proxy.processing.pipeline import Rendered, RenderSettings, render
 from proxy.quality import ssimulacra2, training
 from proxy.quality.decisions import QualityDecisions
 from proxy.quality.predictor import QualityPredictor
-from proxy.server.app import configure_process
-from proxy.server.rendering import PREDICTOR_FILE
+from proxy.rendering import PREDICTOR_FILE
+from proxy.runtime import configure_process
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("LOUPE_SHARED_DIR", REPO.parent / "shared"))

@@ -208,7 +208,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"loupe: {problem}", file=sys.stderr)
             return 2
     if args.command in ("worker", "ingest"):
-        from proxy.lane import commands as lane_commands
+        from proxy.commands import lane as lane_commands
 
         _logging(config)
         if args.command == "worker":
@@ -222,7 +222,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             progress=True if args.progress else None,
         )
     if args.command == "feedback" and args.feedback_command == "replay":
-        from proxy.feedback.replay_command import replay_command
+        from proxy.commands.replay_command import replay_command
 
         return replay_command(
             config,

@@ -71,7 +71,7 @@ from proxy.policies import DEFAULT_POLICIES
 from proxy.processing.avif_effort import AvifEffort
 from proxy.processing.finalize import EncoderSettings
 from proxy.processing.pipeline import Rendered, RenderSettings, render
-from proxy.server.app import configure_process
+from proxy.runtime import configure_process
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -877,7 +877,7 @@ def run_timing(
 def run_replay_cases(path: Path, root: Path, models: Path) -> int:
     """Humans' crop picks from ``loupe feedback replay`` as an evaluation set: does
     ``crop=smart``, rendered through the real pipeline, land within IoU 0.8 of each pick?"""
-    from proxy.feedback.replay import IOU_AGREES, iou
+    from proxy.commands.replay import IOU_AGREES, iou
 
     cases = [c for c in json.loads(path.read_text())["cases"] if c["component"] == "crop"]
     configure_process()

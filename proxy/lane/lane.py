@@ -22,7 +22,7 @@ from proxy.lane.tasks import describe, fingerprint, moderate, retrain, sample, v
 from proxy.lane.tasks.verify import Publish
 from proxy.lane.worker import Handler, Worker
 from proxy.moderation import Moderator
-from proxy.server.rendering import Rendering
+from proxy.rendering import Rendering
 from proxy.sources.base import Source
 from proxy.sources.paths import SourcePath
 from proxy.stores import Store

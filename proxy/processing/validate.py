@@ -4,7 +4,7 @@ pixel and frame limits.
 
 Rule-based and cheap, so hostile input is refused with a specific 4xx before libvips
 does real work. libvips' untrusted loaders (ImageMagick, PDF, ...) are blocked process-
-wide as well (``server.app.configure_process``).
+wide as well (``runtime.configure_process``).
 """
 
 from __future__ import annotations

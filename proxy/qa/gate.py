@@ -27,10 +27,10 @@ from proxy.qa.checks import (
     black_like_reference,
     check_output,
 )
-from proxy.server.telemetry import Telemetry
 from proxy.sources.paths import SourcePath
 from proxy.stores import Store
 from proxy.stores.base import QAResult
+from proxy.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,6 @@ from proxy.cache.shared import SharedTier
 from proxy.cache.singleflight import SingleFlight
 from proxy.cdn.tags import tag_headers, tags_for
 from proxy.config import CacheConfig, Config
-from proxy.moderation import Moderator
 from proxy.negotiate import AcceptClass, parse_accept
 from proxy.params import TransformParams, drop_ignored, parse_params
 from proxy.policies import policy_for_path
@@ -33,10 +32,10 @@ from proxy.rules import apply_rules
 from proxy.server.decisions import Decisions, Snapshot
 from proxy.server.pool import ProcessingPool
 from proxy.server.ratelimit import client_of
-from proxy.server.telemetry import Telemetry
 from proxy.signing import expiry, verify_request
 from proxy.sources.base import Source, SourceRef
 from proxy.sources.paths import BadPath, NotCanonical, SourcePath, canonical_path
+from proxy.telemetry import Telemetry
 from proxy.urls import encode_component
 
 
@@ -132,25 +131,6 @@ def cache_control(
     )
 
 
-async def screen(
-    moderator: Moderator, source: Source, ref: SourceRef, pool: ProcessingPool, config: Config
-) -> tuple[str, bytes | None]:
-    """Fail closed: a source's bytes are scanned before they are first served (new bytes at
-    a known path included), and held ones answer 451 until a human approves them. Returns
-    the verdict, and the bytes when they had to be read for it (render those, no others)."""
-    status = await asyncio.to_thread(moderator.known_status, ref.path, ref.identity)
-    if status is not None:
-        moderator.check(ref.path, status)
-        return status, None
-    blob = await source.read(ref, config.limits.max_source_bytes)
-    status = await pool.run(
-        lambda _deadline: moderator.scan(ref.path, ref.identity, blob),
-        config.server.request_deadline_s,
-    )
-    moderator.check(ref.path, status)
-    return status, blob
-
-
 def if_none_match(header: str | None, etag: str) -> bool:
     """Weak comparison, as RFC 9110 prescribes for If-None-Match."""
     if not header:
@@ -194,7 +174,6 @@ class ImageService:
         # QA's second try: the policy's fixed quality, no models.
         self.safe_settings = replace(settings, quality=None, analyzer=None)
         self.flights: SingleFlight[Outcome] = SingleFlight()
-        self._releasing: set[asyncio.Future[None]] = set()  # node locks held until written
 
     async def _first(self, wanted: Wanted) -> Outcome:
         """A local miss: another node's result, or compute it, once across every node."""
@@ -227,49 +206,16 @@ class ImageService:
         """A local miss with several workers on this node: the worker holding the key's
         lock renders and writes the shared disk cache before letting go; the others poll
         for the lock and find the result there (``proxy.cache.nodelock``)."""
-        key = wanted.key
-        loop = asyncio.get_running_loop()
-        started = time.perf_counter()
-        end = loop.time() + self.config.server.request_deadline_s
-        delay = 0.005
-        while True:
-            held = node.try_acquire(key)
-            if held is not None:
-                kept = False
-                try:
-                    found, _ = await self._current(key)  # rendered by a worker that let go
-                    if found is None:
-                        outcome = await self._compute(wanted)
-                        self._release_when_written(node, key, held)  # not this response's wait
-                        kept = True
-                        return outcome
-                finally:
-                    if not kept:
-                        node.release(key, held)
-            else:
-                found, _ = await self._current(key)
-            if found is not None:
-                return Outcome(found, (("node", time.perf_counter() - started),), "coalesced")
-            if loop.time() >= end:  # the holder is stuck: answer this request anyway
-                return await self._compute(wanted)
-            await asyncio.sleep(delay)
-            delay = min(0.05, delay * 1.5)
+        key, started = wanted.key, time.perf_counter()
 
-    def _release_when_written(self, node: NodeLocks, key: str, held: int) -> None:
-        """Let go of ``key``'s node lock once its result is on the shared disk, so a worker
-        that polls for the lock finds the result rather than rendering it again."""
+        async def find() -> Outcome | None:
+            found, _ = await self._current(key)
+            timings = (("node", time.perf_counter() - started),)
+            return Outcome(found, timings, "coalesced") if found is not None else None
 
-        async def release() -> None:
-            try:
-                await self.cache.written(key)
-            except Exception:  # the write failed: the others render it themselves
-                pass
-            finally:
-                node.release(key, held)
-
-        task = asyncio.ensure_future(release())
-        self._releasing.add(task)
-        task.add_done_callback(self._releasing.discard)
+        compute, written = partial(self._compute, wanted), partial(self.cache.written, key)
+        deadline_s = self.config.server.request_deadline_s
+        return await node.once(key, find, compute, written, deadline_s)
 
     async def _compute(self, wanted: Wanted) -> Outcome:
         ref, params, accept = wanted.ref, wanted.params, wanted.accept
@@ -509,7 +455,13 @@ class ImageService:
 
     async def _moderate(self, ref: SourceRef) -> tuple[str, bytes | None]:
         assert self.decisions is not None
-        return await screen(self.decisions.moderator, self.source, ref, self.pool, self.config)
+        deadline_s = self.config.server.request_deadline_s
+        return await self.decisions.moderator.screen(
+            self.source,
+            ref,
+            self.config.limits.max_source_bytes,
+            lambda work: self.pool.run(work, deadline_s),
+        )
 
     def _respond(
         self,

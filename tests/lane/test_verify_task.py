@@ -18,7 +18,7 @@ from proxy.lane.tasks.verify import VerifyTask, accept_of, candidates
 from proxy.negotiate import AcceptClass
 from proxy.params import parse_params
 from proxy.processing.pipeline import render
-from proxy.server.rendering import Rendering, build_rendering
+from proxy.rendering import Rendering, build_rendering
 from proxy.sources.local import LocalSource
 from proxy.sources.paths import canonical_path
 from proxy.stores import Store, open_store

@@ -17,7 +17,7 @@ from proxy.processing.finalize import EncoderSettings
 from proxy.processing.pipeline import Rendered, RenderSettings, render
 from proxy.qa.checks import Check, Expectation, QALimits, QAReport, check_output
 from proxy.qa.gate import OutputFailedQA, QualityGate
-from proxy.server.telemetry import Telemetry
+from proxy.telemetry import Telemetry
 
 SETTINGS = RenderSettings(
     LimitsConfig(), DEFAULT_POLICIES, EncoderSettings(avif=AvifEffort.fixed(2))

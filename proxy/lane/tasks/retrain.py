@@ -16,7 +16,7 @@ from proxy.model_files import find_model
 from proxy.quality import margin as margins
 from proxy.quality import training
 from proxy.quality.predictor import QualityPredictor
-from proxy.server.rendering import predictor_path, retrained_predictor
+from proxy.rendering import predictor_path, retrained_predictor
 from proxy.stores import Store
 from proxy.stores.base import Job
 
