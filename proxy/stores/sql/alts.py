@@ -6,9 +6,7 @@ from __future__ import annotations
 import time
 
 from proxy.sources.paths import SourcePath
-from proxy.stores.base import (
-    AltText,
-)
+from proxy.stores.base import AltText
 from proxy.stores.sql.core import Row, Tx, as_json, from_json
 from proxy.stores.sql.search import SearchSql
 

@@ -4,9 +4,7 @@ the rules agree with each other."""
 from __future__ import annotations
 
 from proxy.sources.paths import SourcePath, ancestors
-from proxy.stores.base import (
-    Override,
-)
+from proxy.stores.base import Override
 from proxy.stores.sql.overrides import OverridesSql
 from proxy.stores.sql.rules import RulesSql
 

@@ -7,9 +7,7 @@ import time
 from collections.abc import Iterator
 
 from proxy.sources.paths import SourcePath
-from proxy.stores.base import (
-    Feedback,
-)
+from proxy.stores.base import Feedback
 from proxy.stores.sql.core import SqlBase, Tx, as_json, from_json
 
 

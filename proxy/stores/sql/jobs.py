@@ -6,9 +6,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from proxy.stores.base import (
-    Job,
-)
+from proxy.stores.base import Job
 from proxy.stores.sql.core import Row, SqlBase, as_json, from_json
 
 

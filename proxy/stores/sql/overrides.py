@@ -6,9 +6,7 @@ from __future__ import annotations
 import time
 
 from proxy.sources.paths import SourcePath
-from proxy.stores.base import (
-    Override,
-)
+from proxy.stores.base import Override
 from proxy.stores.sql.core import Tx
 from proxy.stores.sql.generations import GenerationsSql
 

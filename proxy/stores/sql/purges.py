@@ -6,9 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 
-from proxy.stores.base import (
-    PurgeItem,
-)
+from proxy.stores.base import PurgeItem
 from proxy.stores.sql.core import Row, SqlBase, Tx
 
 

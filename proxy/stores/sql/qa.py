@@ -7,9 +7,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from proxy.sources.paths import SourcePath
-from proxy.stores.base import (
-    QAResult,
-)
+from proxy.stores.base import QAResult
 from proxy.stores.sql.core import SqlBase, as_json, from_json
 
 

@@ -1,5 +1,7 @@
 """The review queue: an item is decided once, with its feedback and its effect in the same
-transaction."""
+transaction. The effects usable in ``decide_review(apply=...)`` live with their aggregates
+(``apply_override``, ``apply_alt``, ``apply_moderation``, ``apply_verdict``), so a decision
+and its effect commit together or not at all."""
 
 from __future__ import annotations
 
@@ -8,12 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from proxy.sources.paths import SourcePath
-from proxy.stores.base import (
-    Feedback,
-    ReviewConflict,
-    ReviewItem,
-    ReviewNotFound,
-)
+from proxy.stores.base import Feedback, ReviewConflict, ReviewItem, ReviewNotFound
 from proxy.stores.sql.core import Row, Tx, as_json, from_json
 from proxy.stores.sql.feedback import FeedbackSql
 

@@ -7,9 +7,7 @@ import re
 import time
 
 from proxy.sources.paths import SourcePath
-from proxy.stores.base import (
-    SearchHit,
-)
+from proxy.stores.base import SearchHit
 from proxy.stores.sql.core import SqlBase, Tx
 
 _WORD = re.compile(r"[^\W_]+")

@@ -9,9 +9,7 @@ from typing import Any
 
 from proxy.duplicates.index import chunks, hamming, parse_phash
 from proxy.sources.paths import SourcePath
-from proxy.stores.base import (
-    SourceRecord,
-)
+from proxy.stores.base import SourceRecord
 from proxy.stores.sql.core import Row, Tx, signed64
 from proxy.stores.sql.search import SearchSql
 
