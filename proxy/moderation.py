@@ -29,7 +29,7 @@ from proxy.feedback.calibration import SAMPLED, sample_due
 from proxy.feedback.costs import CostMeter
 from proxy.sources.base import Source, SourceRef
 from proxy.sources.paths import SourcePath
-from proxy.stores import Store
+from proxy.stores.protocols import FeedbackStore, ModerationStore, QAStore, ReviewStore
 
 log = logging.getLogger(__name__)
 SCAN_SIDE = 256
@@ -59,10 +59,15 @@ def verdict(score: float | None, config: ModerationConfig) -> str:
     return "review" if score >= config.review_threshold else "clear"
 
 
+class ModeratorStore(ModerationStore, FeedbackStore, ReviewStore, QAStore, Protocol):
+    """Verdicts, the threshold and outcome tallies, the review queue, and the calibration
+    sample."""
+
+
 class Moderator:
     def __init__(
         self,
-        store: Store,
+        store: ModeratorStore,
         scorer: Scorer | None,
         config: ModerationConfig,
         meter: CostMeter | None = None,

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
 from dataclasses import replace
+from typing import Protocol
 
 from proxy.errors import LoupeError
 from proxy.formats import LOSSY_FORMATS
@@ -28,8 +29,8 @@ from proxy.qa.checks import (
     check_output,
 )
 from proxy.sources.paths import SourcePath
-from proxy.stores import Store
 from proxy.stores.base import QAResult
+from proxy.stores.protocols import QAStore, ReviewStore
 from proxy.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
@@ -63,13 +64,17 @@ def expectation(
 Attempt = Callable[[TransformParams, bool], Rendered]
 
 
+class GateStore(QAStore, ReviewStore, Protocol):
+    """Where QA results go, and the review queue a failed output is sent to."""
+
+
 class QualityGate:
     def __init__(
         self,
         limits: QALimits,
         policies: Mapping[str, Policy],
         telemetry: Telemetry,
-        store: Store | None,
+        store: GateStore | None,
         io: Executor,
         *,
         floor_margin: float = 15.0,

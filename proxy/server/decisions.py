@@ -16,7 +16,7 @@ import logging
 import threading
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from cachetools import LRUCache, TTLCache
 
@@ -29,12 +29,25 @@ from proxy.processing.pipeline import Rendered
 from proxy.rules import rules_for
 from proxy.server.ratelimit import SlidingWindow
 from proxy.sources.paths import SourcePath
-from proxy.stores import Store
+from proxy.stores.protocols import (
+    FeedbackStore,
+    GenerationStore,
+    JobStore,
+    ReviewStore,
+    ServingDecisions,
+)
 
 log = logging.getLogger(__name__)
 SNAPSHOT_MEMO_S = 2.0
 VERIFY_KIND = "verify"  # proxy.lane.tasks.verify.KIND (not imported: it imports the pipeline)
 VERIFY_MEMO_S = 600.0  # a verification queued from here is not queued again for this long
+
+
+class RequestStore(
+    ServingDecisions, GenerationStore, JobStore, ReviewStore, FeedbackStore, Protocol
+):
+    """What the request path reads and queues: decisions, generations, jobs, reviews and
+    the tallies of what the AI decided alone."""
 
 
 @dataclass(frozen=True)
@@ -63,7 +76,7 @@ class ReviewBudget:
 class Decisions:
     def __init__(
         self,
-        store: Store,
+        store: RequestStore,
         lane: Lane,
         moderator: Moderator,
         io: Executor,

@@ -18,7 +18,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
-from typing import Any
+from typing import Any, Protocol
 
 import pyvips
 
@@ -30,8 +30,8 @@ from proxy.params import TransformParams, parse_params
 from proxy.processing.pipeline import Rendered, RenderSettings, render
 from proxy.quality.decisions import size_bucket
 from proxy.sources.paths import SourcePath, canonical_path
-from proxy.stores import Store
 from proxy.stores.base import Job
+from proxy.stores.protocols import FeedbackStore, GenerationStore, QualityStore
 
 log = logging.getLogger(__name__)
 KIND = "verify"
@@ -52,10 +52,15 @@ def candidates(params: TransformParams, accept: AcceptClass, has_alpha: bool) ->
     return found if has_alpha else [*found, "jpeg"]
 
 
+class VerifyStore(QualityStore, FeedbackStore, GenerationStore, Protocol):
+    """The measured pairs, the outcome tallies, and the generation a failed provisional
+    answer bumps."""
+
+
 class VerifyTask:
     def __init__(
         self,
-        store: Store,
+        store: VerifyStore,
         sources: SourceBytes,
         settings: RenderSettings,
         *,
