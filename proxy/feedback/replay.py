@@ -284,7 +284,7 @@ class Replayer:
         body, rendered = self.render(self.read(case.path), case.human["variant"])
         report = check_output(
             body,
-            expectation(rendered, self.policies, 15.0),
+            expectation(rendered, 15.0),
             QALimits.from_config(self.config.qa),
         )
         failed = [check.name for check in report.failures]

@@ -109,7 +109,7 @@ def decision_key(plan: RenderPlan, tools: QualityTools, pixels: int) -> str | No
     if not plan.phash:
         return None
     model = tools.predictor.identity
-    return tools.decisions.key(plan.phash, plan.format, pixels, plan.policy, model)
+    return tools.decisions.key(plan.phash, plan.format, pixels, plan.policy.name, model)
 
 
 def first_quality(
@@ -132,7 +132,7 @@ def compress(
 ) -> tuple[pyvips.Image, RenderPlan]:
     if tools is None or not plan.quality_auto or plan.body is not None:
         return frame, plan
-    policy = tools.policies[plan.policy]
+    policy = plan.policy
     if not policy.lossy or policy.target is None:
         return frame, plan
     if frame.width < MIN_SIDE or frame.height < MIN_SIDE:
@@ -332,7 +332,7 @@ def measured(
             phash=plan.phash,
             fmt=plan.format,
             pixels=pixels,
-            policy=plan.policy,
+            policy=plan.policy.name,
             model=tools.predictor.identity,
             quality=chosen.quality,
             score=chosen.score,

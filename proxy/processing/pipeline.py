@@ -208,7 +208,7 @@ def _first_answer_format(
     winner = None
     if plan.phash:
         key = tools.decisions.format_key(
-            plan.phash, pixels, plan.policy, accept.key, tools.predictor.identity
+            plan.phash, pixels, plan.policy.name, accept.key, tools.predictor.identity
         )
         winner = tools.decisions.winner(key)
     if winner is not None:
@@ -241,9 +241,11 @@ def pending_keys(
         return ()
     pixels = plan.layout.canvas.width * plan.layout.canvas.height
     model = tools.predictor.identity
-    keys = [tools.decisions.key(plan.phash, plan.format, pixels, plan.policy, model)]
+    keys = [tools.decisions.key(plan.phash, plan.format, pixels, plan.policy.name, model)]
     if auto_format:
-        keys.append(tools.decisions.format_key(plan.phash, pixels, plan.policy, accept.key, model))
+        keys.append(
+            tools.decisions.format_key(plan.phash, pixels, plan.policy.name, accept.key, model)
+        )
     return tuple(keys)
 
 

@@ -13,6 +13,7 @@ from typing import Literal
 from proxy.analysis.result import Analysis
 from proxy.geometry import Layout
 from proxy.params import Rect
+from proxy.policies import Policy
 
 OutputFormat = Literal["jpeg", "png", "webp", "avif", "gif"]
 # Who placed the crop (API.md): a model or heuristic (ai), a reviewer's pick (human), or a
@@ -70,7 +71,7 @@ class RenderPlan:
     lossless: bool
     animated: bool
     background: tuple[int, int, int, int]
-    policy: str
+    policy: Policy  # resolved once, in prepare
     shrink: int = 1  # loader shrink factor
     load_scale: float = 1.0  # loaded pixels per source pixel, set by load
     analysis: Analysis | None = None  # what the models saw (smart and faces crops)

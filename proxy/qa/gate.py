@@ -41,13 +41,11 @@ class OutputFailedQA(LoupeError):
     title = "Output failed quality checks"
 
 
-def expectation(
-    result: Rendered, policies: Mapping[str, Policy], floor_margin: float
-) -> Expectation:
+def expectation(result: Rendered, floor_margin: float) -> Expectation:
     plan = result.plan
-    policy = policies.get(plan.policy)
+    policy = plan.policy
     floor = None
-    if plan.score is not None and policy is not None and policy.target is not None:
+    if plan.score is not None and policy.target is not None:
         floor = policy.target - floor_margin  # the search aims at target; QA catches misses
     return Expectation(
         width=plan.layout.canvas.width,
@@ -131,7 +129,7 @@ class QualityGate:
         """Check ``result``; an all-black lossy output is compared with the same request
         rendered losslessly (rare, so it is rendered only then): black sources exist."""
         started = time.perf_counter()
-        expected = expectation(result, self.policies, self.floor_margin)
+        expected = expectation(result, self.floor_margin)
         report = self._check(result.body, expected, self.limits)
         if [check.name for check in report.failures] == ["not-blank"]:
             report = black_like_reference(report, lossless())

@@ -142,7 +142,7 @@ class Decisions:
             plan = result.plan
             if self.lane.seen(path, version):
                 processing = f"{plan.format}/{'q=auto' if plan.quality_auto else 'fixed'}"
-                payload = {"processing": processing, "policy": plan.policy}
+                payload = {"processing": processing, "policy": plan.policy.name}
                 self.lane.enqueue_source(path, payload, version=version or None)
             if (
                 plan.crop.by == "ai"

@@ -68,7 +68,7 @@ RETRIES_AFTER_A_DECISION = 2
 def describe(rendered: Rendered) -> dict[str, str]:
     """The ``X-Loupe-*`` headers that belong to the bytes (and so are cached with them)."""
     plan = rendered.plan
-    headers = {"X-Loupe-Crop": plan.crop.header(), "X-Loupe-Policy": plan.policy}
+    headers = {"X-Loupe-Crop": plan.crop.header(), "X-Loupe-Policy": plan.policy.name}
     if plan.quality is not None:
         headers["X-Loupe-Quality"] = str(plan.quality)
     elif plan.lossless:

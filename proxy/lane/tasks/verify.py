@@ -104,7 +104,7 @@ class VerifyTask:
         report: dict[str, Any] = {}
         for fmt, result in measured.items():
             plan = result.plan
-            policy = self.settings.policies[plan.policy]
+            policy = plan.policy
             report[fmt] = {"quality": plan.quality, "score": plan.score, "bytes": len(result.body)}
             target = policy.target
             if (
@@ -138,7 +138,7 @@ class VerifyTask:
     ) -> None:
         """Was the provisional answer good enough? Its quality is the search's first probe."""
         plan = served.plan
-        target = self.settings.policies[plan.policy].target
+        target = plan.policy.target
         if target is None or plan.first_score is None:
             return
         if plan.first_quality != payload.get("quality"):
@@ -164,8 +164,7 @@ class VerifyTask:
         passing = [
             (fmt, r)
             for fmt, r in plans
-            if r.plan.score is not None
-            and r.plan.score >= (self.settings.policies[r.plan.policy].target or 0)
+            if r.plan.score is not None and r.plan.score >= (r.plan.policy.target or 0)
         ]
         if passing:
             fmt, best = min(passing, key=lambda item: len(item[1].body))
@@ -175,13 +174,13 @@ class VerifyTask:
         assert plan.phash is not None
         pixels = plan.layout.canvas.width * plan.layout.canvas.height
         model = tools.predictor.identity
-        key = tools.decisions.format_key(plan.phash, pixels, plan.policy, accept.key, model)
+        key = tools.decisions.format_key(plan.phash, pixels, plan.policy.name, accept.key, model)
         tools.decisions.record(
             key,
             phash=plan.phash,
             fmt=fmt,
             pixels=pixels,
-            policy=plan.policy,
+            policy=plan.policy.name,
             model=model,
             quality=None,
             score=plan.score,
