@@ -7,13 +7,11 @@ immutable plan, and returns a new plan only when it decided something. Later sta
 
 from __future__ import annotations
 
-import functools
 import logging
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from functools import partial
 
 import pyvips
 
@@ -27,10 +25,10 @@ from proxy.negotiate import AcceptClass
 from proxy.params import TransformParams
 from proxy.policies import Policy
 from proxy.processing.colorspace import colorspace
-from proxy.processing.compress import QualityTools, compress
+from proxy.processing.compress import QualityTools, choose_encoding, encoding_of
 from proxy.processing.crop import crop
 from proxy.processing.effects import effects
-from proxy.processing.finalize import EncoderSettings, encode, materialize
+from proxy.processing.finalize import EncoderSettings
 from proxy.processing.flatten import flatten
 from proxy.processing.focus import focus
 from proxy.processing.load import load
@@ -38,6 +36,7 @@ from proxy.processing.orient import orient
 from proxy.processing.pad import pad
 from proxy.processing.plan import RenderPlan, SourceInfo
 from proxy.processing.prepare import PrepareOptions, make_plan
+from proxy.processing.rendered import EncodeJob, Rendered
 from proxy.processing.scale import scale
 from proxy.processing.turn import turn
 from proxy.processing.validate import Scanner, ValidationRules, validate
@@ -45,21 +44,18 @@ from proxy.processing.validate import Scanner, ValidationRules, validate
 log = logging.getLogger(__name__)
 Step = Callable[[pyvips.Image, RenderPlan], tuple[pyvips.Image, RenderPlan]]
 
-
-def build_steps(quality: QualityTools | None) -> tuple[tuple[str, Step], ...]:
-    """The pipeline, in order. ``compress`` needs its collaborators bound."""
-    return (
-        ("orient", orient),
-        ("turn", turn),
-        ("colorspace", colorspace),
-        ("focus", focus),
-        ("crop", crop),
-        ("scale", scale),
-        ("effects", effects),
-        ("pad", pad),
-        ("flatten", flatten),
-        ("compress", partial(compress, tools=quality)),
-    )
+# The pixel steps, in order, each run on every frame.
+STEPS: tuple[tuple[str, Step], ...] = (
+    ("orient", orient),
+    ("turn", turn),
+    ("colorspace", colorspace),
+    ("focus", focus),
+    ("crop", crop),
+    ("scale", scale),
+    ("effects", effects),
+    ("pad", pad),
+    ("flatten", flatten),
+)
 
 
 @dataclass(frozen=True)
@@ -73,17 +69,6 @@ class RenderSettings:
     quality: QualityTools | None = None
     analyzer: Analyzer | None = None
     fingerprint: Callable[[bytes], str] = field(default_factory=PhashMemo)
-
-    @functools.cached_property
-    def steps(self) -> tuple[tuple[str, Step], ...]:
-        return build_steps(self.quality)
-
-
-@dataclass(frozen=True)
-class Rendered:
-    body: bytes
-    plan: RenderPlan
-    timings: tuple[tuple[str, float], ...]  # (stage, seconds)
 
 
 # Fits that cut a window out of the source (a crop strategy places it).
@@ -296,6 +281,7 @@ def render(
     format_verified = True
     if plan.quality_auto and params.fm == "auto" and settings.quality is not None:
         plan, format_verified = _first_answer_format(info, params, accept, plan, settings, override)
+    plan = choose_encoding(plan, settings.quality)
     lap("prepare")
     analyzer = settings.analyzer
     wants_analysis = plan.layout.needs_window and plan.crop_strategy in ("smart", "faces")
@@ -309,29 +295,18 @@ def render(
     frames, plan, animation = load(blob, plan, header)
     lap("load")
     try:
-        for name, step in settings.steps:
+        for name, step in STEPS:
             done = []
             for frame in frames:
                 frame, plan = step(frame, plan)
                 done.append(frame)
             frames = done
             lap(name)
-        if len(frames) > 1:
-            # One frame's pipeline at a time, each kept as its small output: left lazy, the
-            # encoder runs every frame's chain at once (1.2 GB for 100 frames of 1000x1000).
-            frames = [materialize(frame, settings.encoder, deadline) for frame in frames]
-            lap("frames")
-        body = encode(
-            frames,
-            plan,
-            delays=animation.delays,
-            loop=animation.loop,
-            encoder=settings.encoder,
-            deadline=deadline,
-        )
+        job = EncodeJob(settings.encoder, deadline, lap, animation.delays, animation.loop)
+        rendered = encoding_of(plan, settings.quality).encode(frames, plan, job)
     except pyvips.Error as exc:
         raise DamagedImage(f"cannot process the image: {str(exc).splitlines()[0]}") from None
-    if not format_verified and plan.stage == "final":
-        plan = replace(plan, stage="provisional")  # a better format may still win
+    if not format_verified and rendered.stage == "final":
+        rendered = replace(rendered, stage="provisional")  # a better format may still win
     lap("encode")
-    return Rendered(body, plan, tuple(timings))
+    return replace(rendered, timings=tuple(timings))

@@ -25,7 +25,7 @@ from proxy.cropping.overrides import StoredCrop, applicable, aspect_of, common_a
 from proxy.lane.lane import Lane
 from proxy.moderation import Moderator
 from proxy.params import TransformParams
-from proxy.processing.pipeline import Rendered
+from proxy.processing.rendered import Rendered
 from proxy.rules import rules_for
 from proxy.server.ratelimit import SlidingWindow
 from proxy.sources.paths import SourcePath
