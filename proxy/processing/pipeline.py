@@ -1,8 +1,22 @@
-"""The ordered list of steps, and the one function that runs them.
+"""The one function that renders a request, ``render``, and the pixel steps it runs.
 
-Each step is ``(frame, plan) -> (frame, plan)``: it sees only the pixels and the
-immutable plan, and returns a new plan only when it decided something. Later stages
-(validation, analysis, QA) slot in as further entries of ``STEPS``.
+``render`` runs, in this order (each a stage of ``Rendered.timings``):
+
+1. ``validate``: the bytes and the header, before any pixel is decoded;
+2. ``prepare``: the plan (``prepare.make_plan``: geometry, format, policy), the content
+   class's policy and the first answer's format for ``q=auto``, and the plan's encoding
+   strategy (``compress.choose_encoding``);
+3. ``analyse``, only when a smart or faces crop needs the models;
+4. ``load``: decode, shrinking on load, split into frames;
+5. the pixel steps of ``STEPS``, in order, each on every frame. A step is
+   ``(frame, plan) -> (frame, plan)``: it sees only the pixels and the immutable plan, and
+   returns a new plan only when it decided something (``focus``, ``flatten``);
+6. ``encode``: the plan's encoding strategy (``rendered``) makes the bytes; its
+   timings are ``compress`` (choosing the quality), ``frames`` (an animation's frames
+   materialised) and ``encode``.
+
+QA is not a stage of ``render``: the gate (``proxy.qa.gate``) checks what ``render``
+returns and, on a failure, renders again with safe settings.
 """
 
 from __future__ import annotations
@@ -234,33 +248,18 @@ def pending_keys(
     return tuple(keys)
 
 
-def render(
+def _prepare(
     blob: bytes,
+    info: SourceInfo,
     params: TransformParams,
     accept: AcceptClass,
     settings: RenderSettings,
     *,
     deadline: float,
-    override: StoredCrop | None = None,
-    path: str = "",
-) -> Rendered:
-    """Run the whole pipeline for one source and one request (in a worker thread).
-    ``override`` is the human crop that applies to this request's aspect and context."""
-    timings: list[tuple[str, float]] = []
-    clock = time.perf_counter()
-
-    def lap(stage: str) -> None:
-        nonlocal clock
-        now = time.perf_counter()
-        timings.append((stage, now - clock))
-        clock = now
-        if time.monotonic() > deadline:
-            raise DeadlineExceeded(f"processing passed the request deadline during {stage}")
-
-    info, header = validate(
-        blob, ValidationRules(settings.limits, settings.allow_svg, settings.scan)
-    )
-    lap("validate")
+    override: StoredCrop | None,
+    path: str,
+) -> tuple[RenderPlan, bool]:
+    """The plan (geometry, format, policy, encoding), and whether its format is settled."""
     options = PrepareOptions(settings.limits, settings.default_policy)
     # Planned before the fingerprint decodes a frame, so every size and animation budget
     # refuses from the header alone; a class policy re-plans below (it only ever picks
@@ -281,16 +280,61 @@ def render(
     format_verified = True
     if plan.quality_auto and params.fm == "auto" and settings.quality is not None:
         plan, format_verified = _first_answer_format(info, params, accept, plan, settings, override)
-    plan = choose_encoding(plan, settings.quality)
-    lap("prepare")
+    return choose_encoding(plan, settings.quality), format_verified
+
+
+def _wants_analysis(plan: RenderPlan, settings: RenderSettings) -> bool:
+    """A smart or faces crop has a window to place, and the models can place it."""
     analyzer = settings.analyzer
-    wants_analysis = plan.layout.needs_window and plan.crop_strategy in ("smart", "faces")
-    if analyzer is not None and analyzer.can_place_crops and wants_analysis:
-        try:
-            analysis = analyzer.analyse(blob, path).turned(params.rotate, params.flip)
-            plan = replace(plan, analysis=analysis)
-        except Exception:  # an AI part never fails the request: focus falls back
-            log.exception("analysis failed; the crop falls back to attention")
+    wanted = plan.layout.needs_window and plan.crop_strategy in ("smart", "faces")
+    return analyzer is not None and analyzer.can_place_crops and wanted
+
+
+def _analyse(blob: bytes, plan: RenderPlan, settings: RenderSettings, path: str) -> RenderPlan:
+    """The plan with what the models saw (in the turned picture's coordinates)."""
+    assert settings.analyzer is not None
+    try:
+        analysis = settings.analyzer.analyse(blob, path).turned(plan.rotate, plan.flip)
+        return replace(plan, analysis=analysis)
+    except Exception:  # an AI part never fails the request: focus falls back
+        log.exception("analysis failed; the crop falls back to attention")
+        return plan
+
+
+def render(
+    blob: bytes,
+    params: TransformParams,
+    accept: AcceptClass,
+    settings: RenderSettings,
+    *,
+    deadline: float,
+    override: StoredCrop | None = None,
+    path: str = "",
+) -> Rendered:
+    """Run the whole pipeline for one source and one request (in a worker thread), in the
+    order the module docstring lists; each stage's seconds are in ``Rendered.timings``.
+    ``override`` is the human crop that applies to this request's aspect and context."""
+    timings: list[tuple[str, float]] = []
+    clock = time.perf_counter()
+
+    def lap(stage: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        timings.append((stage, now - clock))
+        clock = now
+        if time.monotonic() > deadline:
+            raise DeadlineExceeded(f"processing passed the request deadline during {stage}")
+
+    info, header = validate(
+        blob, ValidationRules(settings.limits, settings.allow_svg, settings.scan)
+    )
+    lap("validate")
+    plan, format_verified = _prepare(
+        blob, info, params, accept, settings, deadline=deadline, override=override, path=path
+    )
+    lap("prepare")
+    if _wants_analysis(plan, settings):
+        plan = _analyse(blob, plan, settings, path)
         lap("analyse")
     frames, plan, animation = load(blob, plan, header)
     lap("load")
