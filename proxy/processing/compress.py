@@ -166,65 +166,72 @@ def _features(image: pyvips.Image) -> npt.NDArray[np.float32] | None:
 
 @dataclass(frozen=True)
 class PredictedEncode:
-    """The request path: one encode, no metric. Final when a verified decision exists."""
+    """The request path (``predicted``): ``predicted``."""
 
     tools: QualityTools
 
     def encode(self, frames: list[pyvips.Image], plan: RenderPlan, job: EncodeJob) -> Rendered:
-        tools, policy = self.tools, plan.policy
         (frame,) = frames  # q=auto is never animated
-        pixels = frame.width * frame.height
-        key = decision_key(plan, tools, pixels)
-        known = tools.decisions.decision(key) if key else None
-        stage: Stage = "final" if known is not None else "provisional"
-        if known is not None and key and tools.meter is not None:
-            # a verified decision answers: the search (and its verify job) is saved
-            tools.meter.saved("quality", saving_of(tools.decisions.origin(key), *plan.origin))
-        if pixels > tools.fixed_above_pixels:
-            # Planned to fit the deadline: no materialised copy, no features; libvips streams
-            # the pipeline into the encoder once, at the policy's fixed quality. That is the
-            # answer for outputs this large (final: verifying it would cost a core for tens
-            # of seconds per format).
-            quality = max(policy.quality_for(plan.format), policy.min_quality or 1)
-            return FixedEncode(quality, ("fixed-quality:large-output",)).encode(frames, plan, job)
-        reference = materialize(assemble([frame], plan), tools.encoder, plan.deadline)
-        features = _features(reference)
-        tuning = encoder_tuning(plan.format, features) if features is not None else {}
-        suffix, _ = save_options(plan, tools.encoder)
-        if known is not None and known[1] is None and plan.format == "webp":
-            # Verified: lossless WebP won (screenshots).
-            options = {"lossless": True, "effort": tools.encoder.webp_effort}
-            body = save(reference, ".webp", options, tools.encoder, plan.deadline)
-            job.lap("compress")
-            return Rendered(body, plan, None, True, plan.notes, "final", encodes=0)
-        missing: list[str] = []
-        if known is not None and known[1] is not None:
-            quality, encodes = known[1], 0
-        else:
-            quality, from_model = first_quality(features, plan, policy, tools)
-            encodes = 1
-            if not from_model:
-                missing.append("predictor-unavailable")
-        _, encoding = save_options(plan, tools.encoder, quality, pixels)
-        if stage == "provisional":
-            encoding = tools.first_answer_options(plan.format, encoding)
-        body = save(reference, suffix, {**encoding, **tuning}, tools.encoder, plan.deadline)
+        return predicted(frame, plan, self.tools, job)
+
+
+def predicted(
+    frame: pyvips.Image, plan: RenderPlan, tools: QualityTools, job: EncodeJob
+) -> Rendered:
+    """The request path: one encode, no metric. Final when a verified decision exists."""
+    policy = plan.policy
+    pixels = frame.width * frame.height
+    key = decision_key(plan, tools, pixels)
+    known = tools.decisions.decision(key) if key else None
+    stage: Stage = "final" if known is not None else "provisional"
+    if known is not None and key and tools.meter is not None:
+        # a verified decision answers: the search (and its verify job) is saved
+        tools.meter.saved("quality", saving_of(tools.decisions.origin(key), *plan.origin))
+    if pixels > tools.fixed_above_pixels:
+        # Planned to fit the deadline: no materialised copy, no features; libvips streams
+        # the pipeline into the encoder once, at the policy's fixed quality. That is the
+        # answer for outputs this large (final: verifying it would cost a core for tens of
+        # seconds per format).
+        quality = max(policy.quality_for(plan.format), policy.min_quality or 1)
+        return FixedEncode(quality, ("fixed-quality:large-output",)).encode([frame], plan, job)
+    reference = materialize(assemble([frame], plan), tools.encoder, plan.deadline)
+    features = _features(reference)
+    tuning = encoder_tuning(plan.format, features) if features is not None else {}
+    suffix, _ = save_options(plan, tools.encoder)
+    if known is not None and known[1] is None and plan.format == "webp":
+        # Verified: lossless WebP won (screenshots).
+        options = {"lossless": True, "effort": tools.encoder.webp_effort}
+        body = save(reference, ".webp", options, tools.encoder, plan.deadline)
         job.lap("compress")
-        return Rendered(
-            body,
-            plan,
-            quality,
-            plan.lossless,
-            (*plan.notes, *missing),
-            stage,
-            encodes=encodes,
-            features=tuple(float(x) for x in features) if features is not None else None,
-        )
+        return Rendered(body, plan, None, True, plan.notes, "final", encodes=0)
+    missing: list[str] = []
+    if known is not None and known[1] is not None:
+        quality, encodes = known[1], 0
+    else:
+        quality, from_model = first_quality(features, plan, policy, tools)
+        encodes = 1
+        if not from_model:
+            missing.append("predictor-unavailable")
+    _, encoding = save_options(plan, tools.encoder, quality, pixels)
+    if stage == "provisional":
+        encoding = tools.first_answer_options(plan.format, encoding)
+    body = save(reference, suffix, {**encoding, **tuning}, tools.encoder, plan.deadline)
+    job.lap("compress")
+    return Rendered(
+        body,
+        plan,
+        quality,
+        plan.lossless,
+        (*plan.notes, *missing),
+        stage,
+        encodes=encodes,
+        features=tuple(float(x) for x in features) if features is not None else None,
+    )
 
 
 @dataclass(frozen=True)
 class SearchedEncode:
-    """The lane (or a caller that wants the measurement): search from the first answer."""
+    """The lane's ``verify`` job (``searched``): ``measured``."""
 
     tools: QualityTools
 
@@ -236,7 +243,8 @@ class SearchedEncode:
 def measured(
     frame: pyvips.Image, plan: RenderPlan, tools: QualityTools, job: EncodeJob
 ) -> Rendered:
-    """The search; when the metric fails, the policy's fixed quality (``FixedEncode``)."""
+    """The lane (or a caller that wants the measurement): search from the first answer.
+    When the metric fails, the policy's fixed quality (``FixedEncode``)."""
     policy = plan.policy
     assert policy.target is not None
     reference = materialize(assemble([frame], plan), tools.encoder, plan.deadline)
