@@ -70,7 +70,8 @@ from proxy.params import Rect, parse_params
 from proxy.policies import DEFAULT_POLICIES
 from proxy.processing.avif_effort import AvifEffort
 from proxy.processing.finalize import EncoderSettings
-from proxy.processing.pipeline import Rendered, RenderSettings, render
+from proxy.processing.pipeline import RenderSettings, render
+from proxy.processing.rendered import Rendered
 from proxy.runtime import configure_process
 
 HERE = Path(__file__).resolve().parent

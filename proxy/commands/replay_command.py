@@ -102,7 +102,6 @@ def replay_command(
             render=(
                 replay.variant_renderer(settings, config.images.default_crop) if settings else None
             ),
-            policies=settings.policies if settings else None,
         )
         outcomes = replay.run(replayer, cases, progress)
         summary = replay.summarise(outcomes, vlm)

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict
 
 from proxy.params import Crop
+from proxy.params import PolicyName as PolicyName  # one word list: the URL's (params)
 
 CropName = Crop  # the URL's crop names (params)
 

@@ -1,7 +1,10 @@
 """Join frames, tag sRGB and encode. libvips is lazy: most pixel work happens here, so a
 deadline watchdog is armed around the encode itself and kills it when time runs out.
 Each format's saver and fixed options are the formats table's; the settings and the plan
-add the rest."""
+add the rest.
+
+``FixedEncode`` is the ``fixed`` encoding strategy (see ``rendered``): the plan's quality,
+one encode of all frames; the ``q=auto`` strategies (``compress``) use the same savers."""
 
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ from proxy.errors import DeadlineExceeded
 from proxy.formats import output
 from proxy.processing.avif_effort import AvifEffort
 from proxy.processing.plan import RenderPlan
+from proxy.processing.rendered import EncodeJob, Rendered
 from proxy.processing.watchdog import Watchdog
 
 T = TypeVar("T")
@@ -119,17 +123,26 @@ def materialize(image: pyvips.Image, encoder: EncoderSettings, deadline: float) 
     return _watched(image, image.copy_memory, encoder, deadline)
 
 
-def encode(
-    frames: list[pyvips.Image],
-    plan: RenderPlan,
-    *,
-    delays: list[int],
-    loop: int,
-    encoder: EncoderSettings,
-    deadline: float,
-) -> bytes:
-    if plan.body is not None:  # q=auto already encoded the winning quality
-        return plan.body
-    image = assemble(frames, plan, delays, loop)
-    suffix, options = save_options(plan, encoder, pixels=image.width * image.height)
-    return save(image, suffix, options, encoder, deadline)
+@dataclass(frozen=True)
+class FixedEncode:
+    """One encode at the plan's quality, or at ``quality`` (a q=auto answer that needs no
+    measuring: a large output's fixed quality, or the fallback when the metric failed);
+    ``notes`` say why."""
+
+    quality: int | None = None
+    notes: tuple[str, ...] = ()
+
+    def encode(self, frames: list[pyvips.Image], plan: RenderPlan, job: EncodeJob) -> Rendered:
+        job.lap("compress")  # nothing to choose: the quality is settled
+        if len(frames) > 1:
+            # One frame's pipeline at a time, each kept as its small output: left lazy, the
+            # encoder runs every frame's chain at once (1.2 GB for 100 frames of 1000x1000).
+            frames = [materialize(frame, job.encoder, job.deadline) for frame in frames]
+            job.lap("frames")
+        image = assemble(frames, plan, job.delays, job.loop)
+        pixels = image.width * image.height
+        suffix, options = save_options(plan, job.encoder, self.quality, pixels)
+        body = save(image, suffix, options, job.encoder, job.deadline)
+        quality = self.quality if self.quality is not None else plan.quality
+        notes = (*plan.notes, *self.notes)
+        return Rendered(body, plan, quality, plan.lossless, notes)

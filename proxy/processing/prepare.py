@@ -175,7 +175,7 @@ def make_plan(
         lossless=choice.lossless,
         animated=choice.animated,
         background=params.background,
-        policy=policy.name,
+        policy=policy,
         shrink=shrink_on_load(window, layout.image) if info.format in ("jpeg", "webp") else 1,
         notes=notes,
         quality_auto=quality_auto,

@@ -25,7 +25,7 @@ from proxy.cropping.overrides import StoredCrop, applicable, aspect_of, common_a
 from proxy.lane.lane import Lane
 from proxy.moderation import Moderator
 from proxy.params import HIGH_STAKES, TransformParams
-from proxy.processing.pipeline import Rendered
+from proxy.processing.rendered import Rendered
 from proxy.rules import rules_for
 from proxy.server.ratelimit import SlidingWindow
 from proxy.sources.paths import SourcePath
@@ -154,7 +154,7 @@ class Decisions:
             plan = result.plan
             if self.lane.seen(path, version):
                 processing = f"{plan.format}/{'q=auto' if plan.quality_auto else 'fixed'}"
-                payload = {"processing": processing, "policy": plan.policy}
+                payload = {"processing": processing, "policy": plan.policy.name}
                 self.lane.enqueue_source(path, payload, version=version or None)
             if (
                 plan.crop.by == "ai"

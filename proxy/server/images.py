@@ -20,13 +20,8 @@ from proxy.config import CacheConfig, Config
 from proxy.negotiate import AcceptClass, parse_accept
 from proxy.params import TransformParams, drop_ignored, parse_params
 from proxy.policies import policy_for_path
-from proxy.processing.pipeline import (
-    Rendered,
-    RenderSettings,
-    models_identity,
-    pending_keys,
-    render,
-)
+from proxy.processing.pipeline import RenderSettings, models_identity, pending_keys, render
+from proxy.processing.rendered import Rendered
 from proxy.qa.gate import QualityGate
 from proxy.rules import apply_rules
 from proxy.server.decisions import Decisions, Snapshot
@@ -67,20 +62,20 @@ RETRIES_AFTER_A_DECISION = 2
 def describe(rendered: Rendered) -> dict[str, str]:
     """The ``X-Loupe-*`` headers that belong to the bytes (and so are cached with them)."""
     plan = rendered.plan
-    headers = {"X-Loupe-Crop": plan.crop.header(), "X-Loupe-Policy": plan.policy}
-    if plan.quality is not None:
-        headers["X-Loupe-Quality"] = str(plan.quality)
-    elif plan.lossless:
+    headers = {"X-Loupe-Crop": plan.crop.header(), "X-Loupe-Policy": plan.policy.name}
+    if rendered.quality is not None:
+        headers["X-Loupe-Quality"] = str(rendered.quality)
+    elif rendered.lossless:
         headers["X-Loupe-Quality"] = "lossless"
-    if plan.score is not None:
-        headers["X-Loupe-Score"] = f"{plan.score:.2f}"
-    if plan.encodes is not None:
-        headers["X-Loupe-Encodes"] = str(plan.encodes)
-    headers["X-Loupe-Stage"] = plan.stage
+    if rendered.score is not None:
+        headers["X-Loupe-Score"] = f"{rendered.score:.2f}"
+    if rendered.encodes is not None:
+        headers["X-Loupe-Encodes"] = str(rendered.encodes)
+    headers["X-Loupe-Stage"] = rendered.stage
     if plan.alpha_flattened:
         headers["X-Loupe-Alpha"] = "flattened"
-    if plan.notes:
-        headers["X-Loupe-Note"] = ", ".join(plan.notes)
+    if rendered.notes:
+        headers["X-Loupe-Note"] = ", ".join(rendered.notes)
     return headers
 
 
@@ -264,7 +259,7 @@ class ImageService:
             for stage, seconds in rendered.timings:
                 self.telemetry.stage.labels(stage).observe(seconds)
         plan = rendered.plan
-        provisional = plan.stage == "provisional" and self.settings.quality is not None
+        provisional = rendered.stage == "provisional" and self.settings.quality is not None
         pending = (
             pending_keys(plan, accept, params.fm == "auto", self.settings.quality)
             if provisional and self.settings.quality is not None
@@ -294,7 +289,7 @@ class ImageService:
                     "query": params.canonical_query(self.config.images.default_crop),
                     "accept": accept.key,
                     "format": plan.format,
-                    "quality": plan.quality,
+                    "quality": rendered.quality,
                     "phash": plan.phash,
                 }
                 decisions.provisional(ref.path, "|".join(pending), payload, ref.identity)
