@@ -9,7 +9,7 @@
 
 For JPEG and WebP with the ``general`` policy (SSIMULACRA2 target 75), and AVIF against
 WebP, with the real pipeline (``proxy.processing.pipeline.render``, ``RenderSettings`` as
-``proxy.server.rendering.build_rendering`` builds them, the committed predictor and its
+``proxy.rendering.build_rendering`` builds them, the committed predictor and its
 calibrated margin, a fresh perceptual hash per render, no decision known at the start):
 
 (a) the **safe fixed quality**: the lowest single quality that keeps >= 95% of the images
@@ -55,12 +55,13 @@ from proxy.policies import DEFAULT_POLICIES
 from proxy.processing.avif_effort import AvifEffort
 from proxy.processing.compress import QualityTools
 from proxy.processing.finalize import EncoderSettings, save_options
-from proxy.processing.pipeline import Rendered, RenderSettings, render
+from proxy.processing.pipeline import RenderSettings, render
+from proxy.processing.rendered import Rendered
 from proxy.quality import ssimulacra2, training
 from proxy.quality.decisions import QualityDecisions
 from proxy.quality.predictor import QualityPredictor
-from proxy.server.app import configure_process
-from proxy.server.rendering import PREDICTOR_FILE
+from proxy.rendering import PREDICTOR_FILE
+from proxy.runtime import configure_process
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("LOUPE_SHARED_DIR", REPO.parent / "shared"))
@@ -341,27 +342,27 @@ def main(argv: Sequence[str] | None = None) -> int:
                 fixed, fixed_wall, _ = timed(blob, f"{query}&q={fixed_q}", conf)
             measured = run_render(blob, query, verify_conf)  # the lane's verify job
             final = run_render(blob, query, conf)  # the request path once verified
-            plan = measured.plan
-            if plan.phash and plan.features and plan.quality and (plan.score or 0) >= target:
-                pairs.append((plan.phash, plan.features, fmt, target, plan.quality))
+            phash = measured.plan.phash
+            if phash and measured.features and measured.quality and (measured.score or 0) >= target:
+                pairs.append((phash, measured.features, fmt, target, measured.quality))
             reference = references[name]
             rows.append(
                 Row(
                     image=name,
                     fmt=fmt,
-                    first_quality=first.plan.quality,
+                    first_quality=first.quality,
                     first_score=score_of(reference, first.body),
                     first_bytes=len(first.body),
                     first_wall=first_wall,
                     fixed_wall=fixed_wall,
                     fixed_bytes=len(fixed.body),
-                    final_quality=final.plan.quality,
+                    final_quality=final.quality,
                     final_score=score_of(reference, final.body),
                     final_bytes=len(final.body),
-                    final_stage=final.plan.stage,
-                    verify_encodes=plan.encodes,
+                    final_stage=final.stage,
+                    verify_encodes=measured.encodes,
                     held_out=name.rsplit(".", 1)[0] in held,
-                    notes=first.plan.notes,
+                    notes=first.notes,
                 )
             )
         mine = [r for r in rows if r.fmt == fmt]

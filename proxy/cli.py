@@ -10,11 +10,11 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 from urllib.parse import unquote, urlsplit
 
 from proxy import __version__
-from proxy.config import Config, load_config, redacted
+from proxy.config import Config, LogFormat, LogLevel, load_config, redacted
 from proxy.errors import BadParameter, ConfigError
 from proxy.signing import sign_url, strip_signature
 
@@ -64,10 +64,8 @@ def _shared_flags() -> argparse.ArgumentParser:
     shared.add_argument(
         "--create-root", action="store_true", help="create --root when it does not exist"
     )
-    shared.add_argument(
-        "--log-level", choices=["debug", "info", "warning", "error"], help="default: info"
-    )
-    shared.add_argument("--log-format", choices=["text", "json"], help="default: text")
+    shared.add_argument("--log-level", choices=get_args(LogLevel), help="default: info")
+    shared.add_argument("--log-format", choices=get_args(LogFormat), help="default: text")
     shared.add_argument(
         "--access-log",
         action=argparse.BooleanOptionalAction,
@@ -210,7 +208,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"loupe: {problem}", file=sys.stderr)
             return 2
     if args.command in ("worker", "ingest"):
-        from proxy.lane import commands as lane_commands
+        from proxy.commands import lane as lane_commands
 
         _logging(config)
         if args.command == "worker":
@@ -224,7 +222,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             progress=True if args.progress else None,
         )
     if args.command == "feedback" and args.feedback_command == "replay":
-        from proxy.feedback.replay_command import replay_command
+        from proxy.commands.replay_command import replay_command
 
         return replay_command(
             config,

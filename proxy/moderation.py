@@ -11,10 +11,12 @@ identity, keeps the store off the hot path of cache hits.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Protocol
 
@@ -25,8 +27,9 @@ from proxy.config import ModerationConfig
 from proxy.errors import LoupeError
 from proxy.feedback.calibration import SAMPLED, sample_due
 from proxy.feedback.costs import CostMeter
+from proxy.sources.base import Source, SourceRef
 from proxy.sources.paths import SourcePath
-from proxy.stores import Store
+from proxy.stores.protocols import FeedbackStore, ModerationStore, QAStore, ReviewStore
 
 log = logging.getLogger(__name__)
 SCAN_SIDE = 256
@@ -56,10 +59,15 @@ def verdict(score: float | None, config: ModerationConfig) -> str:
     return "review" if score >= config.review_threshold else "clear"
 
 
+class ModeratorStore(ModerationStore, FeedbackStore, ReviewStore, QAStore, Protocol):
+    """Verdicts, the threshold and outcome tallies, the review queue, and the calibration
+    sample."""
+
+
 class Moderator:
     def __init__(
         self,
-        store: Store,
+        store: ModeratorStore,
         scorer: Scorer | None,
         config: ModerationConfig,
         meter: CostMeter | None = None,
@@ -160,3 +168,24 @@ class Moderator:
                 f"{path} is held for moderation review"
                 + (" (rejected)" if status == "rejected" else "")
             )
+
+    async def screen(
+        self,
+        source: Source,
+        ref: SourceRef,
+        max_bytes: int,
+        run: Callable[[Callable[[float], str]], Awaitable[str]],
+    ) -> tuple[str, bytes | None]:
+        """Fail closed, on the request path: a source's bytes are scanned before they are
+        first served (new bytes at a known path included), and held ones raise
+        :class:`HeldForModeration` until a human approves them. ``run`` runs the scan in a
+        render thread. Returns the verdict, and the bytes when they had to be read for it
+        (render those, no others)."""
+        status = await asyncio.to_thread(self.known_status, ref.path, ref.identity)
+        if status is not None:
+            self.check(ref.path, status)
+            return status, None
+        blob = await source.read(ref, max_bytes)
+        status = await run(lambda _deadline: self.scan(ref.path, ref.identity, blob))
+        self.check(ref.path, status)
+        return status, blob

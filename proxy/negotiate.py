@@ -2,17 +2,15 @@
 
 Pure functions, so the rules (AVIF, then WebP, then JPEG, or PNG for alpha; animation
 stays animated where the format can animate; lossless-only policies) are easy to test.
+What each format can carry (alpha, animation) is the formats table's.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from proxy.formats import ANIMATED_FORMATS, OutputFormat, output
 from proxy.params import Format
-from proxy.processing.plan import OutputFormat
-
-ANIMATABLE = frozenset({"webp", "gif"})
-HAS_ALPHA = frozenset({"png", "webp", "avif", "gif"})
 
 
 @dataclass(frozen=True)
@@ -25,6 +23,11 @@ class AcceptClass:
     @property
     def key(self) -> str:
         return ("avif," if self.avif else "") + ("webp" if self.webp else "")
+
+    @classmethod
+    def from_key(cls, key: str) -> AcceptClass:
+        """The class whose ``key`` this is (as the lane's jobs and cache entries carry it)."""
+        return cls(avif="avif" in key, webp="webp" in key)
 
 
 def parse_accept(header: str | None) -> AcceptClass:
@@ -41,7 +44,7 @@ def parse_accept(header: str | None) -> AcceptClass:
                     quality = 0.0
         if quality > 0:
             accepted.add(media.lower())
-    return AcceptClass(avif="image/avif" in accepted, webp="image/webp" in accepted)
+    return AcceptClass(avif=output("avif").mime in accepted, webp=output("webp").mime in accepted)
 
 
 @dataclass(frozen=True)
@@ -60,9 +63,9 @@ def choose_format(
         wants_webp = requested == "webp" or (requested == "auto" and accept.webp)
         fmt: OutputFormat = "webp" if wants_webp else "png"
         note = None if requested in ("auto", fmt) else f"policy-lossless:{requested}->{fmt}"
-        return FormatChoice(fmt, True, animated and fmt in ANIMATABLE, note)
+        return FormatChoice(fmt, True, animated and fmt in ANIMATED_FORMATS, note)
     if requested != "auto":
-        can_animate = animated and requested in ANIMATABLE
+        can_animate = animated and requested in ANIMATED_FORMATS
         note = "animation-dropped" if animated and not can_animate else None
         return FormatChoice(requested, requested == "png", can_animate, note)
     if animated:

@@ -9,6 +9,9 @@ own: ``fm=jpg`` is ``jpeg``, ``fm=pjpg`` a progressive JPEG, ``auto=format,compr
 ``fm=auto&q=auto``, ``fit=max``/``fit=min`` are ``clip``/``crop`` that never enlarge, and
 ``ar=W:H`` with one side completes the other. Tracking and SDK parameters (``ixlib``,
 ``utm_*``, ``images.ignored_params``) are dropped before anything else (:func:`drop_ignored`).
+
+The URL's word lists (crop names, policy names, contexts) are defined here once, as
+``Literal`` types; every runtime tuple or set of them is derived with ``typing.get_args``.
 """
 
 from __future__ import annotations
@@ -22,10 +25,19 @@ from typing import Any, Literal, get_args
 from urllib.parse import parse_qsl, unquote_plus, urlencode
 
 from proxy.errors import BadParameter
+from proxy.formats import OutputFormat
 from proxy.geometry import Fit, Rect, aspect_box, imgix_fit
 
-Crop = Literal["smart", "faces", "entropy", "attention", "center", "focalpoint"]
-Format = Literal["auto", "jpeg", "png", "webp", "avif", "gif"]
+# Crop names: placed from the analysis (smart, faces) or by libvips' smartcrop (entropy,
+# attention), both by=ai; or by the URL's own geometry (center, focalpoint).
+AnalysisCrop = Literal["smart", "faces"]
+VipsCrop = Literal["entropy", "attention"]
+AiCrop = Literal[AnalysisCrop, VipsCrop]
+Crop = Literal[AiCrop, "center", "focalpoint"]
+ANALYSIS_CROPS: frozenset[str] = frozenset(get_args(AnalysisCrop))
+VIPS_CROPS: frozenset[str] = frozenset(get_args(VipsCrop))
+AI_CROPS: frozenset[str] = frozenset(get_args(AiCrop))
+Format = Literal["auto", OutputFormat]
 FORMAT_NAMES = (*get_args(Format), "jpg", "pjpg")  # imgix spellings: jpg = jpeg, pjpg progressive
 FIT_NAMES = ("clip", "crop", "fill", "scale", "max", "min")  # max/min: imgix, never enlarge
 AUTO_NAMES = ("format", "compress")
@@ -34,8 +46,13 @@ Flip = Literal["", "h", "v", "hv"]
 FLIPS = {"h": "h", "v": "v", "hv": "hv", "vh": "hv"}
 MAX_BLUR = 100  # the contract's range (API.md); the Gaussian sigma is blur / 2 output pixels
 MAX_SHARP = 100
-PolicyName = Literal["general", "product", "art", "screenshot", "medical", "legal"]
-Context = Literal["gallery", "search", "feed", "featured", "social", "hero"]
+LosslessPolicy = Literal["medical", "legal"]  # never lossy, whatever the URL asks
+PolicyName = Literal["general", "product", "art", "screenshot", LosslessPolicy]
+LOSSLESS_POLICIES: frozenset[str] = frozenset(get_args(LosslessPolicy))
+# Contexts (ctx=); in a high-stakes one, the AI's crop is reviewed by a human.
+HighStakesContext = Literal["featured", "social", "hero"]
+Context = Literal["gallery", "search", "feed", HighStakesContext]
+HIGH_STAKES: frozenset[str] = frozenset(get_args(HighStakesContext))
 
 MAX_DIMENSION = 8192
 FOCAL_DIGITS = 4  # decimals of fp-x/fp-y that are kept (and written to the canonical query)

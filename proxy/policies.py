@@ -1,4 +1,5 @@
-"""Compression policies: which qualities a kind of content may be given.
+"""Compression policies: which qualities a kind of content may be given (a fixed quality
+for each lossy format of the formats table).
 
 The defaults are embedded so an installed wheel works without the repo's ``config/``;
 ``config/policies.toml`` documents the same table (a test keeps the two equal) and
@@ -15,8 +16,7 @@ from typing import Any
 
 from proxy.config import read_toml
 from proxy.errors import ConfigError
-
-LOSSY_FORMATS = ("jpeg", "webp", "avif")
+from proxy.formats import LOSSY_FORMATS
 
 
 @dataclass(frozen=True)
@@ -42,12 +42,13 @@ def _policy(name: str, raw: Mapping[str, Any]) -> Policy:
     for fmt, q in quality.items():
         if fmt not in LOSSY_FORMATS or not isinstance(q, int) or not 1 <= q <= 100:
             raise ConfigError(
-                f"policy {name!r}: default_quality.{fmt} must be 1-100 for jpeg/webp/avif"
+                f"policy {name!r}: default_quality.{fmt} must be 1-100 for "
+                + "/".join(LOSSY_FORMATS)
             )
     lossy = raw.get("lossy", True)
     if lossy and set(quality) != set(LOSSY_FORMATS):
         raise ConfigError(
-            f"policy {name!r}: a lossy policy needs default_quality for jpeg, webp, avif"
+            f"policy {name!r}: a lossy policy needs default_quality for " + ", ".join(LOSSY_FORMATS)
         )
     return Policy(
         name=name,

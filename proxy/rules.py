@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import replace
 
-from proxy.params import TransformParams
+from proxy.params import AI_CROPS, LOSSLESS_POLICIES, TransformParams
 from proxy.sources.paths import SourcePath, canonical_prefix
 
 RULES = {
@@ -19,7 +19,6 @@ RULES = {
     "lossless-only": "lossless output only, whatever the URL asks",
     "no-alt-text": "no alt text is drafted by the model for these sources",
 }
-LOSSLESS_POLICIES = frozenset({"medical", "legal"})
 
 
 def normalise_prefix(prefix: str) -> str:
@@ -43,7 +42,7 @@ def rules_for(path: SourcePath, rules: Iterable[tuple[str, str]]) -> frozenset[s
 def apply_rules(params: TransformParams, rules: frozenset[str]) -> TransformParams:
     if "never-crop" in rules and params.fit == "crop":
         params = replace(params, fit="fill")
-    if "center-crop" in rules and params.crop in ("smart", "faces", "attention", "entropy"):
+    if "center-crop" in rules and params.crop in AI_CROPS:
         params = replace(params, crop="center", crop_explicit=True)
     if "lossless-only" in rules and params.policy not in LOSSLESS_POLICIES:
         params = replace(params, policy="legal", quality=None)

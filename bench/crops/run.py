@@ -60,8 +60,8 @@ import numpy as np
 import pyvips
 
 from proxy.analysis.analyzer import Analyzer, analysis_copy
+from proxy.analysis.crops import candidates_for
 from proxy.config import LimitsConfig, ServerConfig
-from proxy.cropping.evidence import candidates_for
 from proxy.detectors.people import person_regions
 from proxy.fingerprint import PhashMemo, phash
 from proxy.geometry import Rect, Size
@@ -70,8 +70,9 @@ from proxy.params import parse_params
 from proxy.policies import DEFAULT_POLICIES
 from proxy.processing.avif_effort import AvifEffort
 from proxy.processing.finalize import EncoderSettings
-from proxy.processing.pipeline import Rendered, RenderSettings, render
-from proxy.server.app import configure_process
+from proxy.processing.pipeline import RenderSettings, render
+from proxy.processing.rendered import Rendered
+from proxy.runtime import configure_process
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -877,7 +878,7 @@ def run_timing(
 def run_replay_cases(path: Path, root: Path, models: Path) -> int:
     """Humans' crop picks from ``loupe feedback replay`` as an evaluation set: does
     ``crop=smart``, rendered through the real pipeline, land within IoU 0.8 of each pick?"""
-    from proxy.feedback.replay import IOU_AGREES, iou
+    from proxy.commands.replay import IOU_AGREES, iou
 
     cases = [c for c in json.loads(path.read_text())["cases"] if c["component"] == "crop"]
     configure_process()

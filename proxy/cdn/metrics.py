@@ -10,13 +10,13 @@ from collections.abc import Iterator
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from proxy.stores import Store
+from proxy.stores.protocols import PurgeStore
 
 log = logging.getLogger(__name__)
 
 
 class PurgeCollector(Collector):
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: PurgeStore) -> None:
         self.store = store
 
     def collect(self) -> Iterator[GaugeMetricFamily]:

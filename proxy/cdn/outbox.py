@@ -15,8 +15,8 @@ import httpx
 from proxy.cdn.adapters import Adapter, PurgeBatch, PurgeFailed, build_adapters
 from proxy.cdn.tags import tag_for
 from proxy.config import CdnConfig
-from proxy.stores import Store
 from proxy.stores.base import PurgeItem
+from proxy.stores.protocols import PurgeStore
 from proxy.urls import encode_component
 
 log = logging.getLogger(__name__)
@@ -30,7 +30,7 @@ def url_prefix(prefix: str) -> str:
 class PurgeSender:
     def __init__(
         self,
-        store: Store,
+        store: PurgeStore,
         config: CdnConfig,
         adapters: Sequence[Adapter] | None = None,
         client: httpx.AsyncClient | None = None,

@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, get_args
 
 from proxy.config import CostsConfig
 from proxy.errors import BadParameter
@@ -37,7 +37,7 @@ AI_COMPONENTS: tuple[str, ...] = (
     "quality",
 )
 Saving = Literal["phash", "sizes", "reupload"]
-SAVINGS: tuple[Saving, ...] = ("phash", "sizes", "reupload")
+SAVINGS: tuple[Saving, ...] = get_args(Saving)
 FIELDS: tuple[str, ...] = (
     "inferences",
     "wall_s",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from typing import Protocol
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -12,13 +13,17 @@ from prometheus_client.registry import Collector
 from proxy.config import CostsConfig
 from proxy.feedback.costs import SAVINGS, CostMeter, cost_report
 from proxy.feedback.metrics import collaboration
-from proxy.stores import Store
+from proxy.stores.protocols import CostStore, FeedbackStore, ReviewStore, SourceStore
 
 log = logging.getLogger(__name__)
 
 
+class CollaborationStore(FeedbackStore, ReviewStore, Protocol):
+    """The human decisions, the AI's outcomes and the review queue's counts."""
+
+
 class CollaborationCollector(Collector):
-    def __init__(self, store: Store, off: frozenset[str] = frozenset()) -> None:
+    def __init__(self, store: CollaborationStore, off: frozenset[str] = frozenset()) -> None:
         self.store = store
         self.off = off  # components with nothing to decide: out of the auto-accept ratio
 
@@ -83,11 +88,15 @@ class CollaborationCollector(Collector):
         )
 
 
+class CostReportStore(CostStore, SourceStore, Protocol):
+    """The daily cost tallies, and how many sources they were spent on."""
+
+
 class CostCollector(Collector):
     """What each AI component cost, from the store's shared rows (this node's tallies are
     flushed first, so a scrape right after a request counts it)."""
 
-    def __init__(self, store: Store, meter: CostMeter, prices: CostsConfig) -> None:
+    def __init__(self, store: CostReportStore, meter: CostMeter, prices: CostsConfig) -> None:
         self.store = store
         self.meter = meter
         self.prices = prices

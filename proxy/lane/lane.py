@@ -22,10 +22,11 @@ from proxy.lane.tasks import describe, fingerprint, moderate, retrain, sample, v
 from proxy.lane.tasks.verify import Publish
 from proxy.lane.worker import Handler, Worker
 from proxy.moderation import Moderator
-from proxy.server.rendering import Rendering
+from proxy.rendering import Rendering
 from proxy.sources.base import Source
 from proxy.sources.paths import SourcePath
 from proxy.stores import Store
+from proxy.stores.protocols import JobStore
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +127,7 @@ class Lane:
     def __init__(
         self,
         config: Config,
-        store: Store,
+        store: JobStore,
         handlers: Mapping[str, Handler],
         purges: PurgeSender | None = None,
     ) -> None:

@@ -16,8 +16,8 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping
 
 from proxy.config import LaneConfig
-from proxy.stores import Store
 from proxy.stores.base import Job
+from proxy.stores.protocols import JobStore
 
 log = logging.getLogger(__name__)
 Handler = Callable[[Job], Awaitable[None]]
@@ -44,7 +44,7 @@ def backoff(config: LaneConfig, attempts: int) -> float:
 class Worker:
     def __init__(
         self,
-        store: Store,
+        store: JobStore,
         handlers: Mapping[str, Handler],
         config: LaneConfig,
         name: str | None = None,

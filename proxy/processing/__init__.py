@@ -1,5 +1,8 @@
-"""The image pipeline, one small step per file, run in the order ``pipeline.STEPS`` lists.
+"""The image pipeline, one small step per file, run by ``pipeline.render``:
 
-prepare (header + geometry + format) -> load (shrink-on-load) -> orient -> colorspace
--> focus (choose the crop window) -> crop -> scale -> pad -> flatten -> finalize (encode).
+validate (bytes + header) -> prepare (geometry + format + policy + encoding) -> analyse
+(smart and faces crops) -> load (shrink-on-load) -> the pixel steps of ``pipeline.STEPS``:
+orient -> turn -> colorspace -> focus (choose the crop window) -> crop -> scale -> effects
+-> pad -> flatten -> encode (the plan's strategy: ``finalize.FixedEncode``, or
+``compress.PredictedEncode`` / ``compress.SearchedEncode`` for ``q=auto``).
 """

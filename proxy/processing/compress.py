@@ -1,19 +1,24 @@
 """``q=auto``: predicted first, measured in the lane, final once verified.
 
-On the request path (``QualityTools.verify`` off) nothing is scored: a verified decision for
-this picture, format, size bucket and policy is encoded once and is final; without one the
-predictor's guess plus its learned margin is encoded once and served *provisional*, and the
-lane's ``verify`` job measures it. Outputs above ``QualityTools.fixed_above_pixels`` take
-the policy's fixed quality in one lazy pass, final at once, so their cost stays that of a
-fixed-quality request.
+``choose_encoding`` picks the plan's encoding strategy (see ``rendered``) once, in prepare:
+``fixed`` when there is nothing to choose (a URL's ``q``, no quality tools, a lossless
+policy, an output too small to measure), ``predicted`` on the request path, ``searched``
+in the lane. Both ``q=auto`` strategies are here.
 
-The ``verify`` job runs this step with ``verify`` on: the lowest quality whose SSIMULACRA2
-score meets the policy's target, searched from the first answer's quality (so the first
-probe is the served answer, scored). The output-size image is materialised once as the
+On the request path (``PredictedEncode``, ``QualityTools.verify`` off) nothing is scored:
+a verified decision for this picture, format, size bucket and policy is encoded once and is
+final; without one the predictor's guess plus its learned margin is encoded once and served
+*provisional*, and the lane's ``verify`` job measures it. Outputs above
+``QualityTools.fixed_above_pixels`` take the policy's fixed quality in one lazy pass
+(``FixedEncode``), final at once, so their cost stays that of a fixed-quality request.
+
+The ``verify`` job (``SearchedEncode``, ``verify`` on) searches for the lowest quality
+whose SSIMULACRA2 score meets the policy's target, from the first answer's quality (so the
+first probe is the served answer, scored). The output-size image is materialised once as the
 lossless reference; an output above ``windows.SCORED_PIXELS`` is probed on a mosaic of its
 tiles at full resolution (``quality.windows``) and encoded whole once, at the quality the
 tiles chose. Every encode runs under the deadline watchdog. If the metric fails, the
-policy's fixed quality is used and the plan says so.
+policy's fixed quality is used and the notes say so.
 """
 
 from __future__ import annotations
@@ -34,12 +39,14 @@ from proxy.geometry import Rect
 from proxy.policies import Policy
 from proxy.processing.finalize import (
     EncoderSettings,
+    FixedEncode,
     assemble,
     materialize,
     save,
     save_options,
 )
 from proxy.processing.plan import RenderPlan, Stage
+from proxy.processing.rendered import EncodeJob, Encoding, Rendered
 from proxy.quality.decisions import QualityDecisions
 from proxy.quality.features import FEATURE_NAMES, extract
 from proxy.quality.predictor import QualityPredictor
@@ -109,7 +116,7 @@ def decision_key(plan: RenderPlan, tools: QualityTools, pixels: int) -> str | No
     if not plan.phash:
         return None
     model = tools.predictor.identity
-    return tools.decisions.key(plan.phash, plan.format, pixels, plan.policy, model)
+    return tools.decisions.key(plan.phash, plan.format, pixels, plan.policy.name, model)
 
 
 def first_quality(
@@ -127,19 +134,26 @@ def first_quality(
     return max(quality, policy.min_quality or 1), guess is not None
 
 
-def compress(
-    frame: pyvips.Image, plan: RenderPlan, tools: QualityTools | None
-) -> tuple[pyvips.Image, RenderPlan]:
-    if tools is None or not plan.quality_auto or plan.body is not None:
-        return frame, plan
-    policy = tools.policies[plan.policy]
+def choose_encoding(plan: RenderPlan, tools: QualityTools | None) -> RenderPlan:
+    """The plan with its encoding strategy: ``q=auto`` of a lossy policy with a target is
+    predicted (searched in the lane) when the output is large enough to measure."""
+    if tools is None or not plan.quality_auto:
+        return plan
+    policy = plan.policy
     if not policy.lossy or policy.target is None:
-        return frame, plan
-    if frame.width < MIN_SIDE or frame.height < MIN_SIDE:
-        return frame, replace(plan, notes=(*plan.notes, "too-small-to-measure"))
-    if tools.verify:
-        return measured(frame, plan, tools, policy)
-    return predicted(frame, plan, tools, policy)
+        return plan
+    canvas = plan.layout.canvas  # the size of the image the encoder gets
+    if canvas.width < MIN_SIDE or canvas.height < MIN_SIDE:
+        return replace(plan, notes=(*plan.notes, "too-small-to-measure"))
+    return replace(plan, encoding="searched" if tools.verify else "predicted")
+
+
+def encoding_of(plan: RenderPlan, tools: QualityTools | None) -> Encoding:
+    """The strategy that ``plan.encoding`` names."""
+    if plan.encoding == "fixed":
+        return FixedEncode()
+    assert tools is not None
+    return SearchedEncode(tools) if plan.encoding == "searched" else PredictedEncode(tools)
 
 
 def _features(image: pyvips.Image) -> npt.NDArray[np.float32] | None:
@@ -150,10 +164,22 @@ def _features(image: pyvips.Image) -> npt.NDArray[np.float32] | None:
         return None
 
 
+@dataclass(frozen=True)
+class PredictedEncode:
+    """The request path (``predicted``): ``predicted``."""
+
+    tools: QualityTools
+
+    def encode(self, frames: list[pyvips.Image], plan: RenderPlan, job: EncodeJob) -> Rendered:
+        (frame,) = frames  # q=auto is never animated
+        return predicted(frame, plan, self.tools, job)
+
+
 def predicted(
-    frame: pyvips.Image, plan: RenderPlan, tools: QualityTools, policy: Policy
-) -> tuple[pyvips.Image, RenderPlan]:
+    frame: pyvips.Image, plan: RenderPlan, tools: QualityTools, job: EncodeJob
+) -> Rendered:
     """The request path: one encode, no metric. Final when a verified decision exists."""
+    policy = plan.policy
     pixels = frame.width * frame.height
     key = decision_key(plan, tools, pixels)
     known = tools.decisions.decision(key) if key else None
@@ -167,8 +193,7 @@ def predicted(
         # answer for outputs this large (final: verifying it would cost a core for tens of
         # seconds per format).
         quality = max(policy.quality_for(plan.format), policy.min_quality or 1)
-        notes = (*plan.notes, "fixed-quality:large-output")
-        return frame, replace(plan, quality=quality, stage="final", notes=notes)
+        return FixedEncode(quality, ("fixed-quality:large-output",)).encode([frame], plan, job)
     reference = materialize(assemble([frame], plan), tools.encoder, plan.deadline)
     features = _features(reference)
     tuning = encoder_tuning(plan.format, features) if features is not None else {}
@@ -177,8 +202,8 @@ def predicted(
         # Verified: lossless WebP won (screenshots).
         options = {"lossless": True, "effort": tools.encoder.webp_effort}
         body = save(reference, ".webp", options, tools.encoder, plan.deadline)
-        chosen = replace(plan, lossless=True, quality=None, encodes=0, body=body, stage="final")
-        return reference, chosen
+        job.lap("compress")
+        return Rendered(body, plan, None, True, plan.notes, "final", encodes=0)
     missing: list[str] = []
     if known is not None and known[1] is not None:
         quality, encodes = known[1], 0
@@ -191,21 +216,36 @@ def predicted(
     if stage == "provisional":
         encoding = tools.first_answer_options(plan.format, encoding)
     body = save(reference, suffix, {**encoding, **tuning}, tools.encoder, plan.deadline)
-    return reference, replace(
+    job.lap("compress")
+    return Rendered(
+        body,
         plan,
-        quality=quality,
+        quality,
+        plan.lossless,
+        (*plan.notes, *missing),
+        stage,
         encodes=encodes,
-        body=body,
-        stage=stage,
-        notes=(*plan.notes, *missing),
         features=tuple(float(x) for x in features) if features is not None else None,
     )
 
 
+@dataclass(frozen=True)
+class SearchedEncode:
+    """The lane's ``verify`` job (``searched``): ``measured``."""
+
+    tools: QualityTools
+
+    def encode(self, frames: list[pyvips.Image], plan: RenderPlan, job: EncodeJob) -> Rendered:
+        (frame,) = frames  # q=auto is never animated
+        return measured(frame, plan, self.tools, job)
+
+
 def measured(
-    frame: pyvips.Image, plan: RenderPlan, tools: QualityTools, policy: Policy
-) -> tuple[pyvips.Image, RenderPlan]:
-    """The lane (or a caller that wants the measurement): search from the first answer."""
+    frame: pyvips.Image, plan: RenderPlan, tools: QualityTools, job: EncodeJob
+) -> Rendered:
+    """The lane (or a caller that wants the measurement): search from the first answer.
+    When the metric fails, the policy's fixed quality (``FixedEncode``)."""
+    policy = plan.policy
     assert policy.target is not None
     reference = materialize(assemble([frame], plan), tools.encoder, plan.deadline)
     suffix, _ = save_options(plan, tools.encoder)
@@ -231,7 +271,7 @@ def measured(
     key = decision_key(plan, tools, pixels)
     # Without a decision the served answer was provisional, at the first-answer options.
     provisional = not key or tools.decisions.decision(key) is None
-    notes = list(plan.notes)
+    notes: list[str] = []  # the search's, after the plan's
     wall, cpu = time.perf_counter(), time.thread_time()  # one search: the metric and probes
     try:
         # The first answer's quality is probed first: its score is the served answer's.
@@ -298,7 +338,7 @@ def measured(
     except Exception:  # the metric is not allowed to fail a request
         log.exception("q=auto failed; using the policy's fixed quality")
         notes.append("quality-fallback:metric-failed")
-        return reference, replace(plan, notes=tuple(notes))
+        return FixedEncode(notes=tuple(notes)).encode([reference], plan, job)
     if not result.met_target:
         notes.append("target-unreached")
     if not whole:
@@ -308,12 +348,14 @@ def measured(
         if time.monotonic() + per_pixel * pixels > plan.deadline:
             raise DeadlineExceeded("the whole-image encode cannot finish before the deadline")
     body = result.body if whole else encode_at(reference, result.quality)
-    chosen = replace(
+    chosen = Rendered(
+        body,
         plan,
-        quality=result.quality,
+        result.quality,
+        plan.lossless,
+        (),  # the notes, below
         score=result.score,
         encodes=result.encodes + (0 if whole else 1),
-        body=body,
         features=tuple(float(x) for x in features) if features is not None else None,
         first_quality=result.first_quality,
         first_score=result.first_score,
@@ -332,10 +374,11 @@ def measured(
             phash=plan.phash,
             fmt=plan.format,
             pixels=pixels,
-            policy=plan.policy,
+            policy=plan.policy.name,
             model=tools.predictor.identity,
             quality=chosen.quality,
             score=chosen.score,
             origin=plan.origin,
         )
-    return reference, replace(chosen, notes=tuple(notes))
+    job.lap("compress")
+    return replace(chosen, notes=(*plan.notes, *notes))

@@ -7,12 +7,12 @@ from dataclasses import replace
 
 import pyvips
 
-from proxy.negotiate import HAS_ALPHA
+from proxy.formats import ALPHA_FORMATS
 from proxy.processing.plan import RenderPlan
 
 
 def flatten(frame: pyvips.Image, plan: RenderPlan) -> tuple[pyvips.Image, RenderPlan]:
-    if not frame.hasalpha() or plan.format in HAS_ALPHA:
+    if not frame.hasalpha() or plan.format in ALPHA_FORMATS:
         return frame, plan
     flat = frame.flatten(background=list(plan.background[:3])).cast("uchar")
     return flat, replace(plan, alpha_flattened=True)

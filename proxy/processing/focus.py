@@ -13,9 +13,10 @@ from dataclasses import replace
 import numpy as np
 import pyvips
 
-from proxy.cropping.evidence import candidates_for, choose
+from proxy.analysis.crops import candidates_for, choose
 from proxy.geometry import Size, place_window
 from proxy.imaging import to_plane
+from proxy.params import ANALYSIS_CROPS, VIPS_CROPS
 from proxy.processing.plan import RenderPlan
 
 PROXY_SIDE = 384
@@ -79,7 +80,7 @@ def _from_analysis(plan: RenderPlan) -> RenderPlan | None:
 def focus(frame: pyvips.Image, plan: RenderPlan) -> tuple[pyvips.Image, RenderPlan]:
     if not plan.layout.needs_window or plan.window_placed:
         return frame, plan
-    if plan.crop_strategy in ("smart", "faces"):
+    if plan.crop_strategy in ANALYSIS_CROPS:
         decided = _from_analysis(plan)
         if decided is not None:
             return frame, decided
@@ -87,7 +88,7 @@ def focus(frame: pyvips.Image, plan: RenderPlan) -> tuple[pyvips.Image, RenderPl
         fallback = replace(plan.crop, strategy="attention")
         plan = replace(plan, crop_strategy="attention", crop=fallback)
     strategy = plan.crop_strategy
-    if strategy not in ("attention", "entropy"):
+    if strategy not in VIPS_CROPS:
         return frame, plan
     region, window = plan.layout.region, plan.layout.window
     proxy, scale = _proxy(frame, plan)

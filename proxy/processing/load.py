@@ -9,6 +9,7 @@ from typing import Any
 import pyvips
 
 from proxy.errors import DamagedImage
+from proxy.params import ANALYSIS_CROPS, VIPS_CROPS
 from proxy.processing.focus import analysis_usable
 from proxy.processing.plan import RenderPlan
 from proxy.processing.validate import COMMON_LOAD
@@ -36,8 +37,8 @@ def load(
         options["scale"] = 1 / plan.shrink
     rotates = info.orientation not in (1, 0) or bool(plan.rotate or plan.flip)
     # Pixel-based crop strategies read the image twice (proxy, then crop): random access.
-    looks_at_pixels = plan.crop_strategy in ("attention", "entropy") or (
-        plan.crop_strategy in ("smart", "faces") and not analysis_usable(plan)
+    looks_at_pixels = plan.crop_strategy in VIPS_CROPS or (
+        plan.crop_strategy in ANALYSIS_CROPS and not analysis_usable(plan)
     )
     random_access = plan.animated or rotates or looks_at_pixels
     if not random_access:

@@ -1,19 +1,31 @@
-"""The ordered list of steps, and the one function that runs them.
+"""The one function that renders a request, ``render``, and the pixel steps it runs.
 
-Each step is ``(frame, plan) -> (frame, plan)``: it sees only the pixels and the
-immutable plan, and returns a new plan only when it decided something. Later stages
-(validation, analysis, QA) slot in as further entries of ``STEPS``.
+``render`` runs, in this order (each a stage of ``Rendered.timings``):
+
+1. ``validate``: the bytes and the header, before any pixel is decoded;
+2. ``prepare``: the plan (``prepare.make_plan``: geometry, format, policy), the content
+   class's policy and the first answer's format for ``q=auto``, and the plan's encoding
+   strategy (``compress.choose_encoding``);
+3. ``analyse``, only when a smart or faces crop needs the models;
+4. ``load``: decode, shrinking on load, split into frames;
+5. the pixel steps of ``STEPS``, in order, each on every frame. A step is
+   ``(frame, plan) -> (frame, plan)``: it sees only the pixels and the immutable plan, and
+   returns a new plan only when it decided something (``focus``, ``flatten``);
+6. ``encode``: the plan's encoding strategy (``rendered``) makes the bytes; its
+   timings are ``compress`` (choosing the quality), ``frames`` (an animation's frames
+   materialised) and ``encode``.
+
+QA is not a stage of ``render``: the gate (``proxy.qa.gate``) checks what ``render``
+returns and, on a failure, renders again with safe settings.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from functools import partial
 
 import pyvips
 
@@ -27,10 +39,10 @@ from proxy.negotiate import AcceptClass
 from proxy.params import TransformParams
 from proxy.policies import Policy
 from proxy.processing.colorspace import colorspace
-from proxy.processing.compress import QualityTools, compress
+from proxy.processing.compress import QualityTools, choose_encoding, encoding_of
 from proxy.processing.crop import crop
 from proxy.processing.effects import effects
-from proxy.processing.finalize import EncoderSettings, encode, materialize
+from proxy.processing.finalize import EncoderSettings
 from proxy.processing.flatten import flatten
 from proxy.processing.focus import focus
 from proxy.processing.load import load
@@ -38,6 +50,7 @@ from proxy.processing.orient import orient
 from proxy.processing.pad import pad
 from proxy.processing.plan import RenderPlan, SourceInfo
 from proxy.processing.prepare import PrepareOptions, make_plan
+from proxy.processing.rendered import EncodeJob, Rendered
 from proxy.processing.scale import scale
 from proxy.processing.turn import turn
 from proxy.processing.validate import Scanner, ValidationRules, validate
@@ -45,21 +58,18 @@ from proxy.processing.validate import Scanner, ValidationRules, validate
 log = logging.getLogger(__name__)
 Step = Callable[[pyvips.Image, RenderPlan], tuple[pyvips.Image, RenderPlan]]
 
-
-def build_steps(quality: QualityTools | None) -> tuple[tuple[str, Step], ...]:
-    """The pipeline, in order. ``compress`` needs its collaborators bound."""
-    return (
-        ("orient", orient),
-        ("turn", turn),
-        ("colorspace", colorspace),
-        ("focus", focus),
-        ("crop", crop),
-        ("scale", scale),
-        ("effects", effects),
-        ("pad", pad),
-        ("flatten", flatten),
-        ("compress", partial(compress, tools=quality)),
-    )
+# The pixel steps, in order, each run on every frame.
+STEPS: tuple[tuple[str, Step], ...] = (
+    ("orient", orient),
+    ("turn", turn),
+    ("colorspace", colorspace),
+    ("focus", focus),
+    ("crop", crop),
+    ("scale", scale),
+    ("effects", effects),
+    ("pad", pad),
+    ("flatten", flatten),
+)
 
 
 @dataclass(frozen=True)
@@ -73,17 +83,6 @@ class RenderSettings:
     quality: QualityTools | None = None
     analyzer: Analyzer | None = None
     fingerprint: Callable[[bytes], str] = field(default_factory=PhashMemo)
-
-    @functools.cached_property
-    def steps(self) -> tuple[tuple[str, Step], ...]:
-        return build_steps(self.quality)
-
-
-@dataclass(frozen=True)
-class Rendered:
-    body: bytes
-    plan: RenderPlan
-    timings: tuple[tuple[str, float], ...]  # (stage, seconds)
 
 
 # Fits that cut a window out of the source (a crop strategy places it).
@@ -208,7 +207,7 @@ def _first_answer_format(
     winner = None
     if plan.phash:
         key = tools.decisions.format_key(
-            plan.phash, pixels, plan.policy, accept.key, tools.predictor.identity
+            plan.phash, pixels, plan.policy.name, accept.key, tools.predictor.identity
         )
         winner = tools.decisions.winner(key)
     if winner is not None:
@@ -241,39 +240,26 @@ def pending_keys(
         return ()
     pixels = plan.layout.canvas.width * plan.layout.canvas.height
     model = tools.predictor.identity
-    keys = [tools.decisions.key(plan.phash, plan.format, pixels, plan.policy, model)]
+    keys = [tools.decisions.key(plan.phash, plan.format, pixels, plan.policy.name, model)]
     if auto_format:
-        keys.append(tools.decisions.format_key(plan.phash, pixels, plan.policy, accept.key, model))
+        keys.append(
+            tools.decisions.format_key(plan.phash, pixels, plan.policy.name, accept.key, model)
+        )
     return tuple(keys)
 
 
-def render(
+def _prepare(
     blob: bytes,
+    info: SourceInfo,
     params: TransformParams,
     accept: AcceptClass,
     settings: RenderSettings,
     *,
     deadline: float,
-    override: CropOverride | None = None,
-    path: str = "",
-) -> Rendered:
-    """Run the whole pipeline for one source and one request (in a worker thread).
-    ``override`` is the human crop that applies to this request's aspect and context."""
-    timings: list[tuple[str, float]] = []
-    clock = time.perf_counter()
-
-    def lap(stage: str) -> None:
-        nonlocal clock
-        now = time.perf_counter()
-        timings.append((stage, now - clock))
-        clock = now
-        if time.monotonic() > deadline:
-            raise DeadlineExceeded(f"processing passed the request deadline during {stage}")
-
-    info, header = validate(
-        blob, ValidationRules(settings.limits, settings.allow_svg, settings.scan)
-    )
-    lap("validate")
+    override: CropOverride | None,
+    path: str,
+) -> tuple[RenderPlan, bool]:
+    """The plan (geometry, format, policy, encoding), and whether its format is settled."""
     options = PrepareOptions(settings.limits, settings.default_policy)
     # Planned before the fingerprint decodes a frame, so every size and animation budget
     # refuses from the header alone; a class policy re-plans below (it only ever picks
@@ -294,42 +280,77 @@ def render(
     format_verified = True
     if plan.quality_auto and params.fm == "auto" and settings.quality is not None:
         plan, format_verified = _first_answer_format(info, params, accept, plan, settings, override)
-    lap("prepare")
+    return choose_encoding(plan, settings.quality), format_verified
+
+
+def _wants_analysis(plan: RenderPlan, settings: RenderSettings) -> bool:
+    """A smart or faces crop has a window to place, and the models can place it."""
     analyzer = settings.analyzer
-    wants_analysis = plan.layout.needs_window and plan.crop_strategy in ("smart", "faces")
-    if analyzer is not None and analyzer.can_place_crops and wants_analysis:
-        try:
-            analysis = analyzer.analyse(blob, path).turned(params.rotate, params.flip)
-            plan = replace(plan, analysis=analysis)
-        except Exception:  # an AI part never fails the request: focus falls back
-            log.exception("analysis failed; the crop falls back to attention")
+    wanted = plan.layout.needs_window and plan.crop_strategy in ("smart", "faces")
+    return analyzer is not None and analyzer.can_place_crops and wanted
+
+
+def _analyse(blob: bytes, plan: RenderPlan, settings: RenderSettings, path: str) -> RenderPlan:
+    """The plan with what the models saw (in the turned picture's coordinates)."""
+    assert settings.analyzer is not None
+    try:
+        analysis = settings.analyzer.analyse(blob, path).turned(plan.rotate, plan.flip)
+        return replace(plan, analysis=analysis)
+    except Exception:  # an AI part never fails the request: focus falls back
+        log.exception("analysis failed; the crop falls back to attention")
+        return plan
+
+
+def render(
+    blob: bytes,
+    params: TransformParams,
+    accept: AcceptClass,
+    settings: RenderSettings,
+    *,
+    deadline: float,
+    override: CropOverride | None = None,
+    path: str = "",
+) -> Rendered:
+    """Run the whole pipeline for one source and one request (in a worker thread), in the
+    order the module docstring lists; each stage's seconds are in ``Rendered.timings``.
+    ``override`` is the human crop that applies to this request's aspect and context."""
+    timings: list[tuple[str, float]] = []
+    clock = time.perf_counter()
+
+    def lap(stage: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        timings.append((stage, now - clock))
+        clock = now
+        if time.monotonic() > deadline:
+            raise DeadlineExceeded(f"processing passed the request deadline during {stage}")
+
+    info, header = validate(
+        blob, ValidationRules(settings.limits, settings.allow_svg, settings.scan)
+    )
+    lap("validate")
+    plan, format_verified = _prepare(
+        blob, info, params, accept, settings, deadline=deadline, override=override, path=path
+    )
+    lap("prepare")
+    if _wants_analysis(plan, settings):
+        plan = _analyse(blob, plan, settings, path)
         lap("analyse")
     frames, plan, animation = load(blob, plan, header)
     lap("load")
     try:
-        for name, step in settings.steps:
+        for name, step in STEPS:
             done = []
             for frame in frames:
                 frame, plan = step(frame, plan)
                 done.append(frame)
             frames = done
             lap(name)
-        if len(frames) > 1:
-            # One frame's pipeline at a time, each kept as its small output: left lazy, the
-            # encoder runs every frame's chain at once (1.2 GB for 100 frames of 1000x1000).
-            frames = [materialize(frame, settings.encoder, deadline) for frame in frames]
-            lap("frames")
-        body = encode(
-            frames,
-            plan,
-            delays=animation.delays,
-            loop=animation.loop,
-            encoder=settings.encoder,
-            deadline=deadline,
-        )
+        job = EncodeJob(settings.encoder, deadline, lap, animation.delays, animation.loop)
+        rendered = encoding_of(plan, settings.quality).encode(frames, plan, job)
     except pyvips.Error as exc:
         raise DamagedImage(f"cannot process the image: {str(exc).splitlines()[0]}") from None
-    if not format_verified and plan.stage == "final":
-        plan = replace(plan, stage="provisional")  # a better format may still win
+    if not format_verified and rendered.stage == "final":
+        rendered = replace(rendered, stage="provisional")  # a better format may still win
     lap("encode")
-    return Rendered(body, plan, tuple(timings))
+    return replace(rendered, timings=tuple(timings))

@@ -1,7 +1,9 @@
-"""The immutable description of one render, handed from step to step.
+"""The immutable description of one render: its decisions, handed from step to step.
 
-Steps that decide something (``focus``) return a new plan; the final plan is what the
-response headers report, so the headers can never disagree with the pixels.
+Steps that decide something (``focus``, ``flatten``) return a new plan; the final plan is
+what the response headers report, so the headers can never disagree with the pixels. What
+the encode made and learnt (the bytes, the chosen quality, the score) is not a decision:
+it is the outcome, ``rendered.Rendered``.
 """
 
 from __future__ import annotations
@@ -11,9 +13,10 @@ from dataclasses import dataclass
 from typing import Literal
 
 from proxy.analysis.result import Analysis
+from proxy.formats import OUTPUTS, OutputFormat
 from proxy.geometry import Layout, Rect
+from proxy.policies import Policy
 
-OutputFormat = Literal["jpeg", "png", "webp", "avif", "gif"]
 # Who placed the crop (API.md): a model or heuristic (ai), a reviewer's pick (human), or a
 # user: an override set through the admin API, or geometry given explicitly in the URL
 # (center, focalpoint, rect, or no cut at all).
@@ -21,21 +24,16 @@ DecidedBy = Literal["ai", "human", "user"]
 # A provisional answer was predicted, not measured: it is cached briefly and verified in
 # the lane. A final one is measured (or verified before), or exactly what the URL asked.
 Stage = Literal["provisional", "final"]
-
-MIME = {
-    "jpeg": "image/jpeg",
-    "png": "image/png",
-    "webp": "image/webp",
-    "avif": "image/avif",
-    "gif": "image/gif",
-}
+# How the bytes are made (``rendered`` describes the strategies): the plan's quality, or
+# q=auto predicted (the request path) or searched (the lane's verify job).
+EncodingName = Literal["fixed", "predicted", "searched"]
 
 
 @dataclass(frozen=True)
 class SourceInfo:
     """What the header says, before any pixel is decoded."""
 
-    format: str  # jpeg, png, webp, gif, heif, tiff, svg
+    format: str  # a formats.SourceFormat: jpeg, png, webp, gif, heif, tiff, svg
     width: int  # orientation-corrected
     height: int
     pages: int
@@ -69,24 +67,18 @@ class RenderPlan:
     lossless: bool
     animated: bool
     background: tuple[int, int, int, int]
-    policy: str
+    policy: Policy  # resolved once, in prepare
     shrink: int = 1  # loader shrink factor
     load_scale: float = 1.0  # loaded pixels per source pixel, set by load
     analysis: Analysis | None = None  # what the models saw (smart and faces crops)
     window_placed: bool = False  # focus has run (once, on the first frame)
     alpha_flattened: bool = False
     notes: tuple[str, ...] = ()
-    # q=auto: asked for, and what the perceptual search found.
+    # q=auto: asked for, and how it is encoded (``quality`` is then its fallback).
     quality_auto: bool = False
+    encoding: EncodingName = "fixed"
     phash: str | None = None
     origin: tuple[str, str] = ("", "")  # (path, digest) of the source, for the cost tallies
-    score: float | None = None  # SSIMULACRA2 of the served bytes, when measured
-    encodes: int | None = None  # encodes the search spent (0: a remembered decision)
-    body: bytes | None = None  # the search's winning encode, so finalize does not redo it
-    stage: Stage = "final"
-    features: tuple[float, ...] | None = None  # the predictor's input, for training pairs
-    first_quality: int | None = None  # verify: the quality a first answer was served at
-    first_score: float | None = None  # verify: that first answer's measured score
     # Asked for by the URL (see TransformParams): turn after EXIF orientation, effects
     # after scaling, progressive JPEG.
     rotate: int = 0
@@ -98,7 +90,7 @@ class RenderPlan:
 
     @property
     def mime(self) -> str:
-        return MIME[self.format]
+        return OUTPUTS[self.format].mime
 
     def to_loaded(self, rect: Rect, width: int, height: int) -> Rect:
         """Map a source rect into the shrunk-on-load image, clamped to its bounds."""

@@ -8,15 +8,13 @@ from dataclasses import dataclass, replace
 from proxy.config import LimitsConfig
 from proxy.cropping.overrides import CropOverride, fits_source
 from proxy.errors import BadParameter, SourceTooLarge
+from proxy.formats import output
 from proxy.geometry import Layout, Rect, Size, plan_layout, shrink_on_load, turn_rect, turned_size
 from proxy.negotiate import AcceptClass, FormatChoice, choose_format
-from proxy.params import TransformParams
+from proxy.params import AI_CROPS, TransformParams
 from proxy.policies import Policy
 from proxy.processing.encoder_memory import encoder_bytes
 from proxy.processing.plan import CropDecision, RenderPlan, SourceInfo
-
-# Strategies whose window the AI places (from pixels or the analysis): X-Loupe-Crop by=ai.
-PIXEL_STRATEGIES = frozenset({"attention", "entropy", "smart", "faces"})
 
 
 @dataclass(frozen=True)
@@ -49,7 +47,7 @@ def human_region(
 
 
 def _encoder_need(choice: FormatChoice, pixels: int, alpha: bool) -> int:
-    keeps_alpha = alpha and choice.format != "jpeg"
+    keeps_alpha = alpha and output(choice.format).alpha
     return encoder_bytes(choice.format, lossless=choice.lossless, alpha=keeps_alpha, pixels=pixels)
 
 
@@ -147,7 +145,7 @@ def make_plan(
         choice, params, accept, layout, info, limits, wants_alpha, policy.lossy
     )
     quality_auto = False
-    if choice.lossless or choice.format in ("png", "gif"):
+    if choice.lossless or not output(choice.format).lossy:
         quality = None
     else:
         # q=auto starts from the policy's fixed quality, which is also its fallback.
@@ -157,7 +155,7 @@ def make_plan(
         quality_auto = params.quality is None and not choice.animated
     strategy, requested = _crop_decision(params, layout.needs_window)
     # Who chose the region: a strategy that looks at the pixels, or the URL's own geometry.
-    by = "ai" if strategy in PIXEL_STRATEGIES else "user"
+    by = "ai" if strategy in AI_CROPS else "user"
     decision = CropDecision(strategy, layout.window, by, requested)  # type: ignore[arg-type]
     if region is not None and override is not None:
         # A human's crop: the region is theirs; a sliver of aspect mismatch is trimmed evenly.
@@ -175,7 +173,7 @@ def make_plan(
         lossless=choice.lossless,
         animated=choice.animated,
         background=params.background,
-        policy=policy.name,
+        policy=policy,
         shrink=shrink_on_load(window, layout.image) if info.format in ("jpeg", "webp") else 1,
         notes=notes,
         quality_auto=quality_auto,

@@ -1,9 +1,10 @@
 """Validation, before any pixel is decoded: byte limit, magic bytes against the allowed
-formats, polyglot and malware checks, then the header's pixel and frame limits.
+formats (the formats table's sources), polyglot and malware checks, then the header's
+pixel and frame limits.
 
 Rule-based and cheap, so hostile input is refused with a specific 4xx before libvips
 does real work. libvips' untrusted loaders (ImageMagick, PDF, ...) are blocked process-
-wide as well (``server.app.configure_process``).
+wide as well (``runtime.configure_process``).
 """
 
 from __future__ import annotations
@@ -15,20 +16,10 @@ import pyvips
 
 from proxy.config import LimitsConfig
 from proxy.errors import DamagedImage, SourceTooLarge, UnsupportedImage
+from proxy.formats import SourceFormat, allowed_sources, source_by_loader
 from proxy.processing.plan import SourceInfo
 
 Scanner = Callable[[bytes], None]
-
-# libvips loader name prefix -> our format name.
-LOADERS = {
-    "jpegload": "jpeg",
-    "pngload": "png",
-    "webpload": "webp",
-    "gifload": "gif",
-    "heifload": "heif",
-    "tiffload": "tiff",
-    "svgload": "svg",
-}
 
 
 class PolyglotImage(UnsupportedImage):
@@ -36,7 +27,7 @@ class PolyglotImage(UnsupportedImage):
     title = "Image carries another file format"
 
 
-def sniff(blob: bytes) -> str | None:
+def sniff(blob: bytes) -> SourceFormat | None:
     """The format the leading bytes declare, or None."""
     head = blob[:64]
     if head.startswith(b"\xff\xd8\xff"):
@@ -96,9 +87,8 @@ class ValidationRules:
     scan: Scanner | None = None
 
     @property
-    def allowed(self) -> frozenset[str]:
-        base = {"jpeg", "png", "webp", "gif", "heif", "tiff"}
-        return frozenset(base | {"svg"}) if self.allow_svg else frozenset(base)
+    def allowed(self) -> frozenset[SourceFormat]:
+        return allowed_sources(svg=self.allow_svg)
 
 
 # The options of the common load (no shrink, one frame, top to bottom): the header opened
@@ -138,7 +128,7 @@ def probe(blob: bytes, declared: str, limits: LimitsConfig) -> tuple[SourceInfo,
         raise DamagedImage(
             f"cannot read the {declared} header: {str(exc).splitlines()[0]}"
         ) from None
-    actual = next((name for prefix, name in LOADERS.items() if loader.startswith(prefix)), None)
+    actual = source_by_loader(loader)
     if actual != declared:
         raise UnsupportedImage(f"the bytes say {declared} but libvips reads {loader}; refused")
     fields = set(header.get_fields())

@@ -15,20 +15,16 @@ from typing import Any
 import pyvips
 
 from proxy.config import QAConfig
+from proxy.formats import OUTPUTS
 from proxy.quality import ssimulacra2
 
 CHECKS = ("decodes", "dimensions", "quality", "srgb", "bytes", "not-blank")
 NOT_RUN = "not run: does not decode"
 
-# libvips loader (``vips-loader`` without ``_buffer``) of each output type.
-LOADERS = {
-    "image/jpeg": "jpegload",
-    "image/png": "pngload",
-    "image/webp": "webpload",
-    "image/avif": "heifload",
-    "image/gif": "gifload",
-}
-ANIMATABLE = frozenset({"image/gif", "image/webp"})  # loaded with every page
+# libvips loader (``vips-loader`` without ``_buffer``) of each output type, and the types
+# loaded with every page: the formats table's.
+LOADERS = {fmt.mime: fmt.loader for fmt in OUTPUTS.values()}
+ANIMATABLE = frozenset(fmt.mime for fmt in OUTPUTS.values() if fmt.animation)
 # 16-bit sRGB/grey is still sRGB: only the sample depth differs.
 SRGB_INTERPRETATIONS = frozenset({"srgb", "b-w", "rgb16", "grey16"})
 GREY_INTERPRETATIONS = frozenset({"b-w", "grey16"})

@@ -14,11 +14,13 @@ import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
 from dataclasses import replace
+from typing import Protocol
 
 from proxy.errors import LoupeError
+from proxy.formats import LOSSY_FORMATS
 from proxy.params import TransformParams
 from proxy.policies import Policy
-from proxy.processing.pipeline import Rendered
+from proxy.processing.rendered import Rendered
 from proxy.qa.checks import (
     Expectation,
     QALimits,
@@ -26,13 +28,12 @@ from proxy.qa.checks import (
     black_like_reference,
     check_output,
 )
-from proxy.server.telemetry import Telemetry
 from proxy.sources.paths import SourcePath
-from proxy.stores import Store
 from proxy.stores.base import QAResult
+from proxy.stores.protocols import QAStore, ReviewStore
+from proxy.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
-LOSSY = frozenset({"jpeg", "webp", "avif"})
 
 
 class OutputFailedQA(LoupeError):
@@ -41,26 +42,28 @@ class OutputFailedQA(LoupeError):
     title = "Output failed quality checks"
 
 
-def expectation(
-    result: Rendered, policies: Mapping[str, Policy], floor_margin: float
-) -> Expectation:
+def expectation(result: Rendered, floor_margin: float) -> Expectation:
     plan = result.plan
-    policy = policies.get(plan.policy)
+    policy = plan.policy
     floor = None
-    if plan.score is not None and policy is not None and policy.target is not None:
+    if result.score is not None and policy.target is not None:
         floor = policy.target - floor_margin  # the search aims at target; QA catches misses
     return Expectation(
         width=plan.layout.canvas.width,
         height=plan.layout.canvas.height,
         mime=plan.mime,
-        lossy=plan.format in LOSSY and not plan.lossless,
+        lossy=plan.format in LOSSY_FORMATS and not result.lossless,
         floor=floor,
-        score=plan.score,
+        score=result.score,
         frames=plan.source.pages if plan.animated else 1,
     )
 
 
 Attempt = Callable[[TransformParams, bool], Rendered]
+
+
+class GateStore(QAStore, ReviewStore, Protocol):
+    """Where QA results go, and the review queue a failed output is sent to."""
 
 
 class QualityGate:
@@ -69,7 +72,7 @@ class QualityGate:
         limits: QALimits,
         policies: Mapping[str, Policy],
         telemetry: Telemetry,
-        store: Store | None,
+        store: GateStore | None,
         io: Executor,
         *,
         floor_margin: float = 15.0,
@@ -104,8 +107,7 @@ class QualityGate:
         except Exception:
             log.exception("QA could not check %s (%s); serving it unchecked", path, variant)
             self.telemetry.qa.labels("unchecked").inc()
-            notes = (*first.plan.notes, "qa-unavailable")
-            return replace(first, plan=replace(first.plan, notes=notes))
+            return replace(first, notes=(*first.notes, "qa-unavailable"))
         if report.passed:
             self._record(path, variant, report, "passed")
             return first
@@ -118,9 +120,7 @@ class QualityGate:
         retry, second = self._inspect(second, lossless)
         if retry.passed:
             self._record(path, variant, retry, "passed", note="reprocessed with safe settings")
-            return replace(
-                second, plan=replace(second.plan, notes=(*second.plan.notes, "qa-reprocessed"))
-            )
+            return replace(second, notes=(*second.notes, "qa-reprocessed"))
         log.error("ALERT: QA failed twice for %s (%s): %s", path, variant, _summary(retry))
         self._record(path, variant, retry, "failed")
         raise OutputFailedQA(f"the output failed QA twice: {_summary(retry)}")
@@ -131,7 +131,7 @@ class QualityGate:
         """Check ``result``; an all-black lossy output is compared with the same request
         rendered losslessly (rare, so it is rendered only then): black sources exist."""
         started = time.perf_counter()
-        expected = expectation(result, self.policies, self.floor_margin)
+        expected = expectation(result, self.floor_margin)
         report = self._check(result.body, expected, self.limits)
         if [check.name for check in report.failures] == ["not-blank"]:
             report = black_like_reference(report, lossless())

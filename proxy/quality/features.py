@@ -2,7 +2,8 @@
 
 They describe what makes compression visible: edges and fine texture hide artefacts,
 flat areas and sharp synthetic edges (screenshots, diagrams) expose them. Computed at
-output size so the cost stays small; the training script uses this very function.
+output size so the cost stays small; the training script uses this very function. The
+format one-hot covers the formats table's lossy formats.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import numpy as np
 import numpy.typing as npt
 import pyvips
 
+from proxy.formats import LOSSY_FORMATS
 from proxy.imaging import shrink_to, to_array
 
 FEATURE_NAMES = (
@@ -27,7 +29,7 @@ FEATURE_NAMES = (
     "flat_block_fraction",
     "block_edge_ratio",
 )
-FORMATS = ("jpeg", "webp", "avif")
+FORMATS = LOSSY_FORMATS  # the one-hot's order is the trained models' input layout
 MAX_SIDE = 256  # statistics, not pixels: a small sample keeps this at a few ms
 
 

@@ -1,1 +1,2 @@
-"""The HTTP edge: starlette routes, problem+json, telemetry, and the worker pool."""
+"""The HTTP edge: starlette routes, problem+json, and the worker pool. Only the entry points
+(``proxy.cli``, ``proxy.__main__``) import it (``tests/unit/test_layering.py``)."""

@@ -8,14 +8,14 @@ import json
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, get_args
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from proxy.analysis.crops import ranked_crops as crops
 from proxy.config import Config
-from proxy.cropping.evidence import ranked_crops as crops
 from proxy.cropping.overrides import (
     CropOverride,
     fits_source,
@@ -28,7 +28,7 @@ from proxy.errors import BadParameter, SourceNotFound
 from proxy.feedback.calibration import SETTINGS, calibrate, from_setting, to_setting
 from proxy.feedback.costs import CostMeter, cost_report, parse_since
 from proxy.feedback.metrics import collaboration
-from proxy.params import dimension, split_query
+from proxy.params import Context, dimension, split_query
 from proxy.rules import RULES, covers, normalise_prefix
 from proxy.server.auth import AdminAuth
 from proxy.server.bodies import JsonDepth, NestingTooDeep, read_capped
@@ -44,6 +44,7 @@ from proxy.stores.base import (
     Feedback,
     ReviewItem,
     ReviewNotFound,
+    ReviewStatus,
     SearchHit,
 )
 from proxy.urls import encode_component
@@ -225,8 +226,8 @@ class AdminApi:
         if rect is None:
             raise BadParameter("rect must be [x, y, w, h] in source pixels")
         ctx = body.get("ctx") or ""
-        if ctx not in ("", "gallery", "search", "feed", "featured", "social", "hero"):
-            raise BadParameter("ctx must be one of gallery, search, feed, featured, social, hero")
+        if ctx not in ("", *get_args(Context)):
+            raise BadParameter(f"ctx must be one of {', '.join(get_args(Context))}")
         _ref, info, _analysis = await self.meta.inspect(path)  # the source must exist
         if not fits_source(rect, info.width, info.height):
             raise BadParameter(f"rect must lie inside the {info.width}x{info.height} source")
@@ -292,8 +293,8 @@ class AdminApi:
         params = request.query_params
         status = params.get("status", "pending")
         component = params.get("component")
-        if status not in ("pending", "accepted", "rejected", "edited", "all"):
-            raise BadParameter("status must be pending, accepted, rejected, edited or all")
+        if status not in (*get_args(ReviewStatus), "all"):
+            raise BadParameter(f"status must be {', '.join(get_args(ReviewStatus))} or all")
         if component is not None and component not in COMPONENTS:
             raise BadParameter(f"component must be one of {', '.join(COMPONENTS)}")
         try:

@@ -1,5 +1,7 @@
-"""Build the ASGI app from one ``Config``: every collaborator is created here and passed
-in explicitly, so tests can run several independent apps in one process."""
+"""Build the ASGI app from one ``Config``: what every process shares comes from
+:class:`proxy.runtime.Runtime`, the HTTP edge's own parts (result cache, render pool,
+metrics, admin) are created here, and all are passed in explicitly, so tests can run
+several independent apps in one process."""
 
 from __future__ import annotations
 
@@ -11,34 +13,28 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-import httpx
-import pyvips
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-from threadpoolctl import threadpool_limits
 
-from proxy.analysis.analyzer import Analyzer
 from proxy.cache.nodelock import NodeLocks
 from proxy.cache.nodepurge import PurgeJournal
 from proxy.cache.results import ResultCache
-from proxy.cache.shared import SharedKV, SharedTier
+from proxy.cache.shared import SharedTier
 from proxy.cdn.metrics import PurgeCollector
 from proxy.config import Config
-from proxy.detectors.base import OnnxComponent, available_providers
+from proxy.detectors.base import available_providers
 from proxy.errors import LoupeError
-from proxy.feedback.costs import CostMeter
 from proxy.feedback.prometheus import CollaborationCollector, CostCollector
-from proxy.fingerprint import PhashMemo
-from proxy.lane.lane import assemble
 from proxy.lane.worker import worker_name
 from proxy.processing.validate import ValidationRules
 from proxy.providers import provider_name
 from proxy.qa.checks import QALimits
 from proxy.qa.gate import QualityGate
+from proxy.runtime import Runtime, configure_process
 from proxy.scanners.clamd import ClamdScanner
 from proxy.server import problems
 from proxy.server.admin import AdminApi
@@ -51,17 +47,12 @@ from proxy.server.meta_decisions import StoredFacts
 from proxy.server.ops import Operations
 from proxy.server.pool import ProcessingPool
 from proxy.server.redirects import RelativeRedirects
-from proxy.server.rendering import build_rendering
 from proxy.server.reviewer import reviewer_routes
-from proxy.server.telemetry import Telemetry
 from proxy.server.workers import WorkerInfo
-from proxy.sources.gate import FetchGate
-from proxy.sources.http import HttpSource, OriginPolicy
-from proxy.sources.local import LocalSource
+from proxy.sources.http import HttpSource
 from proxy.sources.paths import SourcePath, canonical_path
-from proxy.sources.router import SourceRouter
 from proxy.sources.watch import Change, SourceWatcher
-from proxy.stores import open_store
+from proxy.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
 
@@ -112,53 +103,6 @@ class RequestMetrics:
                 self.access.info(text, extra={"fields": fields})
 
 
-def configure_process(*, allow_svg: bool = False, vips_concurrency: int | None = None) -> None:
-    """Process-wide settings, for a server, a worker or a bench alike.
-
-    libvips: no risky loaders, no operation cache (we cache results). It counts its SVG
-    loader (librsvg) as untrusted, so ``images.allow_svg`` must lift that one block
-    explicitly, or allowed SVGs could never load.
-
-    ``vips_concurrency``: libvips's threads per image, when decided (``server.workers``
-    sets 1 for several workers); None leaves libvips's default (``VIPS_CONCURRENCY``).
-
-    BLAS: one thread. SSIMULACRA2's blurs are matrix products, and OpenBLAS's second
-    thread busy-waits between them: per score of an 800x533 pair it took 65 ms of wall
-    and 130 ms of CPU, against 59 ms and 61 ms on one thread. Requests are the parallelism.
-    """
-    pyvips.block_untrusted_set(True)
-    pyvips.operation_block_set("VipsForeignLoadSvg", not allow_svg)
-    pyvips.cache_set_max(0)
-    if vips_concurrency is not None:
-        pyvips.concurrency_set(vips_concurrency)
-    forward_only_libvips_warnings()
-    threadpool_limits(1, user_api="blas")
-
-
-def forward_only_libvips_warnings() -> None:
-    """pyvips forwards every libvips log level to Python logging, so each ``g_info`` (a
-    few per render: "input size is ...") takes the GIL to build a record that the
-    logging config then drops. Re-register its handler for warnings and above only."""
-    lib = getattr(pyvips, "glib_lib", None)
-    handler_id = getattr(pyvips, "_log_handler_id", None)
-    callback = getattr(pyvips, "_log_handler_cb", None)
-    if lib is None or not handler_id or callback is None:
-        return  # a pyvips without these internals: keep its default
-    domain = b"VIPS"
-    lib.g_log_remove_handler(domain, handler_id)
-    levels = pyvips.GLogLevelFlags
-    pyvips._log_handler_id = lib.g_log_set_handler(
-        domain,
-        levels.LEVEL_WARNING
-        | levels.LEVEL_CRITICAL
-        | levels.LEVEL_ERROR
-        | levels.FLAG_FATAL
-        | levels.FLAG_RECURSION,
-        callback,
-        pyvips.ffi.NULL,
-    )
-
-
 def log_models(models: list[dict[str, str | None]], wanted: Sequence[str]) -> None:
     """One start-up line per model: which bytes, on which execution provider; and one line
     when a provider asked for in ``analysis.providers`` is not in this onnxruntime build."""
@@ -181,38 +125,6 @@ def log_models(models: list[dict[str, str | None]], wanted: Sequence[str]) -> No
             )
         else:
             log.warning("model %s unavailable: %s", model["model"], model["state"])
-
-
-def build_sources(config: Config) -> SourceRouter:
-    """The local folder plus one HTTP source per configured origin, sharing one client."""
-    sources = config.sources
-    client = httpx.AsyncClient(
-        timeout=httpx.Timeout(sources.read_timeout_s, connect=sources.connect_timeout_s),
-        limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
-        follow_redirects=False,  # each hop is checked by the SSRF guard instead
-        trust_env=False,  # never route origin fetches through an environment proxy
-    )
-    gate = FetchGate(
-        sources.max_concurrent_fetches, config.server.queue_limit, config.server.retry_after_s
-    )
-    origins = {
-        name: HttpSource(
-            name,
-            origin.url,
-            OriginPolicy(
-                allow_hosts=origin.allow_hosts,
-                allow_private=sources.allow_private_networks,
-                max_redirects=sources.max_redirects,
-                revalidate_after_s=sources.revalidate_after_s,
-                max_bytes=config.limits.max_source_bytes,
-                fetch_deadline_s=config.server.request_deadline_s,
-            ),
-            client,
-            gate=gate,
-        )
-        for name, origin in sources.origins.items()
-    }
-    return SourceRouter(LocalSource(sources.root), origins, client)
 
 
 def create_app(config: Config, worker: WorkerInfo | None = None) -> Starlette:
@@ -241,34 +153,21 @@ def create_app(config: Config, worker: WorkerInfo | None = None) -> Starlette:
     security = config.security
     scanner = ClamdScanner(security.clamd, security.clamd_timeout_s) if security.clamd else None
     images_config = config.images
-    fingerprint = PhashMemo()
     node = worker_name()
     shared = SharedTier(config.redis, node) if config.redis.url else None
-    store = open_store(config.store_url())
-    meter = CostMeter(store, config.costs.flush_s)  # what each AI component costs
-    analyzer = Analyzer(
-        config.storage.models_dir,
-        data_dir / "ai" / "analysis",
-        fingerprint,
-        shared=SharedKV(config.redis, "ai") if config.redis.url else None,
-        providers=config.analysis.providers,
-        meter=meter,
-    )
-    source = build_sources(config)
-    rendering = build_rendering(
-        config, analyzer, fingerprint, store, scanner.scan if scanner else None, meter=meter
-    )
-    settings, avif, predictor = rendering.settings, rendering.avif, rendering.predictor
-    policies, decisions_cache = settings.policies, rendering.decisions
     images_ref: list[ImageService] = []
 
     async def publish(path: SourcePath, query: str, accept: str) -> bool:
         return await images_ref[0].refresh(path, query, accept) if images_ref else False
 
-    lane, moderator, vlm = assemble(
-        config, store, source, analyzer, fingerprint, rendering=rendering, publish=publish,
+    runtime = Runtime(
+        config, scan=scanner.scan if scanner else None, meter_quality=True, publish=publish,
         announce=worker is None or worker.index == 0,
     )  # fmt: skip
+    store, meter, analyzer, source = runtime.store, runtime.meter, runtime.analyzer, runtime.source
+    lane, moderator, vlm = runtime.lane, runtime.moderator, runtime.vlm
+    settings, avif = runtime.rendering.settings, runtime.rendering.avif
+    policies = settings.policies
     # Components with nothing to decide: left out of the queue and the auto-accept rate.
     off = frozenset(
         name
@@ -315,9 +214,7 @@ def create_app(config: Config, worker: WorkerInfo | None = None) -> Starlette:
     rules = ValidationRules(config.limits, images_config.allow_svg, settings.scan)
     facts = StoredFacts(store, config.qa.duplicate_distance)
     meta = MetaService(config, source, analyzer, pool, rules, facts, moderator)
-    models = [part.describe() for _, part in analyzer.components] + [predictor.describe()]
-    if isinstance(moderator.scorer, OnnxComponent):
-        models.append(moderator.scorer.describe())
+    models = runtime.models()
     if worker is None or worker.index == 0:  # once per node
         log_models(models, config.analysis.providers)
     place = (worker.index, worker.count) if worker is not None else (0, 1)
@@ -428,10 +325,7 @@ def create_app(config: Config, worker: WorkerInfo | None = None) -> Starlette:
             io.shutdown(wait=True)
             qa.flush()  # the last QA results, before the store closes
             cache.close()
-            decisions_cache.close()
-            analyzer.close()
-            meter.flush()  # the last tallies, before the store closes
-            store.close()
+            runtime.close()  # the analyzer, the meter's last tallies, then the store
 
     async def on_loupe_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, LoupeError)

@@ -23,7 +23,7 @@ from starlette.requests import Request
 
 from proxy.errors import Forbidden, Unauthorized
 from proxy.server.ratelimit import SlidingWindow, TooManyRequests, client_of
-from proxy.stores import Store
+from proxy.stores.protocols import SessionStore
 
 SESSION_COOKIE = "loupe_session"
 CSRF_HEADER = "x-loupe-csrf"
@@ -59,7 +59,7 @@ class AdminAuth:
     def __init__(
         self,
         token: str | None,
-        store: Store,
+        store: SessionStore,
         *,
         secure_cookies: bool = False,
         attempts_per_minute: int = 10,

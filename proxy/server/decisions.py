@@ -16,26 +16,38 @@ import logging
 import threading
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from cachetools import LRUCache, TTLCache
 
-from proxy.cropping.evidence import ranked_crops as crops
+from proxy.analysis.crops import ranked_crops as crops
 from proxy.cropping.overrides import CropOverride, applicable, aspect_of, common_aspect
 from proxy.lane.lane import Lane
 from proxy.moderation import Moderator
-from proxy.params import TransformParams
-from proxy.processing.pipeline import Rendered
+from proxy.params import HIGH_STAKES, TransformParams
+from proxy.processing.rendered import Rendered
 from proxy.rules import rules_for
 from proxy.server.ratelimit import SlidingWindow
 from proxy.sources.paths import SourcePath
-from proxy.stores import Store
+from proxy.stores.protocols import (
+    FeedbackStore,
+    GenerationStore,
+    JobStore,
+    ReviewStore,
+    ServingDecisions,
+)
 
 log = logging.getLogger(__name__)
-HIGH_STAKES = frozenset({"featured", "social", "hero"})
 SNAPSHOT_MEMO_S = 2.0
 VERIFY_KIND = "verify"  # proxy.lane.tasks.verify.KIND (not imported: it imports the pipeline)
 VERIFY_MEMO_S = 600.0  # a verification queued from here is not queued again for this long
+
+
+class RequestStore(
+    ServingDecisions, GenerationStore, JobStore, ReviewStore, FeedbackStore, Protocol
+):
+    """What the request path reads and queues: decisions, generations, jobs, reviews and
+    the tallies of what the AI decided alone."""
 
 
 @dataclass(frozen=True)
@@ -64,7 +76,7 @@ class ReviewBudget:
 class Decisions:
     def __init__(
         self,
-        store: Store,
+        store: RequestStore,
         lane: Lane,
         moderator: Moderator,
         io: Executor,
@@ -142,7 +154,7 @@ class Decisions:
             plan = result.plan
             if self.lane.seen(path, version):
                 processing = f"{plan.format}/{'q=auto' if plan.quality_auto else 'fixed'}"
-                payload = {"processing": processing, "policy": plan.policy}
+                payload = {"processing": processing, "policy": plan.policy.name}
                 self.lane.enqueue_source(path, payload, version=version or None)
             if (
                 plan.crop.by == "ai"

@@ -17,26 +17,20 @@ from proxy.cache.shared import SharedTier
 from proxy.cache.singleflight import SingleFlight
 from proxy.cdn.tags import tag_headers, tags_for
 from proxy.config import CacheConfig, Config
-from proxy.moderation import Moderator
 from proxy.negotiate import AcceptClass, parse_accept
 from proxy.params import TransformParams, drop_ignored, parse_params
 from proxy.policies import policy_for_path
-from proxy.processing.pipeline import (
-    Rendered,
-    RenderSettings,
-    models_identity,
-    pending_keys,
-    render,
-)
+from proxy.processing.pipeline import RenderSettings, models_identity, pending_keys, render
+from proxy.processing.rendered import Rendered
 from proxy.qa.gate import QualityGate
 from proxy.rules import apply_rules
 from proxy.server.decisions import Decisions, Snapshot
 from proxy.server.pool import ProcessingPool
 from proxy.server.ratelimit import client_of
-from proxy.server.telemetry import Telemetry
 from proxy.signing import expiry, verify_request
 from proxy.sources.base import Source, SourceRef
 from proxy.sources.paths import BadPath, NotCanonical, SourcePath, canonical_path
+from proxy.telemetry import Telemetry
 from proxy.urls import encode_component
 
 
@@ -68,20 +62,20 @@ RETRIES_AFTER_A_DECISION = 2
 def describe(rendered: Rendered) -> dict[str, str]:
     """The ``X-Loupe-*`` headers that belong to the bytes (and so are cached with them)."""
     plan = rendered.plan
-    headers = {"X-Loupe-Crop": plan.crop.header(), "X-Loupe-Policy": plan.policy}
-    if plan.quality is not None:
-        headers["X-Loupe-Quality"] = str(plan.quality)
-    elif plan.lossless:
+    headers = {"X-Loupe-Crop": plan.crop.header(), "X-Loupe-Policy": plan.policy.name}
+    if rendered.quality is not None:
+        headers["X-Loupe-Quality"] = str(rendered.quality)
+    elif rendered.lossless:
         headers["X-Loupe-Quality"] = "lossless"
-    if plan.score is not None:
-        headers["X-Loupe-Score"] = f"{plan.score:.2f}"
-    if plan.encodes is not None:
-        headers["X-Loupe-Encodes"] = str(plan.encodes)
-    headers["X-Loupe-Stage"] = plan.stage
+    if rendered.score is not None:
+        headers["X-Loupe-Score"] = f"{rendered.score:.2f}"
+    if rendered.encodes is not None:
+        headers["X-Loupe-Encodes"] = str(rendered.encodes)
+    headers["X-Loupe-Stage"] = rendered.stage
     if plan.alpha_flattened:
         headers["X-Loupe-Alpha"] = "flattened"
-    if plan.notes:
-        headers["X-Loupe-Note"] = ", ".join(plan.notes)
+    if rendered.notes:
+        headers["X-Loupe-Note"] = ", ".join(rendered.notes)
     return headers
 
 
@@ -132,25 +126,6 @@ def cache_control(
     )
 
 
-async def screen(
-    moderator: Moderator, source: Source, ref: SourceRef, pool: ProcessingPool, config: Config
-) -> tuple[str, bytes | None]:
-    """Fail closed: a source's bytes are scanned before they are first served (new bytes at
-    a known path included), and held ones answer 451 until a human approves them. Returns
-    the verdict, and the bytes when they had to be read for it (render those, no others)."""
-    status = await asyncio.to_thread(moderator.known_status, ref.path, ref.identity)
-    if status is not None:
-        moderator.check(ref.path, status)
-        return status, None
-    blob = await source.read(ref, config.limits.max_source_bytes)
-    status = await pool.run(
-        lambda _deadline: moderator.scan(ref.path, ref.identity, blob),
-        config.server.request_deadline_s,
-    )
-    moderator.check(ref.path, status)
-    return status, blob
-
-
 def if_none_match(header: str | None, etag: str) -> bool:
     """Weak comparison, as RFC 9110 prescribes for If-None-Match."""
     if not header:
@@ -194,7 +169,6 @@ class ImageService:
         # QA's second try: the policy's fixed quality, no models.
         self.safe_settings = replace(settings, quality=None, analyzer=None)
         self.flights: SingleFlight[Outcome] = SingleFlight()
-        self._releasing: set[asyncio.Future[None]] = set()  # node locks held until written
 
     async def _first(self, wanted: Wanted) -> Outcome:
         """A local miss: another node's result, or compute it, once across every node."""
@@ -227,49 +201,16 @@ class ImageService:
         """A local miss with several workers on this node: the worker holding the key's
         lock renders and writes the shared disk cache before letting go; the others poll
         for the lock and find the result there (``proxy.cache.nodelock``)."""
-        key = wanted.key
-        loop = asyncio.get_running_loop()
-        started = time.perf_counter()
-        end = loop.time() + self.config.server.request_deadline_s
-        delay = 0.005
-        while True:
-            held = node.try_acquire(key)
-            if held is not None:
-                kept = False
-                try:
-                    found, _ = await self._current(key)  # rendered by a worker that let go
-                    if found is None:
-                        outcome = await self._compute(wanted)
-                        self._release_when_written(node, key, held)  # not this response's wait
-                        kept = True
-                        return outcome
-                finally:
-                    if not kept:
-                        node.release(key, held)
-            else:
-                found, _ = await self._current(key)
-            if found is not None:
-                return Outcome(found, (("node", time.perf_counter() - started),), "coalesced")
-            if loop.time() >= end:  # the holder is stuck: answer this request anyway
-                return await self._compute(wanted)
-            await asyncio.sleep(delay)
-            delay = min(0.05, delay * 1.5)
+        key, started = wanted.key, time.perf_counter()
 
-    def _release_when_written(self, node: NodeLocks, key: str, held: int) -> None:
-        """Let go of ``key``'s node lock once its result is on the shared disk, so a worker
-        that polls for the lock finds the result rather than rendering it again."""
+        async def find() -> Outcome | None:
+            found, _ = await self._current(key)
+            timings = (("node", time.perf_counter() - started),)
+            return Outcome(found, timings, "coalesced") if found is not None else None
 
-        async def release() -> None:
-            try:
-                await self.cache.written(key)
-            except Exception:  # the write failed: the others render it themselves
-                pass
-            finally:
-                node.release(key, held)
-
-        task = asyncio.ensure_future(release())
-        self._releasing.add(task)
-        task.add_done_callback(self._releasing.discard)
+        compute, written = partial(self._compute, wanted), partial(self.cache.written, key)
+        deadline_s = self.config.server.request_deadline_s
+        return await node.once(key, find, compute, written, deadline_s)
 
     async def _compute(self, wanted: Wanted) -> Outcome:
         ref, params, accept = wanted.ref, wanted.params, wanted.accept
@@ -318,7 +259,7 @@ class ImageService:
             for stage, seconds in rendered.timings:
                 self.telemetry.stage.labels(stage).observe(seconds)
         plan = rendered.plan
-        provisional = plan.stage == "provisional" and self.settings.quality is not None
+        provisional = rendered.stage == "provisional" and self.settings.quality is not None
         pending = (
             pending_keys(plan, accept, params.fm == "auto", self.settings.quality)
             if provisional and self.settings.quality is not None
@@ -348,7 +289,7 @@ class ImageService:
                     "query": params.canonical_query(self.config.images.default_crop),
                     "accept": accept.key,
                     "format": plan.format,
-                    "quality": plan.quality,
+                    "quality": rendered.quality,
                     "phash": plan.phash,
                 }
                 decisions.provisional(ref.path, "|".join(pending), payload, ref.identity)
@@ -486,7 +427,7 @@ class ImageService:
             return False  # moderation screens on the request path; leave it to a request
         default_crop = self.config.images.default_crop
         params = parse_params(query, default_crop=default_crop)
-        accept = AcceptClass(avif="avif" in accept_key, webp="webp" in accept_key)
+        accept = AcceptClass.from_key(accept_key)
         ref = await self.source.locate(path)
         if self.decisions is not None:
             self.decisions.forget(path)  # a verification may have bumped the generation
@@ -509,7 +450,13 @@ class ImageService:
 
     async def _moderate(self, ref: SourceRef) -> tuple[str, bytes | None]:
         assert self.decisions is not None
-        return await screen(self.decisions.moderator, self.source, ref, self.pool, self.config)
+        deadline_s = self.config.server.request_deadline_s
+        return await self.decisions.moderator.screen(
+            self.source,
+            ref,
+            self.config.limits.max_source_bytes,
+            lambda work: self.pool.run(work, deadline_s),
+        )
 
     def _respond(
         self,

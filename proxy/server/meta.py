@@ -12,16 +12,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from proxy.analysis.analyzer import Analyzer
+from proxy.analysis.crops import ranked_crops as crops
 from proxy.analysis.result import Analysis, box_dict
 from proxy.config import Config
-from proxy.cropping.evidence import ranked_crops as crops
 from proxy.errors import BadParameter
 from proxy.geometry import Box
 from proxy.moderation import Moderator
 from proxy.params import dimension, drop_ignored, split_query
 from proxy.processing.plan import SourceInfo
 from proxy.processing.validate import ValidationRules, validate
-from proxy.server.images import raw_request_path, request_source_path, screen
+from proxy.server.images import raw_request_path, request_source_path
 from proxy.server.pool import ProcessingPool
 from proxy.signing import expiry, verify_request
 from proxy.sources.base import Source, SourceRef
@@ -105,7 +105,13 @@ class MetaService:
         blob: bytes | None = None
         if self.moderator is not None and self.moderator.enabled:
             # the facts of a held or rejected picture are as withheld as its pixels
-            _status, blob = await screen(self.moderator, self.source, ref, self.pool, self.config)
+            deadline_s = self.config.server.request_deadline_s
+            _status, blob = await self.moderator.screen(
+                self.source,
+                ref,
+                self.config.limits.max_source_bytes,
+                lambda work: self.pool.run(work, deadline_s),
+            )
         info, analysis = await self._analyse(ref, blob)
         body = describe(info, f'"{ref.identity}"', analysis)
         if width is not None and height is not None:

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 from proxy.server.admin import alt_json
 from proxy.sources.paths import SourcePath
-from proxy.stores import Store
+from proxy.stores.protocols import AltStore, QAStore, SourceStore
+
+
+class FactsStore(AltStore, SourceStore, QAStore, Protocol):
+    """What ``/meta`` reads: a source's facts, its alt text, its QA results."""
 
 
 class StoredFacts:
-    def __init__(self, store: Store, duplicate_distance: int) -> None:
+    def __init__(self, store: FactsStore, duplicate_distance: int) -> None:
         self.store = store
         self.duplicate_distance = duplicate_distance
 

@@ -13,7 +13,7 @@ from starlette.responses import JSONResponse, Response
 
 from proxy.errors import Overloaded
 from proxy.server.pool import ProcessingPool
-from proxy.server.telemetry import Telemetry
+from proxy.telemetry import Telemetry
 
 
 class Operations:

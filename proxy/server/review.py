@@ -5,18 +5,22 @@ the same transaction."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal, cast
+from typing import Any, Literal, Protocol, cast
 
 from proxy.cropping.overrides import CropOverride, fits_source, rect_from_json, rect_json
 from proxy.errors import BadParameter
 from proxy.geometry import Rect
-from proxy.stores import Store
 from proxy.stores.base import AltText, Feedback, ReviewItem
+from proxy.stores.protocols import AltStore, ModerationStore, OverrideStore, ReviewStore
 from proxy.stores.sql import Tx
 
 Action = Literal["accept", "reject", "edit"]
 STATUS = {"accept": "accepted", "reject": "rejected", "edit": "edited"}
 MAX_SIDE = 1_000_000  # bounds a rect when an (older) item does not name its source's size
+
+
+class DecidingStore(ReviewStore, AltStore, OverrideStore, ModerationStore, Protocol):
+    """What deciding an item touches: the queue, and the aggregates its effect changes."""
 
 
 @dataclass(frozen=True)
@@ -86,7 +90,7 @@ def _overrides_the_ai(item: ReviewItem, decision: Decision) -> bool:
     return True
 
 
-def decide(store: Store, item: ReviewItem, decision: Decision) -> ReviewItem:
+def decide(store: DecidingStore, item: ReviewItem, decision: Decision) -> ReviewItem:
     """Apply ``decision`` to ``item``; a reason is required whenever the human overrides."""
     if _overrides_the_ai(item, decision) and not decision.reason:
         raise BadParameter("a reason is required when overriding the AI (reject or edit)")

@@ -18,7 +18,7 @@ from proxy.lane.tasks.verify import VerifyTask, accept_of, candidates
 from proxy.negotiate import AcceptClass
 from proxy.params import parse_params
 from proxy.processing.pipeline import render
-from proxy.server.rendering import Rendering, build_rendering
+from proxy.rendering import Rendering, build_rendering
 from proxy.sources.local import LocalSource
 from proxy.sources.paths import canonical_path
 from proxy.stores import Store, open_store
@@ -68,18 +68,18 @@ def test_verification_decides_and_the_next_answer_is_final(tmp_path: Path, store
     blob = (shared_data() / "kodak" / "kodim03.png").read_bytes()
     rendering = rendering_for(tmp_path, store)
     first = first_answer(rendering, blob, "w=400", BROWSER)
-    assert first.plan.stage == "provisional" and first.plan.score is None
+    assert first.stage == "provisional" and first.score is None
     assert first.plan.format == "webp"  # AVIF waits for verification at this size
     payload = {
         "path": "p.png",
         "query": "w=400",
         "accept": BROWSER.key,
         "format": first.plan.format,
-        "quality": first.plan.quality,
+        "quality": first.quality,
     }
     report = task_for(tmp_path, store, rendering).verify(canonical_path("p.png"), blob, payload)
     assert set(report) >= {"avif", "webp", "jpeg", "first", "winner"}
-    assert report["first"]["quality"] == first.plan.quality  # the served answer, measured
+    assert report["first"]["quality"] == first.quality  # the served answer, measured
     pairs = store.quality_pairs()
     assert {fmt for _p, _f, fmt, _t, _q in pairs} <= {"avif", "webp", "jpeg"} and pairs
     assert all(len(features) == 12 and target == 75 for _p, features, _f, target, _q in pairs)
@@ -88,14 +88,14 @@ def test_verification_decides_and_the_next_answer_is_final(tmp_path: Path, store
     # Now the request path answers final at once, in the winning format, at its quality.
     final = first_answer(rendering, blob, "w=400", BROWSER)
     winner = report["winner"]
-    assert final.plan.stage == "final" and final.plan.format == winner
-    assert final.plan.quality == report[winner]["quality"] and final.plan.encodes == 0
-    assert final.plan.score is None  # one encode, no metric
+    assert final.stage == "final" and final.plan.format == winner
+    assert final.quality == report[winner]["quality"] and final.encodes == 0
+    assert final.score is None  # one encode, no metric
     other_size = first_answer(rendering, blob, "w=390", BROWSER)  # same size bucket
-    assert other_size.plan.stage == "final"
+    assert other_size.stage == "final"
     # A client without AVIF or WebP has its own format decision still to come.
     plain = first_answer(rendering, blob, "w=400", AcceptClass(False, False))
-    assert plain.plan.format == "jpeg" and plain.plan.stage == "provisional"
+    assert plain.plan.format == "jpeg" and plain.stage == "provisional"
     rendering.decisions.close()
 
 
@@ -109,7 +109,7 @@ def test_a_first_answer_under_the_target_is_counted_and_its_keys_change(
     blob = (shared_data() / "kodak" / "kodim03.png").read_bytes()
     rendering = rendering_for(tmp_path, store, models)
     first = first_answer(rendering, blob, "w=320&fm=jpeg", BROWSER)
-    assert first.plan.quality == 50 and first.plan.stage == "provisional"
+    assert first.quality == 50 and first.stage == "provisional"
     path = canonical_path("p.png")
     before = store.generation(path)
     payload = {"path": "p.png", "query": "fm=jpeg&w=320", "accept": "", "format": "jpeg",
@@ -122,8 +122,8 @@ def test_a_first_answer_under_the_target_is_counted_and_its_keys_change(
     [purge] = store.purges(status="pending")
     assert (purge.prefix, purge.reason) == ("p.png", "provisional-below-floor")
     final = first_answer(rendering, blob, "w=320&fm=jpeg", BROWSER)
-    assert final.plan.stage == "final" and final.plan.quality is not None
-    assert final.plan.quality > 50
+    assert final.stage == "final" and final.quality is not None
+    assert final.quality > 50
     rendering.decisions.close()
 
 
@@ -132,7 +132,7 @@ def test_medical_stays_lossless_and_has_nothing_to_verify(tmp_path: Path, store:
     rendering = rendering_for(tmp_path, store)
     for accept in (BROWSER, AcceptClass(False, False)):
         answer = first_answer(rendering, blob, "w=200&policy=medical", accept)
-        assert answer.plan.lossless and answer.plan.stage == "final"
+        assert answer.lossless and answer.stage == "final"
         assert answer.plan.format in ("png", "webp")
     rendering.decisions.close()
 

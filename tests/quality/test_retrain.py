@@ -18,7 +18,7 @@ from proxy.manifest import sha256_of
 from proxy.quality import margin
 from proxy.quality.predictor import QualityPredictor
 from proxy.quality.training import held_out_picture, verified_rows
-from proxy.server.rendering import retrained_predictor
+from proxy.rendering import retrained_predictor
 from proxy.stores import Store, open_store
 from tests.support import REPO, constant_predictor
 

@@ -95,7 +95,7 @@ def test_operators_of_either_query_language_are_only_words(store: Store) -> None
 def test_what_was_written_before_the_index_is_indexed_by_its_migration(
     store_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import proxy.stores.sql as sql
+    import proxy.stores.sql.schema as sql
     from proxy.stores import open_store
 
     monkeypatch.setattr(sql, "MIGRATIONS", sql.MIGRATIONS[:8])

@@ -52,9 +52,9 @@ def test_a_failing_metric_falls_back_to_the_fixed_quality(photo: bytes) -> None:
         return measure
 
     rendered = run(photo, settings(broken, QualityPredictor(None)))
-    assert rendered.plan.quality == DEFAULT_POLICIES["general"].quality_for("jpeg")
-    assert rendered.plan.score is None
-    assert "quality-fallback:metric-failed" in rendered.plan.notes
+    assert rendered.quality == DEFAULT_POLICIES["general"].quality_for("jpeg")
+    assert rendered.score is None
+    assert "quality-fallback:metric-failed" in rendered.notes
     assert pyvips.Image.new_from_buffer(rendered.body, "").width == 120
 
 
@@ -62,9 +62,9 @@ def test_a_missing_predictor_still_meets_the_target(photo: bytes, tmp_path: Path
     absent = QualityPredictor(tmp_path / "nope.onnx")
     assert not absent.available
     rendered = run(photo, settings(ssimulacra2.Reference, absent))
-    assert "predictor-unavailable" in rendered.plan.notes
-    assert rendered.plan.score is not None and rendered.plan.score >= 75
-    assert rendered.plan.encodes is not None and rendered.plan.encodes >= 1
+    assert "predictor-unavailable" in rendered.notes
+    assert rendered.score is not None and rendered.score >= 75
+    assert rendered.encodes is not None and rendered.encodes >= 1
 
 
 def test_the_request_path_never_measures(photo: bytes) -> None:
@@ -72,7 +72,7 @@ def test_the_request_path_never_measures(photo: bytes) -> None:
         raise AssertionError("the metric ran on the request path")
 
     rendered = run(photo, settings(exploding, QualityPredictor(None), verify=False))
-    assert rendered.plan.stage == "provisional"
-    assert rendered.plan.score is None and rendered.plan.encodes == 1
-    assert rendered.plan.quality == DEFAULT_POLICIES["general"].quality_for("jpeg")
-    assert "predictor-unavailable" in rendered.plan.notes
+    assert rendered.stage == "provisional"
+    assert rendered.score is None and rendered.encodes == 1
+    assert rendered.quality == DEFAULT_POLICIES["general"].quality_for("jpeg")
+    assert "predictor-unavailable" in rendered.notes

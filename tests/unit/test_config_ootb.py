@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from proxy.commands.lane import ingest_folder
 from proxy.config import REDACTED, load_config, redacted
 from proxy.errors import ConfigError
-from proxy.lane.commands import ingest_folder
 
 SECRETS = {
     "LOUPE_ADMIN_TOKEN": "admin-s3cret",

@@ -10,9 +10,9 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from proxy.analysis.crops import candidates_for, evidence_for
 from proxy.analysis.result import Analysis
 from proxy.cropping import Evidence, rank, score
-from proxy.cropping.evidence import candidates_for, evidence_for
 from proxy.cropping.people import Person, best_window, lexicographic
 from proxy.geometry import Box, Rect, Size, window_size
 from tests.unit.test_crop_candidates import inside

@@ -17,7 +17,8 @@ from proxy.policies import DEFAULT_POLICIES
 from proxy.processing.avif_effort import AvifEffort
 from proxy.processing.compress import QualityTools
 from proxy.processing.finalize import EncoderSettings
-from proxy.processing.pipeline import Rendered, RenderSettings, render
+from proxy.processing.pipeline import RenderSettings, render
+from proxy.processing.rendered import Rendered
 from proxy.quality import ssimulacra2
 from proxy.quality.decisions import QualityDecisions
 from proxy.quality.predictor import QualityPredictor
@@ -56,8 +57,8 @@ def test_a_provisional_webp_is_encoded_at_the_first_answer_effort(
 ) -> None:
     conf = settings(decisions=tmp_path)
     first = run(photo, conf, "w=160&fm=webp")
-    assert first.plan.stage == "provisional" and first.plan.quality is not None
-    fixed = f"w=160&fm=webp&q={first.plan.quality}"
+    assert first.stage == "provisional" and first.quality is not None
+    fixed = f"w=160&fm=webp&q={first.quality}"
     fast = run(photo, settings(replace(ENCODER, webp_effort=1)), fixed)
     assert first.body == fast.body
     assert first.body != run(photo, conf, fixed).body  # not the configured effort
@@ -67,16 +68,16 @@ def test_a_provisional_webp_is_encoded_at_the_first_answer_effort(
     verified = run(photo, verifying, "w=160&fm=webp")
     reference = pyvips.Image.new_from_buffer(run(photo, conf, "w=160&fm=png").body, "")
     served = ssimulacra2.score(reference, pyvips.Image.new_from_buffer(first.body, ""))
-    assert verified.plan.first_quality == first.plan.quality
-    assert verified.plan.first_score == pytest.approx(served, abs=1e-6)
+    assert verified.first_quality == first.quality
+    assert verified.first_score == pytest.approx(served, abs=1e-6)
 
     final = run(photo, conf, "w=160&fm=webp")
-    assert final.plan.stage == "final" and final.plan.quality == verified.plan.quality
-    assert final.body == run(photo, conf, f"w=160&fm=webp&q={final.plan.quality}").body
+    assert final.stage == "final" and final.quality == verified.quality
+    assert final.body == run(photo, conf, f"w=160&fm=webp&q={final.quality}").body
 
 
 def test_jpeg_first_answers_keep_their_options(photo: bytes) -> None:
     first = run(photo, settings(), "w=160&fm=jpeg")
-    assert first.plan.stage == "provisional"
-    fixed = run(photo, settings(), f"w=160&fm=jpeg&q={first.plan.quality}")
+    assert first.stage == "provisional"
+    fixed = run(photo, settings(), f"w=160&fm=jpeg&q={first.quality}")
     assert first.body == fixed.body

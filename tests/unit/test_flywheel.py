@@ -8,11 +8,11 @@ from collections.abc import Mapping
 
 import pytest
 
+from proxy.commands.replay import case_of, collect, iou
 from proxy.config import CalibrationConfig, CostsConfig
 from proxy.errors import BadParameter
 from proxy.feedback.calibration import Observation, sample_due, threshold_for
 from proxy.feedback.costs import FIELDS, CostMeter, cost_report, parse_since, saving_of
-from proxy.feedback.replay import case_of, collect, iou
 from proxy.sources.paths import SourcePath
 from proxy.stores.base import Feedback
 

@@ -141,3 +141,8 @@ def test_lossless_only_policies_never_go_lossy(
     assert choice == expected
     assert choice.lossless
     assert choice.format in ("png", "webp")
+
+
+@pytest.mark.parametrize("accept", [NONE, WEBP, AVIF, BOTH])
+def test_an_accept_class_is_rebuilt_from_its_key(accept: AcceptClass) -> None:
+    assert AcceptClass.from_key(accept.key) == accept

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import get_args
 
 import pytest
 
 from proxy.errors import ConfigError
+from proxy.formats import LOSSY_FORMATS
+from proxy.params import LOSSLESS_POLICIES, PolicyName
 from proxy.policies import DEFAULT_POLICIES, load_policies, parse_policies
 
 REPO = Path(__file__).resolve().parents[2]
@@ -28,6 +31,14 @@ def test_default_policies_match_the_contract() -> None:
         assert DEFAULT_POLICIES[name].lossy, name
     assert DEFAULT_POLICIES["screenshot"].consider_lossless
     assert load_policies(None) is DEFAULT_POLICIES
+
+
+def test_default_policies_are_the_url_words() -> None:
+    # policy= takes params.PolicyName; the rules' lossless-only set is its lossless part.
+    assert tuple(DEFAULT_POLICIES) == get_args(PolicyName)
+    assert {name for name, p in DEFAULT_POLICIES.items() if not p.lossy} == LOSSLESS_POLICIES
+    for policy in DEFAULT_POLICIES.values():
+        assert tuple(policy.default_quality) in ((), LOSSY_FORMATS), policy.name
 
 
 def test_quality_for_uses_the_format_default_then_min_quality() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pyvips
 from threadpoolctl import threadpool_info
 
-from proxy.server.app import configure_process
+from proxy.runtime import configure_process
 
 
 def test_blas_runs_on_one_thread_and_libvips_keeps_no_operation_cache() -> None:

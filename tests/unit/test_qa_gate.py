@@ -14,10 +14,11 @@ from proxy.params import TransformParams, parse_params
 from proxy.policies import DEFAULT_POLICIES
 from proxy.processing.avif_effort import AvifEffort
 from proxy.processing.finalize import EncoderSettings
-from proxy.processing.pipeline import Rendered, RenderSettings, render
+from proxy.processing.pipeline import RenderSettings, render
+from proxy.processing.rendered import Rendered
 from proxy.qa.checks import Check, Expectation, QALimits, QAReport, check_output
 from proxy.qa.gate import OutputFailedQA, QualityGate
-from proxy.server.telemetry import Telemetry
+from proxy.telemetry import Telemetry
 
 SETTINGS = RenderSettings(
     LimitsConfig(), DEFAULT_POLICIES, EncoderSettings(avif=AvifEffort.fixed(2))
@@ -71,7 +72,7 @@ def value(telemetry: Telemetry, result: str) -> float:
 def test_a_passing_output_is_returned_as_is() -> None:
     rendered, asked, telemetry = run(failures=0)
     assert [safe for _, safe in asked] == [False]
-    assert "qa-reprocessed" not in rendered.plan.notes
+    assert "qa-reprocessed" not in rendered.notes
     assert value(telemetry, "passed") == 1
 
 
@@ -79,7 +80,7 @@ def test_a_failing_output_is_quarantined_and_redone_safely() -> None:
     rendered, asked, telemetry = run(failures=1)
     assert [safe for _, safe in asked] == [False, True]
     assert asked[1][0].crop == "center"  # no models on the safe path
-    assert "qa-reprocessed" in rendered.plan.notes
+    assert "qa-reprocessed" in rendered.notes
     assert value(telemetry, "quarantined") == 1 and value(telemetry, "passed") == 1
 
 
@@ -107,5 +108,5 @@ def test_a_broken_checker_serves_the_output_unchecked_and_says_so() -> None:
         rendered = gate.checked("p.png", "w=100", params, attempt)
     finally:
         io.shutdown()
-    assert "qa-unavailable" in rendered.plan.notes and rendered.body
+    assert "qa-unavailable" in rendered.notes and rendered.body
     assert value(telemetry, "unchecked") == 1

@@ -67,7 +67,7 @@ def test_a_large_output_is_scored_on_tiles_within_the_budget() -> None:
     rendered = render(
         blob, parse_params("fm=jpeg"), parse_accept(""), settings(recording), deadline=1e18
     )
-    assert rendered.plan.score is not None and rendered.plan.encodes
+    assert rendered.score is not None and rendered.encodes
     assert len(seen) >= 2 and len(set(seen)) == 1, seen  # probes scored like the reference
     width, height = seen[0]
     assert width * height <= SCORED_PIXELS
@@ -114,10 +114,9 @@ def test_a_large_answer_is_one_pass_at_the_fixed_quality_and_final() -> None:
     blob = photo(3200, 2400)  # 7.7 MP: above fixed_quality_above_pixels
     quick = replace(settings(never, verify=False), fingerprint=lambda _blob: "1" * 16)
     rendered = render(blob, parse_params("fm=webp"), parse_accept(""), quick, deadline=1e18)
-    plan = rendered.plan
-    assert plan.stage == "final" and plan.score is None  # the planned answer for this size
-    assert plan.quality == DEFAULT_POLICIES["general"].quality_for("webp")
-    assert "fixed-quality:large-output" in plan.notes
+    assert rendered.stage == "final" and rendered.score is None  # the planned answer
+    assert rendered.quality == DEFAULT_POLICIES["general"].quality_for("webp")
+    assert "fixed-quality:large-output" in rendered.notes
     decoded = pyvips.Image.new_from_buffer(rendered.body, "")
     assert (decoded.width, decoded.height) == (3200, 2400)
 

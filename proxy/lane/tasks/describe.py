@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from functools import partial
+from typing import Protocol
 
 from proxy.alt.client import (
     AltTextError,
@@ -29,8 +30,8 @@ from proxy.lane.reading import SourceBytes
 from proxy.lane.worker import JobFailed
 from proxy.rules import rules_for
 from proxy.sources.paths import SourcePath, canonical_path
-from proxy.stores import Store
 from proxy.stores.base import AltText, Job
+from proxy.stores.protocols import AltStore, FeedbackStore, QAStore, ReviewStore, RuleStore
 
 log = logging.getLogger(__name__)
 KIND = "alt"
@@ -38,10 +39,15 @@ CLAIM_POLL_S = 0.25
 TRANSIENT = (VlmTimeout, VlmRateLimited, VlmUnavailable)
 
 
+class DescribeStore(AltStore, RuleStore, ReviewStore, FeedbackStore, QAStore, Protocol):
+    """Alt texts, the rules that turn them off, the review queue, the threshold and
+    outcome tallies, and the calibration sample."""
+
+
 class DescribeTask:
     def __init__(
         self,
-        store: Store,
+        store: DescribeStore,
         client: VlmClient,
         sources: SourceBytes,
         fingerprint: Callable[[bytes], str],

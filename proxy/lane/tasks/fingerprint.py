@@ -11,14 +11,14 @@ from proxy.analysis.analyzer import Analyzer
 from proxy.lane.reading import SourceBytes
 from proxy.lane.worker import JobFailed
 from proxy.sources.paths import SourcePath, canonical_path
-from proxy.stores import Store
 from proxy.stores.base import Job, SourceRecord
+from proxy.stores.protocols import SourceStore
 
 KIND = "fingerprint"
 
 
 class FingerprintTask:
-    def __init__(self, store: Store, sources: SourceBytes, analyzer: Analyzer) -> None:
+    def __init__(self, store: SourceStore, sources: SourceBytes, analyzer: Analyzer) -> None:
         self.store = store
         self.sources = sources
         self.analyzer = analyzer

@@ -16,15 +16,15 @@ from proxy.model_files import find_model
 from proxy.quality import margin as margins
 from proxy.quality import training
 from proxy.quality.predictor import QualityPredictor
-from proxy.server.rendering import predictor_path, retrained_predictor
-from proxy.stores import Store
+from proxy.rendering import predictor_path, retrained_predictor
 from proxy.stores.base import Job
+from proxy.stores.protocols import QualityStore
 
 log = logging.getLogger(__name__)
 KIND = "retrain-quality"
 
 
-def retrain_quality(config: Config, store: Store, *, trees: int = 150) -> training.Outcome:
+def retrain_quality(config: Config, store: QualityStore, *, trees: int = 150) -> training.Outcome:
     """Refit, compare on the held-out split, install only when better."""
     current = predictor_path(config)
     if current is None:
@@ -62,7 +62,7 @@ def describe(outcome: training.Outcome) -> str:
 
 
 class RetrainTask:
-    def __init__(self, config: Config, store: Store) -> None:
+    def __init__(self, config: Config, store: QualityStore) -> None:
         self.config = config
         self.store = store
 

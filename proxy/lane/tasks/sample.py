@@ -5,17 +5,22 @@ from __future__ import annotations
 
 import asyncio
 from functools import partial
+from typing import Protocol
 
 from proxy.qa.sampling import should_sample, stratum
 from proxy.sources.paths import canonical_path
-from proxy.stores import Store
 from proxy.stores.base import Job
+from proxy.stores.protocols import QAStore, ReviewStore, SourceStore
 
 KIND = "sample"
 
 
+class SampleStore(SourceStore, QAStore, ReviewStore, Protocol):
+    """A source's class, the sampling strata, and the review queue the sample goes to."""
+
+
 class SampleTask:
-    def __init__(self, store: Store, rate: float) -> None:
+    def __init__(self, store: SampleStore, rate: float) -> None:
         self.store = store
         self.rate = rate
 

@@ -18,7 +18,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
-from typing import Any
+from typing import Any, Protocol
 
 import pyvips
 
@@ -27,11 +27,12 @@ from proxy.lane.reading import SourceBytes
 from proxy.lane.worker import JobFailed
 from proxy.negotiate import AcceptClass
 from proxy.params import TransformParams, parse_params
-from proxy.processing.pipeline import Rendered, RenderSettings, render
+from proxy.processing.pipeline import RenderSettings, render
+from proxy.processing.rendered import Rendered
 from proxy.quality.decisions import size_bucket
 from proxy.sources.paths import SourcePath, canonical_path
-from proxy.stores import Store
 from proxy.stores.base import Job
+from proxy.stores.protocols import FeedbackStore, GenerationStore, QualityStore
 
 log = logging.getLogger(__name__)
 KIND = "verify"
@@ -40,7 +41,7 @@ Publish = Callable[[SourcePath, str, str], Awaitable[bool]]
 
 
 def accept_of(key: str) -> AcceptClass:
-    return AcceptClass(avif="avif" in key, webp="webp" in key)
+    return AcceptClass.from_key(key)
 
 
 def candidates(params: TransformParams, accept: AcceptClass, has_alpha: bool) -> list[str]:
@@ -52,10 +53,15 @@ def candidates(params: TransformParams, accept: AcceptClass, has_alpha: bool) ->
     return found if has_alpha else [*found, "jpeg"]
 
 
+class VerifyStore(QualityStore, FeedbackStore, GenerationStore, Protocol):
+    """The measured pairs, the outcome tallies, and the generation a failed provisional
+    answer bumps."""
+
+
 class VerifyTask:
     def __init__(
         self,
-        store: Store,
+        store: VerifyStore,
         sources: SourceBytes,
         settings: RenderSettings,
         *,
@@ -104,25 +110,26 @@ class VerifyTask:
         report: dict[str, Any] = {}
         for fmt, result in measured.items():
             plan = result.plan
-            policy = self.settings.policies[plan.policy]
-            report[fmt] = {"quality": plan.quality, "score": plan.score, "bytes": len(result.body)}
+            policy = plan.policy
+            quality, score = result.quality, result.score
+            report[fmt] = {"quality": quality, "score": score, "bytes": len(result.body)}
             target = policy.target
             if (
                 plan.phash
-                and plan.features
+                and result.features
                 and target is not None
-                and plan.quality is not None
-                and plan.score is not None
-                and plan.score >= target
+                and quality is not None
+                and score is not None
+                and score >= target
             ):
                 pixels = plan.layout.canvas.width * plan.layout.canvas.height
                 self.store.add_quality_pair(
                     plan.phash,
-                    plan.features,
+                    result.features,
                     plan.format,
                     target,
-                    plan.quality,
-                    plan.score,
+                    quality,
+                    score,
                     bucket=size_bucket(pixels),
                 )
         served = measured.get(str(payload.get("format")))
@@ -137,14 +144,13 @@ class VerifyTask:
         self, path: SourcePath, served: Rendered, payload: Mapping[str, Any], report: dict[str, Any]
     ) -> None:
         """Was the provisional answer good enough? Its quality is the search's first probe."""
-        plan = served.plan
-        target = self.settings.policies[plan.policy].target
-        if target is None or plan.first_score is None:
+        target = served.plan.policy.target
+        if target is None or served.first_score is None:
             return
-        if plan.first_quality != payload.get("quality"):
+        if served.first_quality != payload.get("quality"):
             return  # served at another quality (a large output's fixed one): not measured
-        report["first"] = {"quality": plan.first_quality, "score": round(plan.first_score, 2)}
-        if plan.first_score >= target - FIRST_ANSWER_TOLERANCE:
+        report["first"] = {"quality": served.first_quality, "score": round(served.first_score, 2)}
+        if served.first_score >= target - FIRST_ANSWER_TOLERANCE:
             self.store.count_outcome("quality", "provisional-ok")
             return
         self.store.count_outcome("quality", "provisional-below-floor")
@@ -164,27 +170,26 @@ class VerifyTask:
         passing = [
             (fmt, r)
             for fmt, r in plans
-            if r.plan.score is not None
-            and r.plan.score >= (self.settings.policies[r.plan.policy].target or 0)
+            if r.score is not None and r.score >= (r.plan.policy.target or 0)
         ]
         if passing:
             fmt, best = min(passing, key=lambda item: len(item[1].body))
         else:
-            fmt, best = max(plans, key=lambda item: item[1].plan.score or 0.0)
+            fmt, best = max(plans, key=lambda item: item[1].score or 0.0)
         plan = best.plan
         assert plan.phash is not None
         pixels = plan.layout.canvas.width * plan.layout.canvas.height
         model = tools.predictor.identity
-        key = tools.decisions.format_key(plan.phash, pixels, plan.policy, accept.key, model)
+        key = tools.decisions.format_key(plan.phash, pixels, plan.policy.name, accept.key, model)
         tools.decisions.record(
             key,
             phash=plan.phash,
             fmt=fmt,
             pixels=pixels,
-            policy=plan.policy,
+            policy=plan.policy.name,
             model=model,
             quality=None,
-            score=plan.score,
+            score=best.score,
         )
         report["winner"] = fmt
 

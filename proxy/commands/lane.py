@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
 import sys
@@ -11,67 +10,29 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from proxy.analysis.analyzer import Analyzer
-from proxy.cache.shared import SharedKV
 from proxy.config import Config
 from proxy.errors import LoupeError
-from proxy.feedback.costs import CostMeter
-from proxy.fingerprint import PhashMemo
-from proxy.lane.lane import Lane, assemble
+from proxy.formats import source_suffixes
 from proxy.lane.worker import Worker
-from proxy.server.app import build_sources, configure_process
-from proxy.server.rendering import build_rendering
+from proxy.runtime import Runtime, configure_process
 from proxy.sources.paths import SourcePath, canonical_path
-from proxy.stores import Store, StoreError, open_store
+from proxy.stores import StoreError
 
-log = logging.getLogger(__name__)
-IMAGE_SUFFIXES = frozenset(
-    {".jpg", ".jpeg", ".png", ".webp", ".gif", ".avif", ".heic", ".heif", ".tif", ".tiff"}
-)
+log = logging.getLogger("proxy.lane.commands")  # the name its lines have always had
+IMAGE_SUFFIXES = source_suffixes(svg=False)
 
 
-class _Runtime(contextlib.AbstractAsyncContextManager["_Runtime"]):
-    """Store, sources, analyzer and lane for a command; closed in reverse on exit."""
-
-    def __init__(self, config: Config) -> None:
-        configure_process(allow_svg=config.images.allow_svg)
-        self.config = config
-        self.store: Store = open_store(config.store_url())
-        self.source = build_sources(config)
-        data = config.storage.data_dir
-        self.fingerprint = PhashMemo()
-        self.meter = CostMeter(self.store, config.costs.flush_s)
-        self.analyzer = Analyzer(
-            config.storage.models_dir,
-            data / "ai" / "analysis",
-            self.fingerprint,
-            shared=SharedKV(config.redis, "ai") if config.redis.url else None,
-            providers=config.analysis.providers,
-            meter=self.meter,
-        )
-        self.rendering = build_rendering(config, self.analyzer, self.fingerprint, self.store)
-        self.lane: Lane
-        self.lane, _moderator, self.vlm = assemble(
-            config, self.store, self.source, self.analyzer, self.fingerprint,
-            rendering=self.rendering,
-        )  # fmt: skip
-
-    async def __aexit__(self, *exc: object) -> None:
-        if self.lane.purges is not None:
-            await self.lane.purges.aclose()
-        await self.vlm.aclose()
-        await self.source.aclose()
-        self.analyzer.close()
-        self.meter.flush()  # the last tallies, before the store closes
-        self.rendering.decisions.close()
-        self.store.close()
+def _open(config: Config) -> Runtime:
+    """The store, sources, analyzer and lane for a command; closed in reverse on exit."""
+    configure_process(allow_svg=config.images.allow_svg)
+    return Runtime(config)
 
 
 def worker(config: Config, concurrency: int) -> int:
     """Run workers until SIGINT/SIGTERM; several processes may share one store."""
 
     async def main() -> None:
-        async with _Runtime(config) as runtime:
+        async with _open(config) as runtime:
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
@@ -140,7 +101,7 @@ def ingest(
     found = images_under(folder)
 
     async def main() -> tuple[int, dict[str, int]]:
-        async with _Runtime(config) as runtime:
+        async with _open(config) as runtime:
             payload = {"caption": caption} if caption else {}
             queued = 0
             for path in tqdm(found, desc="queueing", unit="image", disable=bars):
@@ -177,7 +138,7 @@ def _source_path(relative: str) -> SourcePath | None:
     return path
 
 
-async def _drain(runtime: _Runtime, bars: bool | None) -> None:
+async def _drain(runtime: Runtime, bars: bool | None) -> None:
     """Run the queue here until nothing is ready, with a progress bar over the jobs."""
     counts = await asyncio.to_thread(runtime.store.job_counts)
     total = counts.get("queued", 0) + counts.get("running", 0)

@@ -23,7 +23,7 @@ import json
 import re
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -32,12 +32,11 @@ import pyvips
 from tqdm import tqdm
 
 from proxy.analysis.analyzer import Analyzer
+from proxy.analysis.crops import ranked_crops
 from proxy.config import Config
-from proxy.cropping.evidence import ranked_crops
 from proxy.errors import LoupeError
 from proxy.negotiate import parse_accept
 from proxy.params import parse_params
-from proxy.policies import Policy
 from proxy.qa.checks import QALimits, check_output
 from proxy.qa.gate import expectation
 from proxy.qa.sampling import SEPARATOR
@@ -210,9 +209,7 @@ class Replayer:
         alt_threshold: float,
         describe: Callable[[str, bytes], tuple[str, float]] | None = None,
         render: Callable[[bytes, str], tuple[bytes, Any]] | None = None,
-        policies: Mapping[str, Policy] | None = None,
     ) -> None:
-        self.policies = policies or {}
         self.config = config
         self.read = read
         self.analyzer = analyzer
@@ -284,7 +281,7 @@ class Replayer:
         body, rendered = self.render(self.read(case.path), case.human["variant"])
         report = check_output(
             body,
-            expectation(rendered, self.policies, 15.0),
+            expectation(rendered, 15.0),
             QALimits.from_config(self.config.qa),
         )
         failed = [check.name for check in report.failures]

@@ -1,5 +1,6 @@
 """``loupe feedback replay``'s wiring: the store, the sources and today's models as the
-server configures them (the replay itself is :mod:`proxy.feedback.replay`)."""
+server configures them (:mod:`proxy.runtime`; the replay itself is
+:mod:`proxy.commands.replay`)."""
 
 from __future__ import annotations
 
@@ -13,9 +14,9 @@ from typing import Any
 from proxy.alt.client import AltTextError, VlmClient
 from proxy.alt.context import context_for
 from proxy.analysis.analyzer import Analyzer
+from proxy.commands import replay
 from proxy.config import Config
 from proxy.detectors.nsfw import NsfwDetector
-from proxy.feedback import replay
 from proxy.fingerprint import PhashMemo
 from proxy.stores import StoreError, open_store
 
@@ -39,8 +40,8 @@ def replay_command(
     out: Path | None,
     progress: bool | None,
 ) -> int:
-    from proxy.server.app import build_sources, configure_process
-    from proxy.server.rendering import build_rendering
+    from proxy.rendering import build_rendering
+    from proxy.runtime import build_analyzer, build_sources, configure_process
 
     try:
         start = since_seconds(since)
@@ -58,8 +59,6 @@ def replay_command(
         replay.say(exc.detail)
         return 1
     source = build_sources(config)
-    models = config.storage.models_dir
-    providers = config.analysis.providers
     fingerprint = PhashMemo()
     analyzer: Analyzer | None = None
     read = replay.sync_reader(source, config.limits.max_source_bytes)
@@ -70,10 +69,14 @@ def replay_command(
         applied_alt = store.threshold("alt")
         applied_review = store.threshold("moderation")
         wanted = {case.component for case in cases}
-        nsfw = NsfwDetector(models, providers=providers) if "moderation" in wanted else None
+        nsfw = (
+            NsfwDetector(config.storage.models_dir, providers=config.analysis.providers)
+            if "moderation" in wanted
+            else None
+        )
         settings = None
         if wanted & {"crop", "content", "qa"}:  # the models load only when needed
-            analyzer = Analyzer(models, None, fingerprint, providers=providers)  # no cache
+            analyzer = build_analyzer(config, fingerprint, cached=False)
             settings = build_rendering(config, analyzer, fingerprint, None).settings
 
         def describe(path: str, blob: bytes) -> tuple[str, float]:
@@ -99,7 +102,6 @@ def replay_command(
             render=(
                 replay.variant_renderer(settings, config.images.default_crop) if settings else None
             ),
-            policies=settings.policies if settings else None,
         )
         outcomes = replay.run(replayer, cases, progress)
         summary = replay.summarise(outcomes, vlm)

@@ -1,6 +1,8 @@
-"""Turn a cached ``Analysis`` into ``Evidence`` for a region of the source (the whole
-source, or a URL's ``rect``): boxes are shifted into the region, and the saliency grid is
-used only when the region is the whole source (it covers the whole source)."""
+"""Crops from an analysis: turn a cached ``Analysis`` into ``proxy.cropping`` ``Evidence``
+for a region of the source (the whole source, or a URL's ``rect``) and rank its windows.
+Boxes are shifted into the region, and the saliency grid is used only when the region is
+the whole source (it covers the whole source). Here rather than in ``proxy.cropping`` so
+that cropping stays pure and below the store (which keeps its ``CropOverride``)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Prometheus metrics, on a registry owned by one app (no process-global state).
+"""Prometheus metrics, on a registry owned by one app (no process-global state). Below the
+server, so the parts that count (the QA gate) need not import it.
 
 With several workers (``server.workers``) each worker's samples go to prometheus_client's
 multiprocess folder, and any worker's ``/metrics`` adds up every worker's files: the totals
