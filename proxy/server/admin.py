@@ -36,7 +36,7 @@ from proxy.server.images import request_source_path
 from proxy.server.meta import MetaService
 from proxy.server.openapi import openapi_json
 from proxy.server.review import decide, parse_decision
-from proxy.sources.paths import SourcePath
+from proxy.sources.paths import EVERY_SOURCE, SourcePath
 from proxy.stores import Store
 from proxy.stores.base import (
     COMPONENTS,
@@ -496,7 +496,7 @@ class AdminApi:
             )
             log_entry = Feedback(
                 review_id=None,
-                path=SourcePath(""),
+                path=SourcePath(EVERY_SOURCE),
                 component="calibration",
                 action="threshold",
                 ai_output={"component": name, "setting": SETTINGS[name], "value": before},

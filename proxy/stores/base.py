@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from proxy.errors import LoupeError
-from proxy.sources.paths import SourcePath
+from proxy.sources.paths import SourcePath, SourcePrefix
 
 AltStatus = Literal["empty", "draft", "machine", "reviewed", "user"]
 Component = Literal["alt", "crop", "qa", "moderation", "sample"]
@@ -136,7 +136,7 @@ class PurgeItem:
     """A purge waiting in the outbox: ``prefix`` is a source or folder (``""``: all), and
     ``seq`` tells a purge sent from one queued again meanwhile."""
 
-    prefix: str
+    prefix: SourcePrefix
     reason: str
     seq: int
     attempts: int

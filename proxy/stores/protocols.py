@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from proxy.cropping.overrides import CropOverride
-from proxy.sources.paths import SourcePath
+from proxy.sources.paths import SourcePath, SourcePrefix
 from proxy.stores.base import (
     AltText,
     Feedback,
@@ -69,7 +69,7 @@ class ModerationStore(Protocol):
 class GenerationStore(Protocol):
     """Decision generations: part of every cache key."""
 
-    def bump_generation(self, prefix: str, reason: str = "purge") -> None: ...
+    def bump_generation(self, prefix: SourcePrefix, reason: str = "purge") -> None: ...
 
     def generation(self, path: SourcePath) -> int: ...
 
@@ -77,7 +77,7 @@ class GenerationStore(Protocol):
 class PurgeStore(Protocol):
     """The CDN purge outbox, as its sender and the metrics see it."""
 
-    def queue_purge(self, prefix: str, reason: str) -> None: ...
+    def queue_purge(self, prefix: SourcePrefix, reason: str) -> None: ...
 
     def claim_purges(self, limit: int, lease_s: float) -> list[PurgeItem]: ...
 
@@ -113,11 +113,11 @@ class OverrideStore(Protocol):
 class RuleStore(Protocol):
     """Exception rules for a source or a folder."""
 
-    def put_rule(self, prefix: str, rule: str, reviewer: str, reason: str) -> None: ...
+    def put_rule(self, prefix: SourcePrefix, rule: str, reviewer: str, reason: str) -> None: ...
 
-    def rules(self) -> list[tuple[str, str, str, str, float]]: ...
+    def rules(self) -> list[tuple[SourcePrefix, str, str, str, float]]: ...
 
-    def delete_rule(self, prefix: str, rule: str) -> bool: ...
+    def delete_rule(self, prefix: SourcePrefix, rule: str) -> bool: ...
 
 
 class ServingDecisions(Protocol):
@@ -125,7 +125,7 @@ class ServingDecisions(Protocol):
 
     def decisions_for(
         self, path: SourcePath
-    ) -> tuple[int, list[CropOverride], list[tuple[str, str]]]: ...
+    ) -> tuple[int, list[CropOverride], list[tuple[SourcePrefix, str]]]: ...
 
 
 class SessionStore(Protocol):

@@ -4,7 +4,7 @@ the rules agree with each other."""
 from __future__ import annotations
 
 from proxy.cropping.overrides import CropOverride
-from proxy.sources.paths import SourcePath, ancestors
+from proxy.sources.paths import SourcePath, SourcePrefix, ancestors
 from proxy.stores.sql.overrides import OverridesSql
 from proxy.stores.sql.rules import RulesSql
 
@@ -14,7 +14,7 @@ class DecisionsSql(OverridesSql, RulesSql):
 
     def decisions_for(
         self, path: SourcePath
-    ) -> tuple[int, list[CropOverride], list[tuple[str, str]]]:
+    ) -> tuple[int, list[CropOverride], list[tuple[SourcePrefix, str]]]:
         """One consistent read of what decides ``path``'s images: its generation, its
         human crops and the rules covering it (one transaction, so they agree)."""
         covering = ancestors(path)
