@@ -32,8 +32,7 @@ LOADERS = {
 
 
 class PolyglotImage(UnsupportedImage):
-    slug = "polyglot-image"
-    title = "Image carries another file format"
+    """An image that also carries another file format."""
 
 
 def sniff(blob: bytes) -> str | None:

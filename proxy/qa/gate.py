@@ -36,9 +36,7 @@ LOSSY = frozenset({"jpeg", "webp", "avif"})
 
 
 class OutputFailedQA(LoupeError):
-    status = 500
-    slug = "output-failed-qa"
-    title = "Output failed quality checks"
+    """A rendered output failed its quality checks."""
 
 
 def expectation(

@@ -16,9 +16,7 @@ from proxy.errors import LoupeError
 
 
 class TooManyRequests(LoupeError):
-    status = 429
-    slug = "too-many-requests"
-    title = "Too many requests"
+    """Too many attempts from one client: try again after ``retry_after_s``."""
 
     def __init__(self, detail: str, *, retry_after_s: float) -> None:
         super().__init__(detail, headers={"Retry-After": str(max(1, round(retry_after_s)))})
