@@ -16,7 +16,8 @@ from starlette.routing import Route
 
 from proxy.config import Config
 from proxy.cropping.evidence import ranked_crops as crops
-from proxy.cropping.overrides import fits_source, parse_aspect, rect_from_json
+from proxy.curation.overrides import aspect_of, put_override, user_crop, user_override
+from proxy.curation.review import decide, parse_decision
 from proxy.detectors.content import LABELS as CONTENT_CLASSES
 from proxy.errors import BadParameter, SourceNotFound
 from proxy.feedback.calibration import SETTINGS, calibrate, from_setting, to_setting
@@ -29,7 +30,6 @@ from proxy.server.bodies import JsonDepth, NestingTooDeep, read_capped
 from proxy.server.images import request_source_path
 from proxy.server.meta import MetaService
 from proxy.server.openapi import openapi_json
-from proxy.server.review import decide, parse_decision
 from proxy.sources.paths import SourcePath
 from proxy.stores import Store
 from proxy.stores.base import (
@@ -66,17 +66,6 @@ async def json_body(request: Request) -> dict[str, Any]:
     except UnicodeEncodeError:
         raise BadParameter("the body has an unpaired surrogate (\\ud800-\\udfff)") from None
     return body
-
-
-def _aspect(text: str) -> str:
-    """``parse_aspect``, failing as a 400: a huge ratio ("1e308") overflows rather than
-    raising ValueError."""
-    try:
-        return parse_aspect(text)
-    except ValueError as exc:
-        raise BadParameter(str(exc)) from None
-    except OverflowError:
-        raise BadParameter(f"aspect must be W:H with sides up to 100000, got {text!r}") from None
 
 
 def _override_json(override: Override) -> dict[str, Any]:
@@ -208,47 +197,19 @@ class AdminApi:
         if request.method == "DELETE":
             aspect = request.query_params.get("aspect")
             dropped = await self._store(
-                self.store.delete_overrides, path, _aspect(aspect) if aspect else None
+                self.store.delete_overrides, path, aspect_of(aspect) if aspect else None
             )
             if not dropped:
                 raise SourceNotFound(f"no override for {path}")
             await self.purge(path)
             return Response(status_code=204)
         body = await json_body(request)
-        aspect = _aspect(str(body.get("aspect", "any")))
-        rect = rect_from_json(body.get("rect"))
-        if rect is None:
-            raise BadParameter("rect must be [x, y, w, h] in source pixels")
-        ctx = body.get("ctx") or ""
-        if ctx not in ("", "gallery", "search", "feed", "featured", "social", "hero"):
-            raise BadParameter("ctx must be one of gallery, search, feed, featured, social, hero")
-        _ref, info, _analysis = await self.meta.inspect(path)  # the source must exist
-        if not fits_source(rect, info.width, info.height):
-            raise BadParameter(f"rect must lie inside the {info.width}x{info.height} source")
-        reason = str(body.get("reason") or "")[:2000]
-        override = Override(
-            path=path,
-            aspect=aspect,
-            ctx=ctx,
-            rect=rect,
-            by="user",
-            reviewer=reviewer,
-            reason=reason,
+        crop = user_crop(
+            body.get("aspect", "any"), body.get("rect"), body.get("ctx"), body.get("reason")
         )
-        stored = await self._store(self.store.put_override, override)
-        feedback = Feedback(
-            review_id=None,
-            path=path,
-            component="crop",
-            action="override",
-            ai_output={},
-            correction={"aspect": aspect, "ctx": ctx, "rect": list(rect)},
-            reason=reason,
-            reviewer=reviewer,
-            seconds=None,
-            context={"published": True},
-        )
-        await self._store(self.store.add_feedback, feedback)
+        info = await self.meta.probe(path)  # the source must exist: its header, no analysis
+        override, feedback = user_override(path, crop, info.width, info.height, reviewer)
+        stored, _ = await self._store(put_override, self.store, override, feedback)
         await self.purge(path)
         return JSONResponse({"path": path, **_override_json(stored)})
 
@@ -261,7 +222,7 @@ class AdminApi:
         text = body.get("text")
         if not isinstance(text, str) or len(text) > 1000:
             raise BadParameter("text must be a string of at most 1000 characters")
-        await self.meta.inspect(path)  # the source must exist
+        await self.meta.probe(path)  # the source must exist
         before = await self._store(self.store.alt, path)
         alt = AltText(
             path=path, text=text.strip(), status="user", phash=before.phash if before else None

@@ -1410,3 +1410,12 @@ class SqlStore(ABC):
             )
             for r in rows
         ]
+
+    # -- an override with its feedback (#19: proxy.curation.overrides.put_override) ------
+
+    def put_override_with_feedback(self, override: Override, feedback: Feedback) -> None:
+        """Store a human crop and the feedback row that keeps it as a correction of the AI
+        in one transaction: both or neither."""
+        with self.transaction() as tx:
+            self.apply_override(tx, override)
+            self._add_feedback(tx, feedback)

@@ -19,9 +19,9 @@ import pytest
 
 from proxy.analysis.analyzer import Analyzer
 from proxy.cropping.evidence import ranked_crops
+from proxy.curation.review import Decision, decide
 from proxy.feedback.replay import iou
 from proxy.params import parse_params
-from proxy.server.review import Decision, decide
 from proxy.sources.paths import SourcePath
 from proxy.stores import open_store
 from proxy.stores.base import Feedback

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, cast
 
 from proxy.cropping.overrides import fits_source, rect_from_json
+from proxy.curation.overrides import Closing, put_override
 from proxy.errors import BadParameter
 from proxy.stores import Store
 from proxy.stores.base import AltText, Feedback, Override, ReviewItem
@@ -90,6 +91,7 @@ def decide(store: Store, item: ReviewItem, decision: Decision) -> ReviewItem:
     if _overrides_the_ai(item, decision) and not decision.reason:
         raise BadParameter("a reason is required when overriding the AI (reject or edit)")
     effect: Any = None
+    override: Override | None = None
     correction: dict[str, Any] | None = None
     published = False
     if item.component == "alt":
@@ -142,9 +144,6 @@ def decide(store: Store, item: ReviewItem, decision: Decision) -> ReviewItem:
                 reason=decision.reason,
             )
 
-            def effect(tx: Tx) -> None:
-                store.apply_override(tx, override)
-
     elif item.component == "moderation":
         verdict = "approved" if decision.action == "accept" else "rejected"
         if decision.action == "edit":
@@ -173,4 +172,9 @@ def decide(store: Store, item: ReviewItem, decision: Decision) -> ReviewItem:
         context={"subject": item.subject, "published": published},
     )
     record = {"action": decision.action, "value": decision.value, "reason": decision.reason}
+    if override is not None:  # a picked crop: the same write as the admin API's override
+        closing = Closing(item.id, STATUS[decision.action], record)
+        _stored, closed = put_override(store, override, feedback, closing)
+        assert closed is not None
+        return closed
     return store.decide_review(item.id, STATUS[decision.action], record, feedback, apply=effect)
