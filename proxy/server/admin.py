@@ -1,23 +1,27 @@
 """``/admin/api/*``: crops, overrides, alt text, the review queue, purge and the
-collaboration metrics. Every route needs the admin token (or a reviewer's session)."""
+collaboration metrics. Every route needs the admin token (or a reviewer's session).
+
+Thin HTTP handlers: bodies are parsed and answers serialised through the pydantic models of
+``admin_models`` and ``admin_reports`` (which the OpenAPI document is generated from); what a
+decision does is ``proxy.curation``'s."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from proxy.config import Config
 from proxy.cropping.evidence import ranked_crops as crops
-from proxy.curation.overrides import aspect_of, put_override, user_crop, user_override
-from proxy.curation.review import decide, parse_decision
+from proxy.curation.facts import alt_json
+from proxy.curation.overrides import aspect_of, put_override, user_override
+from proxy.curation.review import decide
 from proxy.detectors.content import LABELS as CONTENT_CLASSES
 from proxy.errors import BadParameter, SourceNotFound
 from proxy.feedback.calibration import SETTINGS, calibrate, from_setting, to_setting
@@ -25,6 +29,9 @@ from proxy.feedback.costs import CostMeter, cost_report, parse_since
 from proxy.feedback.metrics import collaboration
 from proxy.params import dimension, split_query
 from proxy.rules import RULES, covers, normalise_prefix
+from proxy.server import admin_models as m
+from proxy.server.admin_models import parse, respond
+from proxy.server.admin_reports import Calibration, Costs, Metrics
 from proxy.server.auth import AdminAuth
 from proxy.server.bodies import JsonDepth, NestingTooDeep, read_capped
 from proxy.server.images import request_source_path
@@ -32,15 +39,7 @@ from proxy.server.meta import MetaService
 from proxy.server.openapi import openapi_json
 from proxy.sources.paths import SourcePath
 from proxy.stores import Store
-from proxy.stores.base import (
-    COMPONENTS,
-    AltText,
-    Feedback,
-    Override,
-    ReviewItem,
-    ReviewNotFound,
-    SearchHit,
-)
+from proxy.stores.base import COMPONENTS, AltText, Feedback, ReviewNotFound, SearchHit
 from proxy.urls import encode_component
 
 MAX_BODY = 64 * 1024
@@ -66,43 +65,6 @@ async def json_body(request: Request) -> dict[str, Any]:
     except UnicodeEncodeError:
         raise BadParameter("the body has an unpaired surrogate (\\ud800-\\udfff)") from None
     return body
-
-
-def _override_json(override: Override) -> dict[str, Any]:
-    return {
-        "aspect": override.aspect,
-        "ctx": override.ctx or None,
-        "rect": list(override.rect),
-        "by": override.by,
-        "reviewer": override.reviewer,
-        "reason": override.reason,
-        "created": override.created,
-    }
-
-
-def alt_json(alt: AltText | None) -> dict[str, Any]:
-    """API.md's ``alt`` object; drafts are shown to admins but never published."""
-    if alt is None:
-        return {
-            "text": "",
-            "status": "empty",
-            "confidence": None,
-            "machine_generated": False,
-            "model": None,
-        }
-    return {
-        "text": alt.published,
-        "status": "empty" if alt.status == "draft" else alt.status,
-        "draft": alt.text if alt.status == "draft" else None,
-        "confidence": alt.confidence,
-        "machine_generated": alt.machine_generated,
-        "model": alt.model,
-        "reused_from": alt.reused_from,
-    }
-
-
-def review_json(item: ReviewItem) -> dict[str, Any]:
-    return asdict(item)
 
 
 def source_url(prefix: str, path: str) -> str:
@@ -178,14 +140,15 @@ class AdminApi:
         width, height = dimension("w", raw["w"]), dimension("h", raw["h"])
         _ref, info, analysis = await self.meta.inspect(path)
         overrides = await self._store(self.store.overrides, path)
-        return JSONResponse(
-            {
-                "path": path,
-                "width": width,
-                "height": height,
-                "candidates": crops(info, analysis, width, height),
-                "overrides": [_override_json(o) for o in overrides],
-            }
+        candidates = crops(info, analysis, width, height)
+        return respond(
+            m.Crops(
+                path=path,
+                width=width,
+                height=height,
+                candidates=[m.CropCandidate.model_validate(c) for c in candidates],
+                overrides=[m.Override.of(o) for o in overrides],
+            )
         )
 
     async def overrides(self, request: Request) -> Response:
@@ -193,7 +156,7 @@ class AdminApi:
         path = request_source_path(request)
         if request.method == "GET":
             found = await self._store(self.store.overrides, path)
-            return JSONResponse({"path": path, "overrides": [_override_json(o) for o in found]})
+            return respond(m.OverrideList(path=path, overrides=[m.Override.of(o) for o in found]))
         if request.method == "DELETE":
             aspect = request.query_params.get("aspect")
             dropped = await self._store(
@@ -203,29 +166,26 @@ class AdminApi:
                 raise SourceNotFound(f"no override for {path}")
             await self.purge(path)
             return Response(status_code=204)
-        body = await json_body(request)
-        crop = user_crop(
-            body.get("aspect", "any"), body.get("rect"), body.get("ctx"), body.get("reason")
-        )
+        crop = parse(m.OverrideRequest, await json_body(request)).crop()
         info = await self.meta.probe(path)  # the source must exist: its header, no analysis
         override, feedback = user_override(path, crop, info.width, info.height, reviewer)
         stored, _ = await self._store(put_override, self.store, override, feedback)
         await self.purge(path)
-        return JSONResponse({"path": path, **_override_json(stored)})
+        return respond(m.StoredOverride.stored(path, stored))
 
     async def alt(self, request: Request) -> Response:
         reviewer = await self.auth.require(request)
         path = request_source_path(request)
         if request.method == "GET":
-            return JSONResponse({"path": path, **alt_json(await self._store(self.store.alt, path))})
-        body = await json_body(request)
-        text = body.get("text")
-        if not isinstance(text, str) or len(text) > 1000:
-            raise BadParameter("text must be a string of at most 1000 characters")
+            return respond(m.Alt.at(path, await self._store(self.store.alt, path)))
+        asked = parse(m.AltRequest, await json_body(request))
         await self.meta.probe(path)  # the source must exist
         before = await self._store(self.store.alt, path)
         alt = AltText(
-            path=path, text=text.strip(), status="user", phash=before.phash if before else None
+            path=path,
+            text=asked.text.strip(),
+            status="user",
+            phash=before.phash if before else None,
         )
         stored = await self._store(self.store.put_alt, alt)
         feedback = Feedback(
@@ -235,13 +195,13 @@ class AdminApi:
             action="set",
             ai_output=alt_json(before),
             correction={"text": stored.text},
-            reason=str(body.get("reason") or "")[:2000],
+            reason=asked.reason,
             reviewer=reviewer,
             seconds=None,
             context={"published": before is not None and before.status == "machine"},
         )
         await self._store(self.store.add_feedback, feedback)
-        return JSONResponse({"path": path, **alt_json(stored)})
+        return respond(m.Alt.at(path, stored))
 
     async def review_list(self, request: Request) -> Response:
         await self.auth.require(request)
@@ -264,7 +224,7 @@ class AdminApi:
             limit=limit,
             after_id=after,
         )
-        return JSONResponse({"items": [review_json(item) for item in items]})
+        return respond(m.ReviewList(items=[m.ReviewItem.of(item) for item in items]))
 
     async def review_item(self, request: Request) -> Response:
         reviewer = await self.auth.require(request)
@@ -275,12 +235,12 @@ class AdminApi:
         body = await json_body(request) if request.method == "POST" else {}
         item = await self._store(self.store.review, item_id)
         if request.method == "GET":
-            return JSONResponse(review_json(item))
-        decision = parse_decision(body, reviewer)
+            return respond(m.ReviewItem.of(item))
+        decision = parse(m.Decision, body).decision(reviewer)
         decided = await self._store(decide, self.store, item, decision)
         if item.component in ("crop", "moderation"):
             await self.purge(item.path)  # what is served changes now
-        return JSONResponse(review_json(decided))
+        return respond(m.ReviewItem.of(decided))
 
     async def purge_source(self, request: Request) -> Response:
         await self.auth.require(request)
@@ -288,22 +248,14 @@ class AdminApi:
         # A node that misses the purge message still stops using its copies: the new
         # generation is in every cache key (within the 2 s memo).
         await self._store(self.store.bump_generation, path)
-        return JSONResponse({"path": path, "purged": await self.purge(path)})
+        return respond(m.Purged(path=path, purged=await self.purge(path)))
 
     async def rules(self, request: Request) -> Response:
         """Exception rules for a source or folder: ``{"prefix": "shop", "rule": ...}``."""
         reviewer = await self.auth.require(request)
         if request.method == "GET":
             rows = await self._store(self.store.rules)
-            return JSONResponse(
-                {
-                    "rules": [
-                        {"prefix": p, "rule": r, "reviewer": who, "reason": why, "created": at}
-                        for p, r, who, why, at in rows
-                    ],
-                    "known": RULES,
-                }
-            )
+            return respond(m.RuleList(rules=[m.Rule.row(row) for row in rows], known=RULES))
         if request.method == "DELETE":
             prefix = normalise_prefix(request.query_params.get("prefix", ""))
             rule = request.query_params.get("rule", "")
@@ -311,20 +263,11 @@ class AdminApi:
                 raise SourceNotFound(f"no rule {rule!r} on {prefix!r}")
             self.rules_changed()
             return Response(status_code=204)
-        body = await json_body(request)
-        wanted, prefix = body.get("rule"), body.get("prefix", "")
-        if not isinstance(wanted, str) or wanted not in RULES:
-            raise BadParameter(f"rule must be one of {', '.join(RULES)}")
-        rule = wanted
-        if not isinstance(prefix, str) or len(prefix) > 1024:
-            raise BadParameter("prefix must be a path or folder (empty: every source)")
-        reason = body.get("reason") or ""
-        if not isinstance(reason, str) or not reason.strip():
-            raise BadParameter("a reason is required for an exception rule")
-        prefix = normalise_prefix(prefix)
-        await self._store(self.store.put_rule, prefix, rule, reviewer, reason.strip()[:2000])
+        asked = parse(m.RuleRequest, await json_body(request))
+        prefix = normalise_prefix(asked.prefix)
+        await self._store(self.store.put_rule, prefix, asked.rule, reviewer, asked.reason[:2000])
         self.rules_changed()  # rules rewrite requests before the cache key: no purge needed
-        return JSONResponse({"prefix": prefix, "rule": rule, "reason": reason.strip()})
+        return respond(m.StoredRule(prefix=prefix, rule=asked.rule, reason=asked.reason))
 
     async def search(self, request: Request) -> Response:
         """Sources by alt text, path, class, faces, moderation and duplicate group."""
@@ -346,7 +289,8 @@ class AdminApi:
         hits = await self._store(
             self.store.search, query, content_class=content_class, folder=folder, limit=limit
         )
-        return JSONResponse({"q": query, "results": [hit_json(hit) for hit in hits]})
+        results = [m.SearchHit.model_validate(hit_json(hit)) for hit in hits]
+        return respond(m.SearchResults(q=query, results=results))
 
     async def source_decisions(self, request: Request) -> Response:
         """Everything decided about one source: what the search box opens."""
@@ -359,24 +303,22 @@ class AdminApi:
         source = await self._store(self.store.source, path)
         if source is None and alt is None and not overrides and not reviews:
             raise SourceNotFound(f"the store knows nothing of {path}")
-        return JSONResponse(
-            {
-                "path": path,
-                "generation": await self._store(self.store.generation, path),
-                "moderation": source.moderation_status if source else "unscanned",
-                "class": source.content_class if source else None,
-                "faces": source.faces if source else None,
-                "duplicate_group": source.dup_group if source else None,
-                "alt": alt_json(alt),
-                "overrides": [_override_json(o) for o in overrides],
-                "rules": [
-                    {"prefix": p, "rule": r, "reviewer": who, "reason": why, "created": at}
-                    for p, r, who, why, at in rules
-                    if covers(p, path)
-                ],
-                "reviews": [review_json(item) for item in reviews],
-                "thumbnail": source_url("/admin/api/preview/", path) + "?" + THUMBNAIL,
-            }
+        return respond(
+            m.SourceDecisions.model_validate(
+                {
+                    "path": path,
+                    "generation": await self._store(self.store.generation, path),
+                    "moderation": source.moderation_status if source else "unscanned",
+                    "class": source.content_class if source else None,
+                    "faces": source.faces if source else None,
+                    "duplicate_group": source.dup_group if source else None,
+                    "alt": m.AltFacts.of(alt),
+                    "overrides": [m.Override.of(o) for o in overrides],
+                    "rules": [m.Rule.row(row) for row in rules if covers(row[0], path)],
+                    "reviews": [m.ReviewItem.of(item) for item in reviews],
+                    "thumbnail": source_url("/admin/api/preview/", path) + "?" + THUMBNAIL,
+                }
+            )
         )
 
     async def metrics(self, request: Request) -> Response:
@@ -398,7 +340,7 @@ class AdminApi:
             for item in await self._store(self.store.purges, "dead", 20)
         ]
         body["purges"] = purges
-        return JSONResponse(body)
+        return respond(Metrics.model_validate(body))
 
     async def costs(self, request: Request) -> Response:
         """What each AI component cost since a day (``?since=2026-12-01`` or epoch seconds)."""
@@ -410,13 +352,13 @@ class AdminApi:
             datetime.strptime(since, "%Y-%m-%d").replace(tzinfo=UTC).timestamp() if since else 0.0
         )
         images = await self._store(self.store.sources_seen, start)
-        return JSONResponse(cost_report(rows, self.config.costs, images, since))
+        return respond(Costs.model_validate(cost_report(rows, self.config.costs, images, since)))
 
     async def calibration(self, request: Request) -> Response:
         """What each confidence means, and the threshold that reaches the target precision;
         with ``calibration.apply`` the proposed thresholds are applied (and logged)."""
         await self.auth.require(request)
-        return JSONResponse(await self._store(self._calibrate))
+        return respond(Calibration.model_validate(await self._store(self._calibrate)))
 
     def _configured(self, component: str) -> float:
         if component == "alt":

@@ -28,6 +28,7 @@ from proxy.cache.results import ResultCache
 from proxy.cache.shared import SharedKV, SharedTier
 from proxy.cdn.metrics import PurgeCollector
 from proxy.config import Config
+from proxy.curation.facts import StoredFacts
 from proxy.detectors.base import OnnxComponent, available_providers
 from proxy.errors import LoupeError
 from proxy.feedback.costs import CostMeter
@@ -47,7 +48,6 @@ from proxy.server.decisions import Decisions, ReviewBudget
 from proxy.server.images import ImageService
 from proxy.server.logs import ACCESS, access_line
 from proxy.server.meta import MetaService
-from proxy.server.meta_decisions import StoredFacts
 from proxy.server.ops import Operations
 from proxy.server.pool import ProcessingPool
 from proxy.server.redirects import RelativeRedirects
