@@ -28,6 +28,7 @@ from proxy.cache.results import ResultCache
 from proxy.cache.shared import SharedKV, SharedTier
 from proxy.cdn.metrics import PurgeCollector
 from proxy.config import Config
+from proxy.curation.decisions import Decisions, ReviewBudget
 from proxy.curation.facts import StoredFacts
 from proxy.detectors.base import OnnxComponent, available_providers
 from proxy.errors import LoupeError
@@ -44,7 +45,6 @@ from proxy.scanners.clamd import ClamdScanner
 from proxy.server import problems
 from proxy.server.admin import AdminApi
 from proxy.server.auth import AdminAuth
-from proxy.server.decisions import Decisions, ReviewBudget
 from proxy.server.images import ImageService
 from proxy.server.logs import ACCESS, access_line
 from proxy.server.meta import MetaService
