@@ -6,6 +6,8 @@
   transaction, for the admin API and a reviewer's pick alike.
 - ``decisions``: where the request path meets the store (the memoised decision snapshot of
   a source, and what a served render leaves behind: lane jobs, crop reviews, tallies).
+- ``alt``: alt text a user writes, and the feedback it leaves.
+- ``thresholds``: the calibration report over human decisions, and applying its thresholds.
 - ``facts``: what the store knows of a source beside its pixels (alt text, moderation, QA,
   duplicates), as ``/meta`` and the admin API show it.
 

@@ -19,12 +19,12 @@ from starlette.routing import Route
 
 from proxy.config import Config
 from proxy.cropping.evidence import ranked_crops as crops
-from proxy.curation.facts import alt_json
+from proxy.curation.alt import alt_feedback, user_alt
 from proxy.curation.overrides import aspect_of, put_override, user_override
 from proxy.curation.review import decide
+from proxy.curation.thresholds import calibrate_thresholds
 from proxy.detectors.content import LABELS as CONTENT_CLASSES
 from proxy.errors import BadParameter, SourceNotFound
-from proxy.feedback.calibration import SETTINGS, calibrate, from_setting, to_setting
 from proxy.feedback.costs import CostMeter, cost_report, parse_since
 from proxy.feedback.metrics import collaboration
 from proxy.params import dimension, split_query
@@ -39,7 +39,7 @@ from proxy.server.meta import MetaService
 from proxy.server.openapi import openapi_json
 from proxy.sources.paths import SourcePath
 from proxy.stores import Store
-from proxy.stores.base import COMPONENTS, AltText, Feedback, ReviewNotFound, SearchHit
+from proxy.stores.base import COMPONENTS, ReviewNotFound, SearchHit
 from proxy.urls import encode_component
 
 MAX_BODY = 64 * 1024
@@ -181,25 +181,8 @@ class AdminApi:
         asked = parse(m.AltRequest, await json_body(request))
         await self.meta.probe(path)  # the source must exist
         before = await self._store(self.store.alt, path)
-        alt = AltText(
-            path=path,
-            text=asked.text.strip(),
-            status="user",
-            phash=before.phash if before else None,
-        )
-        stored = await self._store(self.store.put_alt, alt)
-        feedback = Feedback(
-            review_id=None,
-            path=path,
-            component="alt",
-            action="set",
-            ai_output=alt_json(before),
-            correction={"text": stored.text},
-            reason=asked.reason,
-            reviewer=reviewer,
-            seconds=None,
-            context={"published": before is not None and before.status == "machine"},
-        )
+        stored = await self._store(self.store.put_alt, user_alt(path, asked.text, before))
+        feedback = alt_feedback(stored, before, asked.reason, reviewer)
         await self._store(self.store.add_feedback, feedback)
         return respond(m.Alt.at(path, stored))
 
@@ -358,55 +341,5 @@ class AdminApi:
         """What each confidence means, and the threshold that reaches the target precision;
         with ``calibration.apply`` the proposed thresholds are applied (and logged)."""
         await self.auth.require(request)
-        return respond(Calibration.model_validate(await self._store(self._calibrate)))
-
-    def _configured(self, component: str) -> float:
-        if component == "alt":
-            return self.config.vlm.confidence_threshold
-        return self.config.moderation.review_threshold
-
-    def _calibrate(self) -> dict[str, Any]:
-        settings = {name: self.store.threshold(name) for name in SETTINGS}
-        current: dict[str, float | None] = {"crop": None}
-        for name in SETTINGS:
-            value = settings[name]
-            current[name] = from_setting(name, self._configured(name) if value is None else value)
-        population = {
-            "alt": self.store.alt_confidences(),
-            "moderation": [1.0 - score for score in self.store.nsfw_scores()],
-        }
-        events = self.store.feedback()
-        report = calibrate(events, self.config.calibration, population, current)
-        report["applied"] = []
-        for name, entry in report["components"].items():
-            entry["setting"] = SETTINGS.get(name)
-            proposed = entry["threshold"]
-            if not self.config.calibration.apply or name not in SETTINGS or proposed is None:
-                continue
-            if proposed == current[name]:
-                continue
-            before, after = to_setting(name, current[name] or 0.0), to_setting(name, proposed)
-            reason = (
-                f"{entry['precision']:.1%} of {entry['decisions_above']} human decisions at "
-                f"confidence >= {proposed} kept the AI's output (target "
-                f"{self.config.calibration.target_precision:.0%})"
-            )
-            log_entry = Feedback(
-                review_id=None,
-                path=SourcePath(""),
-                component="calibration",
-                action="threshold",
-                ai_output={"component": name, "setting": SETTINGS[name], "value": before},
-                correction={"value": after},
-                reason=reason,
-                reviewer="calibration",
-                seconds=None,
-                context={"precision": entry["precision"], "decisions": entry["decisions_above"]},
-            )
-            self.store.set_threshold(name, after, self._configured(name), log_entry)
-            entry["current_threshold"] = proposed
-            entry["current_auto_accept_rate"] = entry["auto_accept_rate"]
-            report["applied"].append(
-                {"component": name, "setting": SETTINGS[name], "from": before, "to": after}
-            )
-        return report
+        report = await self._store(calibrate_thresholds, self.store, self.config)
+        return respond(Calibration.model_validate(report))
