@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol, cast
 
 from proxy.cropping.overrides import fits_source, rect_from_json
+from proxy.curation.overrides import Closing, put_override
 from proxy.errors import BadParameter
 from proxy.stores.base import AltText, Feedback, Override, ReviewItem
 from proxy.stores.protocols import AltStore, ModerationStore, OverrideStore, ReviewStore
@@ -94,6 +95,7 @@ def decide(store: DecidingStore, item: ReviewItem, decision: Decision) -> Review
     if _overrides_the_ai(item, decision) and not decision.reason:
         raise BadParameter("a reason is required when overriding the AI (reject or edit)")
     effect: Any = None
+    override: Override | None = None
     correction: dict[str, Any] | None = None
     published = False
     if item.component == "alt":
@@ -146,9 +148,6 @@ def decide(store: DecidingStore, item: ReviewItem, decision: Decision) -> Review
                 reason=decision.reason,
             )
 
-            def effect(tx: Tx) -> None:
-                store.apply_override(tx, override)
-
     elif item.component == "moderation":
         verdict = "approved" if decision.action == "accept" else "rejected"
         if decision.action == "edit":
@@ -177,4 +176,9 @@ def decide(store: DecidingStore, item: ReviewItem, decision: Decision) -> Review
         context={"subject": item.subject, "published": published},
     )
     record = {"action": decision.action, "value": decision.value, "reason": decision.reason}
+    if override is not None:  # a picked crop: the same write as the admin API's override
+        closing = Closing(item.id, STATUS[decision.action], record)
+        _stored, closed = put_override(store, override, feedback, closing)
+        assert closed is not None
+        return closed
     return store.decide_review(item.id, STATUS[decision.action], record, feedback, apply=effect)
