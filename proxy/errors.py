@@ -1,7 +1,8 @@
-"""The exception hierarchy every layer raises; the server maps it to problem+json (RFC 9457).
+"""The exception hierarchy every layer raises: what went wrong, in the domain's words.
 
-Each class fixes its HTTP status so code deep in the pipeline never thinks in HTTP terms,
-yet the edge can answer precisely. Anything that is not a ``LoupeError`` is a bug (500).
+No class knows HTTP: ``proxy.server.problems`` holds the one table that maps each class to
+its status and problem type (RFC 9457), so code deep in the pipeline never thinks in HTTP
+terms, yet the edge answers precisely. Anything that is not a ``LoupeError`` is a bug (500).
 """
 
 from __future__ import annotations
@@ -10,102 +11,66 @@ from __future__ import annotations
 class LoupeError(Exception):
     """Base of every error Loupe raises on purpose."""
 
-    status: int = 500
-    slug: str = "internal-error"
-    title: str = "Internal error"
-
     def __init__(self, detail: str, *, headers: dict[str, str] | None = None) -> None:
         super().__init__(detail)
         self.detail = detail
         self.headers = headers or {}
 
-    @property
-    def type_uri(self) -> str:
-        return f"https://loupe.dev/problems/{self.slug}"
-
 
 class ConfigError(LoupeError):
     """The configuration is invalid; raised at start-up, never while serving."""
 
-    slug = "config-error"
-    title = "Invalid configuration"
-
 
 class BadParameter(LoupeError):
-    status = 400
-    slug = "bad-parameter"
-    title = "Bad parameter"
+    """A request parameter or body the API does not take."""
 
 
 class Unauthorized(LoupeError):
-    status = 401
-    slug = "unauthorized"
-    title = "Unauthorized"
+    """No credentials where they are needed."""
 
 
 class Forbidden(LoupeError):
-    status = 403
-    slug = "forbidden"
-    title = "Forbidden"
+    """Credentials that do not allow this."""
 
 
 class SourceNotFound(LoupeError):
-    status = 404
-    slug = "source-not-found"
-    title = "No such source"
+    """No such source (or override, rule, or other thing a request names)."""
 
 
 class SourceTooLarge(LoupeError):
-    status = 413
-    slug = "source-too-large"
-    title = "Source too large"
+    """The source exceeds the byte or pixel limits."""
 
 
 class UnsupportedImage(LoupeError):
-    status = 415
-    slug = "unsupported-image"
-    title = "Not a supported image"
+    """The source is not an image Loupe reads."""
 
 
 class DamagedImage(LoupeError):
-    status = 422
-    slug = "damaged-image"
-    title = "Damaged image"
+    """The source is an image, but a damaged one."""
 
 
 class OriginFailed(LoupeError):
-    status = 502
-    slug = "origin-failed"
-    title = "Origin failed"
+    """The HTTP origin behind a source failed."""
 
 
 class OriginTimeout(LoupeError):
-    status = 504
-    slug = "origin-timeout"
-    title = "Origin timed out"
+    """The HTTP origin behind a source did not answer in time."""
 
 
 class Overloaded(LoupeError):
-    status = 503
-    slug = "overloaded"
-    title = "Server overloaded"
+    """Too much work queued: try again after ``retry_after_s``."""
 
     def __init__(self, detail: str, *, retry_after_s: int = 1) -> None:
         super().__init__(detail, headers={"Retry-After": str(retry_after_s)})
 
 
 class DeadlineExceeded(Overloaded):
-    slug = "deadline-exceeded"
-    title = "Processing deadline exceeded"
+    """The work did not finish within its deadline."""
 
 
 class SourceChanged(LoupeError):
     """The bytes changed between locating a source and reading it: never render bytes
     other than the ones the identity (and so moderation and the cache key) names."""
-
-    status = 503
-    slug = "source-changed"
-    title = "Source changed while being read"
 
     def __init__(self, detail: str) -> None:
         super().__init__(detail, headers={"Retry-After": "1"})

@@ -38,9 +38,7 @@ SERVABLE = frozenset({"clear", "review", "approved"})
 
 
 class HeldForModeration(LoupeError):
-    status = 451
-    slug = "held-for-moderation"
-    title = "Held for moderation"
+    """Moderation holds the source: it is not served."""
 
 
 class Scorer(Protocol):

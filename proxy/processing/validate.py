@@ -23,8 +23,7 @@ Scanner = Callable[[bytes], None]
 
 
 class PolyglotImage(UnsupportedImage):
-    slug = "polyglot-image"
-    title = "Image carries another file format"
+    """An image that also carries another file format."""
 
 
 def sniff(blob: bytes) -> SourceFormat | None:

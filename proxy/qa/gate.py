@@ -37,9 +37,7 @@ log = logging.getLogger(__name__)
 
 
 class OutputFailedQA(LoupeError):
-    status = 500
-    slug = "output-failed-qa"
-    title = "Output failed quality checks"
+    """A rendered output failed its quality checks."""
 
 
 def expectation(result: Rendered, floor_margin: float) -> Expectation:

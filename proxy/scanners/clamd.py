@@ -16,8 +16,7 @@ CHUNK = 64 * 1024
 
 
 class MalwareFound(DamagedImage):
-    slug = "malware-detected"
-    title = "Malware detected"
+    """The scanner found malware in the source."""
 
 
 @dataclass(frozen=True)

@@ -1,52 +1,45 @@
 """``/admin/api/*``: crops, overrides, alt text, the review queue, purge and the
-collaboration metrics. Every route needs the admin token (or a reviewer's session)."""
+collaboration metrics. Every route needs the admin token (or a reviewer's session).
+
+Thin HTTP handlers: bodies are parsed and answers serialised through the pydantic models of
+``admin_models`` and ``admin_reports`` (which the OpenAPI document is generated from); what a
+decision does is ``proxy.curation``'s."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any, get_args
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from proxy.analysis.crops import ranked_crops as crops
 from proxy.config import Config
-from proxy.cropping.overrides import (
-    CropOverride,
-    fits_source,
-    parse_aspect,
-    rect_from_json,
-    rect_json,
-)
+from proxy.curation.alt import alt_feedback, user_alt
+from proxy.curation.overrides import aspect_of, put_override, user_override
+from proxy.curation.review import decide
+from proxy.curation.thresholds import calibrate_thresholds
 from proxy.detectors.content import LABELS as CONTENT_CLASSES
 from proxy.errors import BadParameter, SourceNotFound
-from proxy.feedback.calibration import SETTINGS, calibrate, from_setting, to_setting
 from proxy.feedback.costs import CostMeter, cost_report, parse_since
 from proxy.feedback.metrics import collaboration
-from proxy.params import Context, dimension, split_query
+from proxy.params import dimension, split_query
 from proxy.rules import RULES, covers, normalise_prefix
+from proxy.server import admin_models as m
+from proxy.server.admin_models import parse, respond
+from proxy.server.admin_reports import Calibration, Costs, Metrics
 from proxy.server.auth import AdminAuth
 from proxy.server.bodies import JsonDepth, NestingTooDeep, read_capped
 from proxy.server.images import request_source_path
 from proxy.server.meta import MetaService
 from proxy.server.openapi import openapi_json
-from proxy.server.review import decide, parse_decision
-from proxy.sources.paths import EVERY_SOURCE, SourcePath
+from proxy.sources.paths import SourcePath
 from proxy.stores import Store
-from proxy.stores.base import (
-    COMPONENTS,
-    AltText,
-    Feedback,
-    ReviewItem,
-    ReviewNotFound,
-    ReviewStatus,
-    SearchHit,
-)
+from proxy.stores.base import COMPONENTS, ReviewNotFound, ReviewStatus, SearchHit
 from proxy.urls import encode_component
 
 MAX_BODY = 64 * 1024
@@ -72,54 +65,6 @@ async def json_body(request: Request) -> dict[str, Any]:
     except UnicodeEncodeError:
         raise BadParameter("the body has an unpaired surrogate (\\ud800-\\udfff)") from None
     return body
-
-
-def _aspect(text: str) -> str:
-    """``parse_aspect``, failing as a 400: a huge ratio ("1e308") overflows rather than
-    raising ValueError."""
-    try:
-        return parse_aspect(text)
-    except ValueError as exc:
-        raise BadParameter(str(exc)) from None
-    except OverflowError:
-        raise BadParameter(f"aspect must be W:H with sides up to 100000, got {text!r}") from None
-
-
-def _override_json(override: CropOverride) -> dict[str, Any]:
-    return {
-        "aspect": override.aspect,
-        "ctx": override.ctx or None,
-        "rect": rect_json(override.rect),
-        "by": override.by,
-        "reviewer": override.reviewer,
-        "reason": override.reason,
-        "created": override.created,
-    }
-
-
-def alt_json(alt: AltText | None) -> dict[str, Any]:
-    """API.md's ``alt`` object; drafts are shown to admins but never published."""
-    if alt is None:
-        return {
-            "text": "",
-            "status": "empty",
-            "confidence": None,
-            "machine_generated": False,
-            "model": None,
-        }
-    return {
-        "text": alt.published,
-        "status": "empty" if alt.status == "draft" else alt.status,
-        "draft": alt.text if alt.status == "draft" else None,
-        "confidence": alt.confidence,
-        "machine_generated": alt.machine_generated,
-        "model": alt.model,
-        "reused_from": alt.reused_from,
-    }
-
-
-def review_json(item: ReviewItem) -> dict[str, Any]:
-    return asdict(item)
 
 
 def source_url(prefix: str, path: str) -> str:
@@ -195,14 +140,15 @@ class AdminApi:
         width, height = dimension("w", raw["w"]), dimension("h", raw["h"])
         _ref, info, analysis = await self.meta.inspect(path)
         overrides = await self._store(self.store.overrides, path)
-        return JSONResponse(
-            {
-                "path": path,
-                "width": width,
-                "height": height,
-                "candidates": crops(info, analysis, width, height),
-                "overrides": [_override_json(o) for o in overrides],
-            }
+        candidates = crops(info, analysis, width, height)
+        return respond(
+            m.Crops(
+                path=path,
+                width=width,
+                height=height,
+                candidates=[m.CropCandidate.model_validate(c) for c in candidates],
+                overrides=[m.Override.of(o) for o in overrides],
+            )
         )
 
     async def overrides(self, request: Request) -> Response:
@@ -210,83 +156,35 @@ class AdminApi:
         path = request_source_path(request)
         if request.method == "GET":
             found = await self._store(self.store.overrides, path)
-            return JSONResponse({"path": path, "overrides": [_override_json(o) for o in found]})
+            return respond(m.OverrideList(path=path, overrides=[m.Override.of(o) for o in found]))
         if request.method == "DELETE":
             aspect = request.query_params.get("aspect")
             dropped = await self._store(
-                self.store.delete_overrides, path, _aspect(aspect) if aspect else None
+                self.store.delete_overrides, path, aspect_of(aspect) if aspect else None
             )
             if not dropped:
                 raise SourceNotFound(f"no override for {path}")
             await self.purge(path)
             return Response(status_code=204)
-        body = await json_body(request)
-        aspect = _aspect(str(body.get("aspect", "any")))
-        rect = rect_from_json(body.get("rect"))
-        if rect is None:
-            raise BadParameter("rect must be [x, y, w, h] in source pixels")
-        ctx = body.get("ctx") or ""
-        if ctx not in ("", *get_args(Context)):
-            raise BadParameter(f"ctx must be one of {', '.join(get_args(Context))}")
-        _ref, info, _analysis = await self.meta.inspect(path)  # the source must exist
-        if not fits_source(rect, info.width, info.height):
-            raise BadParameter(f"rect must lie inside the {info.width}x{info.height} source")
-        reason = str(body.get("reason") or "")[:2000]
-        override = CropOverride(
-            path=path,
-            aspect=aspect,
-            ctx=ctx,
-            rect=rect,
-            by="user",
-            reviewer=reviewer,
-            reason=reason,
-        )
-        stored = await self._store(self.store.put_override, override)
-        feedback = Feedback(
-            review_id=None,
-            path=path,
-            component="crop",
-            action="override",
-            ai_output={},
-            correction={"aspect": aspect, "ctx": ctx, "rect": rect_json(rect)},
-            reason=reason,
-            reviewer=reviewer,
-            seconds=None,
-            context={"published": True},
-        )
-        await self._store(self.store.add_feedback, feedback)
+        crop = parse(m.OverrideRequest, await json_body(request)).crop()
+        info = await self.meta.probe(path)  # the source must exist: its header, no analysis
+        override, feedback = user_override(path, crop, info.width, info.height, reviewer)
+        stored, _ = await self._store(put_override, self.store, override, feedback)
         await self.purge(path)
-        return JSONResponse({"path": path, **_override_json(stored)})
+        return respond(m.StoredOverride.stored(path, stored))
 
     async def alt(self, request: Request) -> Response:
         reviewer = await self.auth.require(request)
         path = request_source_path(request)
         if request.method == "GET":
-            return JSONResponse({"path": path, **alt_json(await self._store(self.store.alt, path))})
-        body = await json_body(request)
-        text = body.get("text")
-        if not isinstance(text, str) or len(text) > 1000:
-            raise BadParameter("text must be a string of at most 1000 characters")
-        await self.meta.inspect(path)  # the source must exist
+            return respond(m.Alt.at(path, await self._store(self.store.alt, path)))
+        asked = parse(m.AltRequest, await json_body(request))
+        await self.meta.probe(path)  # the source must exist
         before = await self._store(self.store.alt, path)
-        alt = AltText(
-            path=path, text=text.strip(), status="user", phash=before.phash if before else None
-        )
-        stored = await self._store(self.store.put_alt, alt)
-        feedback = Feedback(
-            review_id=None,
-            path=path,
-            component="alt",
-            action="set",
-            ai_output=alt_json(before),
-            correction={"text": stored.text},
-            reason=str(body.get("reason") or "")[:2000],
-            reviewer=reviewer,
-            seconds=None,
-            context={"published": before is not None and before.status == "machine"},
-        )
+        stored = await self._store(self.store.put_alt, user_alt(path, asked.text, before))
+        feedback = alt_feedback(stored, before, asked.reason, reviewer)
         await self._store(self.store.add_feedback, feedback)
-        return JSONResponse({"path": path, **alt_json(stored)})
+        return respond(m.Alt.at(path, stored))
 
     async def review_list(self, request: Request) -> Response:
         await self.auth.require(request)
@@ -309,7 +207,7 @@ class AdminApi:
             limit=limit,
             after_id=after,
         )
-        return JSONResponse({"items": [review_json(item) for item in items]})
+        return respond(m.ReviewList(items=[m.ReviewItem.of(item) for item in items]))
 
     async def review_item(self, request: Request) -> Response:
         reviewer = await self.auth.require(request)
@@ -320,12 +218,12 @@ class AdminApi:
         body = await json_body(request) if request.method == "POST" else {}
         item = await self._store(self.store.review, item_id)
         if request.method == "GET":
-            return JSONResponse(review_json(item))
-        decision = parse_decision(body, reviewer)
+            return respond(m.ReviewItem.of(item))
+        decision = parse(m.Decision, body).decision(reviewer)
         decided = await self._store(decide, self.store, item, decision)
         if item.component in ("crop", "moderation"):
             await self.purge(item.path)  # what is served changes now
-        return JSONResponse(review_json(decided))
+        return respond(m.ReviewItem.of(decided))
 
     async def purge_source(self, request: Request) -> Response:
         await self.auth.require(request)
@@ -333,22 +231,14 @@ class AdminApi:
         # A node that misses the purge message still stops using its copies: the new
         # generation is in every cache key (within the 2 s memo).
         await self._store(self.store.bump_generation, path)
-        return JSONResponse({"path": path, "purged": await self.purge(path)})
+        return respond(m.Purged(path=path, purged=await self.purge(path)))
 
     async def rules(self, request: Request) -> Response:
         """Exception rules for a source or folder: ``{"prefix": "shop", "rule": ...}``."""
         reviewer = await self.auth.require(request)
         if request.method == "GET":
             rows = await self._store(self.store.rules)
-            return JSONResponse(
-                {
-                    "rules": [
-                        {"prefix": p, "rule": r, "reviewer": who, "reason": why, "created": at}
-                        for p, r, who, why, at in rows
-                    ],
-                    "known": RULES,
-                }
-            )
+            return respond(m.RuleList(rules=[m.Rule.row(row) for row in rows], known=RULES))
         if request.method == "DELETE":
             prefix = normalise_prefix(request.query_params.get("prefix", ""))
             rule = request.query_params.get("rule", "")
@@ -356,20 +246,11 @@ class AdminApi:
                 raise SourceNotFound(f"no rule {rule!r} on {prefix!r}")
             self.rules_changed()
             return Response(status_code=204)
-        body = await json_body(request)
-        wanted, prefix = body.get("rule"), body.get("prefix", "")
-        if not isinstance(wanted, str) or wanted not in RULES:
-            raise BadParameter(f"rule must be one of {', '.join(RULES)}")
-        rule = wanted
-        if not isinstance(prefix, str) or len(prefix) > 1024:
-            raise BadParameter("prefix must be a path or folder (empty: every source)")
-        reason = body.get("reason") or ""
-        if not isinstance(reason, str) or not reason.strip():
-            raise BadParameter("a reason is required for an exception rule")
-        prefix = normalise_prefix(prefix)
-        await self._store(self.store.put_rule, prefix, rule, reviewer, reason.strip()[:2000])
+        asked = parse(m.RuleRequest, await json_body(request))
+        prefix = normalise_prefix(asked.prefix)
+        await self._store(self.store.put_rule, prefix, asked.rule, reviewer, asked.reason[:2000])
         self.rules_changed()  # rules rewrite requests before the cache key: no purge needed
-        return JSONResponse({"prefix": prefix, "rule": rule, "reason": reason.strip()})
+        return respond(m.StoredRule(prefix=prefix, rule=asked.rule, reason=asked.reason))
 
     async def search(self, request: Request) -> Response:
         """Sources by alt text, path, class, faces, moderation and duplicate group."""
@@ -391,7 +272,8 @@ class AdminApi:
         hits = await self._store(
             self.store.search, query, content_class=content_class, folder=folder, limit=limit
         )
-        return JSONResponse({"q": query, "results": [hit_json(hit) for hit in hits]})
+        results = [m.SearchHit.model_validate(hit_json(hit)) for hit in hits]
+        return respond(m.SearchResults(q=query, results=results))
 
     async def source_decisions(self, request: Request) -> Response:
         """Everything decided about one source: what the search box opens."""
@@ -404,24 +286,22 @@ class AdminApi:
         source = await self._store(self.store.source, path)
         if source is None and alt is None and not overrides and not reviews:
             raise SourceNotFound(f"the store knows nothing of {path}")
-        return JSONResponse(
-            {
-                "path": path,
-                "generation": await self._store(self.store.generation, path),
-                "moderation": source.moderation_status if source else "unscanned",
-                "class": source.content_class if source else None,
-                "faces": source.faces if source else None,
-                "duplicate_group": source.dup_group if source else None,
-                "alt": alt_json(alt),
-                "overrides": [_override_json(o) for o in overrides],
-                "rules": [
-                    {"prefix": p, "rule": r, "reviewer": who, "reason": why, "created": at}
-                    for p, r, who, why, at in rules
-                    if covers(p, path)
-                ],
-                "reviews": [review_json(item) for item in reviews],
-                "thumbnail": source_url("/admin/api/preview/", path) + "?" + THUMBNAIL,
-            }
+        return respond(
+            m.SourceDecisions.model_validate(
+                {
+                    "path": path,
+                    "generation": await self._store(self.store.generation, path),
+                    "moderation": source.moderation_status if source else "unscanned",
+                    "class": source.content_class if source else None,
+                    "faces": source.faces if source else None,
+                    "duplicate_group": source.dup_group if source else None,
+                    "alt": m.AltFacts.of(alt),
+                    "overrides": [m.Override.of(o) for o in overrides],
+                    "rules": [m.Rule.row(row) for row in rules if covers(row[0], path)],
+                    "reviews": [m.ReviewItem.of(item) for item in reviews],
+                    "thumbnail": source_url("/admin/api/preview/", path) + "?" + THUMBNAIL,
+                }
+            )
         )
 
     async def metrics(self, request: Request) -> Response:
@@ -443,7 +323,7 @@ class AdminApi:
             for item in await self._store(self.store.purges, "dead", 20)
         ]
         body["purges"] = purges
-        return JSONResponse(body)
+        return respond(Metrics.model_validate(body))
 
     async def costs(self, request: Request) -> Response:
         """What each AI component cost since a day (``?since=2026-12-01`` or epoch seconds)."""
@@ -455,61 +335,11 @@ class AdminApi:
             datetime.strptime(since, "%Y-%m-%d").replace(tzinfo=UTC).timestamp() if since else 0.0
         )
         images = await self._store(self.store.sources_seen, start)
-        return JSONResponse(cost_report(rows, self.config.costs, images, since))
+        return respond(Costs.model_validate(cost_report(rows, self.config.costs, images, since)))
 
     async def calibration(self, request: Request) -> Response:
         """What each confidence means, and the threshold that reaches the target precision;
         with ``calibration.apply`` the proposed thresholds are applied (and logged)."""
         await self.auth.require(request)
-        return JSONResponse(await self._store(self._calibrate))
-
-    def _configured(self, component: str) -> float:
-        if component == "alt":
-            return self.config.vlm.confidence_threshold
-        return self.config.moderation.review_threshold
-
-    def _calibrate(self) -> dict[str, Any]:
-        settings = {name: self.store.threshold(name) for name in SETTINGS}
-        current: dict[str, float | None] = {"crop": None}
-        for name in SETTINGS:
-            value = settings[name]
-            current[name] = from_setting(name, self._configured(name) if value is None else value)
-        population = {
-            "alt": self.store.alt_confidences(),
-            "moderation": [1.0 - score for score in self.store.nsfw_scores()],
-        }
-        events = self.store.feedback()
-        report = calibrate(events, self.config.calibration, population, current)
-        report["applied"] = []
-        for name, entry in report["components"].items():
-            entry["setting"] = SETTINGS.get(name)
-            proposed = entry["threshold"]
-            if not self.config.calibration.apply or name not in SETTINGS or proposed is None:
-                continue
-            if proposed == current[name]:
-                continue
-            before, after = to_setting(name, current[name] or 0.0), to_setting(name, proposed)
-            reason = (
-                f"{entry['precision']:.1%} of {entry['decisions_above']} human decisions at "
-                f"confidence >= {proposed} kept the AI's output (target "
-                f"{self.config.calibration.target_precision:.0%})"
-            )
-            log_entry = Feedback(
-                review_id=None,
-                path=SourcePath(EVERY_SOURCE),
-                component="calibration",
-                action="threshold",
-                ai_output={"component": name, "setting": SETTINGS[name], "value": before},
-                correction={"value": after},
-                reason=reason,
-                reviewer="calibration",
-                seconds=None,
-                context={"precision": entry["precision"], "decisions": entry["decisions_above"]},
-            )
-            self.store.set_threshold(name, after, self._configured(name), log_entry)
-            entry["current_threshold"] = proposed
-            entry["current_auto_accept_rate"] = entry["auto_accept_rate"]
-            report["applied"].append(
-                {"component": name, "setting": SETTINGS[name], "from": before, "to": after}
-            )
-        return report
+        report = await self._store(calibrate_thresholds, self.store, self.config)
+        return respond(Calibration.model_validate(report))

@@ -26,6 +26,8 @@ from proxy.cache.results import ResultCache
 from proxy.cache.shared import SharedTier
 from proxy.cdn.metrics import PurgeCollector
 from proxy.config import Config
+from proxy.curation.decisions import Decisions, ReviewBudget
+from proxy.curation.facts import StoredFacts
 from proxy.detectors.base import available_providers
 from proxy.errors import LoupeError
 from proxy.feedback.prometheus import CollaborationCollector, CostCollector
@@ -39,11 +41,9 @@ from proxy.scanners.clamd import ClamdScanner
 from proxy.server import problems
 from proxy.server.admin import AdminApi
 from proxy.server.auth import AdminAuth
-from proxy.server.decisions import Decisions, ReviewBudget
 from proxy.server.images import ImageService
 from proxy.server.logs import ACCESS, access_line
 from proxy.server.meta import MetaService
-from proxy.server.meta_decisions import StoredFacts
 from proxy.server.ops import Operations
 from proxy.server.pool import ProcessingPool
 from proxy.server.redirects import RelativeRedirects

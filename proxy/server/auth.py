@@ -22,8 +22,9 @@ from typing import Any
 from starlette.requests import Request
 
 from proxy.errors import Forbidden, Unauthorized
-from proxy.server.ratelimit import SlidingWindow, TooManyRequests, client_of
+from proxy.server.ratelimit import TooManyRequests, client_of
 from proxy.stores.protocols import SessionStore
+from proxy.windows import SlidingWindow
 
 SESSION_COOKIE = "loupe_session"
 CSRF_HEADER = "x-loupe-csrf"

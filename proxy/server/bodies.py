@@ -10,14 +10,11 @@ from proxy.errors import BadParameter, LoupeError
 
 
 class BodyTooLarge(LoupeError):
-    status = 413
-    slug = "body-too-large"
-    title = "Request body too large"
+    """A request body past its size limit."""
 
 
 class NestingTooDeep(BadParameter):
-    slug = "json-too-deep"
-    title = "JSON nested too deeply"
+    """A JSON body nested past its depth limit."""
 
 
 class JsonDepth:

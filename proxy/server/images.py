@@ -17,6 +17,7 @@ from proxy.cache.shared import SharedTier
 from proxy.cache.singleflight import SingleFlight
 from proxy.cdn.tags import tag_headers, tags_for
 from proxy.config import CacheConfig, Config
+from proxy.curation.decisions import Decisions, Snapshot
 from proxy.negotiate import AcceptClass, parse_accept
 from proxy.params import TransformParams, drop_ignored, parse_params
 from proxy.policies import policy_for_path
@@ -24,7 +25,6 @@ from proxy.processing.pipeline import RenderSettings, models_identity, pending_k
 from proxy.processing.rendered import Rendered
 from proxy.qa.gate import QualityGate
 from proxy.rules import apply_rules
-from proxy.server.decisions import Decisions, Snapshot
 from proxy.server.pool import ProcessingPool
 from proxy.server.ratelimit import client_of
 from proxy.signing import expiry, verify_request

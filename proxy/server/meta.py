@@ -128,6 +128,17 @@ class MetaService:
         info, analysis = await self._analyse(ref, None)
         return ref, info, analysis
 
+    async def probe(self, path: SourcePath) -> SourceInfo:
+        """Locate a source and validate its header (it exists, is an image, its size is
+        known) without running the models: what a write about the source needs."""
+        ref = await self.source.locate(path)
+        read = await self.source.read(ref, self.config.limits.max_source_bytes)
+
+        def work(_deadline: float) -> SourceInfo:
+            return validate(read, self.rules)[0]
+
+        return await self.pool.run(work, self.config.server.request_deadline_s)
+
     async def _analyse(self, ref: SourceRef, blob: bytes | None) -> tuple[SourceInfo, Analysis]:
         read = blob or await self.source.read(ref, self.config.limits.max_source_bytes)
 

@@ -37,23 +37,15 @@ _REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
 
 
 class BadPath(LoupeError):
-    status = 400
-    slug = "bad-path"
-    title = "Bad source path"
+    """A source path that cannot be one (.., a backslash, a control character...)."""
 
 
 class PathTooLong(LoupeError):
-    status = 414
-    slug = "path-too-long"
-    title = "Path too long"
+    """A source path longer than the limit."""
 
 
 class NotCanonical(LoupeError):
     """Another spelling of a source: a permanent redirect to its canonical path."""
-
-    status = 308
-    slug = "not-canonical"
-    title = "Not the canonical path"
 
     def __init__(self, canonical: SourcePath, location: str) -> None:
         super().__init__(

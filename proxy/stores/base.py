@@ -18,23 +18,15 @@ ModerationStatus = Literal["unscanned", "clear", "review", "held", "approved", "
 
 
 class StoreError(LoupeError):
-    """The store could not be reached or refused a write: a 503, never a silent loss."""
-
-    status = 503
-    slug = "store-unavailable"
-    title = "Store unavailable"
+    """The store could not be reached or refused a write: an error, never a silent loss."""
 
 
 class ReviewNotFound(LoupeError):
-    status = 404
-    slug = "review-not-found"
-    title = "No such review item"
+    """No review item has that id."""
 
 
 class ReviewConflict(LoupeError):
-    status = 409
-    slug = "review-already-decided"
-    title = "Review item already decided"
+    """The review item was already decided."""
 
 
 @dataclass(frozen=True)

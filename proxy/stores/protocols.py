@@ -109,6 +109,8 @@ class OverrideStore(Protocol):
 
     def apply_override(self, tx: Tx, override: CropOverride) -> None: ...
 
+    def put_override_with_feedback(self, override: CropOverride, feedback: Feedback) -> None: ...
+
 
 class RuleStore(Protocol):
     """Exception rules for a source or a folder."""

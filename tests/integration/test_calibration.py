@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from proxy.server.review import Decision, decide
+from proxy.curation.review import Decision, decide
 from proxy.sources.paths import SourcePath
 from proxy.stores import open_store
 from proxy.stores.base import AltText

@@ -21,11 +21,11 @@ import httpx
 import pytest
 
 from proxy.config import ModerationConfig
+from proxy.curation.review import Decision, decide
 from proxy.detectors.nsfw import NsfwDetector
 from proxy.lane.reading import SourceBytes
 from proxy.lane.tasks.moderate import ModerateTask
 from proxy.moderation import Moderator
-from proxy.server.review import Decision, decide
 from proxy.sources.local import LocalSource
 from proxy.stores import open_store
 from proxy.stores.base import Job

@@ -20,8 +20,8 @@ import pytest
 from proxy.analysis.analyzer import Analyzer
 from proxy.analysis.crops import ranked_crops
 from proxy.commands.replay import iou
+from proxy.curation.review import Decision, decide
 from proxy.params import parse_params
-from proxy.server.review import Decision, decide
 from proxy.sources.paths import SourcePath
 from proxy.stores import open_store
 from proxy.stores.base import Feedback

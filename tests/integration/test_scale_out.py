@@ -18,7 +18,7 @@ import httpx
 import pytest
 import redis
 
-from proxy.server.decisions import SNAPSHOT_MEMO_S
+from proxy.curation.decisions import SNAPSHOT_MEMO_S
 from tests.support import REPO, LoupeServer, postgres_schema, shared_dir, wait_for
 
 REDIS_URL = os.environ.get("LOUPE_TEST_REDIS", "redis://127.0.0.1:6379/0")

@@ -21,6 +21,7 @@ from proxy.params import (
     TransformParams,
     parse_params,
 )
+from proxy.server.problems import problem_of
 
 
 def canon(query: str, default_crop: Crop = "smart") -> str:
@@ -74,7 +75,7 @@ def canon(query: str, default_crop: Crop = "smart") -> str:
 def test_bad_parameters_are_400_with_a_clear_message(query: str, fragment: str) -> None:
     with pytest.raises(BadParameter) as raised:
         parse_params(query)
-    assert raised.value.status == 400
+    assert problem_of(raised.value).status == 400
     assert fragment in raised.value.detail
 
 

@@ -11,6 +11,7 @@ import pytest
 
 from proxy.errors import DeadlineExceeded, Overloaded
 from proxy.server.pool import ProcessingPool
+from proxy.server.problems import problem_of
 
 
 @pytest.fixture
@@ -64,7 +65,7 @@ def test_past_capacity_is_overloaded_with_retry_after(gate: threading.Event) -> 
         with pytest.raises(Overloaded) as raised:
             await pool.run(blocked(gate), 10)
         assert not isinstance(raised.value, DeadlineExceeded)
-        assert raised.value.status == 503
+        assert problem_of(raised.value).status == 503
         assert raised.value.headers == {"Retry-After": "7"}
         assert "2 renders in flight" in raised.value.detail
         assert pool.in_flight == 2  # the refused job took no slot
@@ -86,7 +87,7 @@ def test_a_slow_job_past_its_deadline_is_deadline_exceeded(gate: threading.Event
         with pytest.raises(DeadlineExceeded) as raised:
             await pool.run(blocked(gate), 0.05)
         assert time.monotonic() - started < 2
-        assert raised.value.status == 503
+        assert problem_of(raised.value).status == 503
         assert raised.value.headers == {"Retry-After": "3"}
         assert "longer than 0.05 s" in raised.value.detail
         # The started job holds its slot until it really stops.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from proxy.server.ratelimit import SlidingWindow
+from proxy.windows import SlidingWindow
 
 
 class Clock:

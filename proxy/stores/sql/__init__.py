@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from proxy.stores.sql.alts import AltsSql
 from proxy.stores.sql.core import Row, SqlBase, Tx, checked_params
+from proxy.stores.sql.corrections import CorrectionsSql
 from proxy.stores.sql.costs import CostsSql
 from proxy.stores.sql.decisions import DecisionsSql
 from proxy.stores.sql.jobs import JobsSql
@@ -35,6 +36,7 @@ class SqlStore(
     JobsSql,
     QualitySql,
     CostsSql,
+    CorrectionsSql,
 ):
     """Every aggregate over one backend's transactions: the object the server, the lane and
     the commands open (``open_store``)."""

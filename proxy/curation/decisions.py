@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from collections.abc import Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -22,12 +23,10 @@ from cachetools import LRUCache, TTLCache
 
 from proxy.analysis.crops import ranked_crops as crops
 from proxy.cropping.overrides import CropOverride, applicable, aspect_of, common_aspect
-from proxy.lane.lane import Lane
 from proxy.moderation import Moderator
 from proxy.params import HIGH_STAKES, TransformParams
 from proxy.processing.rendered import Rendered
 from proxy.rules import rules_for
-from proxy.server.ratelimit import SlidingWindow
 from proxy.sources.paths import SourcePath
 from proxy.stores.protocols import (
     FeedbackStore,
@@ -36,6 +35,7 @@ from proxy.stores.protocols import (
     ReviewStore,
     ServingDecisions,
 )
+from proxy.windows import SlidingWindow
 
 log = logging.getLogger(__name__)
 SNAPSHOT_MEMO_S = 2.0
@@ -65,6 +65,20 @@ class Snapshot:
         return applicable(self.crops, params.width, params.height, params.ctx)
 
 
+class SourceLane(Protocol):
+    """What a render tells the background lane (``proxy.lane.lane.Lane``)."""
+
+    def seen(self, path: SourcePath, version: str = "") -> bool: ...
+
+    def enqueue_source(
+        self,
+        path: SourcePath,
+        payload: Mapping[str, Any] | None = None,
+        *,
+        version: str | None = None,
+    ) -> Any: ...
+
+
 @dataclass(frozen=True)
 class ReviewBudget:
     """How many crop reviews anonymous requests may open per minute: each client, and all."""
@@ -77,7 +91,7 @@ class Decisions:
     def __init__(
         self,
         store: RequestStore,
-        lane: Lane,
+        lane: SourceLane,
         moderator: Moderator,
         io: Executor,
         budget: ReviewBudget | None = None,

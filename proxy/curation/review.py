@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol, cast
 
 from proxy.cropping.overrides import CropOverride, fits_source, rect_from_json, rect_json
+from proxy.curation.overrides import Closing, put_override
 from proxy.errors import BadParameter
 from proxy.geometry import Rect
 from proxy.stores.base import AltText, Feedback, ReviewItem
@@ -95,6 +96,7 @@ def decide(store: DecidingStore, item: ReviewItem, decision: Decision) -> Review
     if _overrides_the_ai(item, decision) and not decision.reason:
         raise BadParameter("a reason is required when overriding the AI (reject or edit)")
     effect: Any = None
+    override: CropOverride | None = None
     correction: dict[str, Any] | None = None
     published = False
     if item.component == "alt":
@@ -147,9 +149,6 @@ def decide(store: DecidingStore, item: ReviewItem, decision: Decision) -> Review
                 reason=decision.reason,
             )
 
-            def effect(tx: Tx) -> None:
-                store.apply_override(tx, override)
-
     elif item.component == "moderation":
         verdict = "approved" if decision.action == "accept" else "rejected"
         if decision.action == "edit":
@@ -178,4 +177,9 @@ def decide(store: DecidingStore, item: ReviewItem, decision: Decision) -> Review
         context={"subject": item.subject, "published": published},
     )
     record = {"action": decision.action, "value": decision.value, "reason": decision.reason}
+    if override is not None:  # a picked crop: the same write as the admin API's override
+        closing = Closing(item.id, STATUS[decision.action], record)
+        _stored, closed = put_override(store, override, feedback, closing)
+        assert closed is not None
+        return closed
     return store.decide_review(item.id, STATUS[decision.action], record, feedback, apply=effect)

@@ -1,16 +1,38 @@
-"""The part of ``/meta`` that lives in the store: alt text, moderation, QA, duplicates."""
+"""What the store knows of a source beside its pixels: its alt text as API.md shows it, and
+the part of ``/meta`` that lives in the store (alt text, moderation, QA, duplicates)."""
 
 from __future__ import annotations
 
 from typing import Any, Protocol
 
-from proxy.server.admin import alt_json
 from proxy.sources.paths import SourcePath
+from proxy.stores.base import AltText
 from proxy.stores.protocols import AltStore, QAStore, SourceStore
 
 
 class FactsStore(AltStore, SourceStore, QAStore, Protocol):
     """What ``/meta`` reads: a source's facts, its alt text, its QA results."""
+
+
+def alt_json(alt: AltText | None) -> dict[str, Any]:
+    """API.md's ``alt`` object; drafts are shown to admins but never published."""
+    if alt is None:
+        return {
+            "text": "",
+            "status": "empty",
+            "confidence": None,
+            "machine_generated": False,
+            "model": None,
+        }
+    return {
+        "text": alt.published,
+        "status": "empty" if alt.status == "draft" else alt.status,
+        "draft": alt.text if alt.status == "draft" else None,
+        "confidence": alt.confidence,
+        "machine_generated": alt.machine_generated,
+        "model": alt.model,
+        "reused_from": alt.reused_from,
+    }
 
 
 class StoredFacts:
