@@ -7,10 +7,11 @@ import hashlib
 import threading
 
 import imagehash
-import numpy as np
 import pyvips
 from cachetools import LRUCache
 from PIL import Image as PILImage
+
+from proxy.imaging import to_plane
 
 
 class PhashMemo:
@@ -43,7 +44,4 @@ def phash(blob: bytes) -> str:
     if thumb.hasalpha():
         thumb = thumb.flatten(background=[255, 255, 255])
     grey = thumb.colourspace("b-w").extract_band(0).cast("uchar")
-    pixels = np.ndarray(
-        buffer=grey.write_to_memory(), dtype=np.uint8, shape=(grey.height, grey.width)
-    )
-    return str(imagehash.phash(PILImage.fromarray(pixels)))
+    return str(imagehash.phash(PILImage.fromarray(to_plane(grey))))

@@ -2,13 +2,56 @@
 
 No pixels here, only numbers, so every rule (fit modes, no-upscale, focal points) is
 property-tested with hypothesis. Coordinates are orientation-corrected source pixels.
+
+The shared vocabulary: a :class:`Rect` is a region in whole pixels (a ``rect=``, a crop
+window); a :class:`Box` is a detection in fractional pixels with a confidence (a face, a
+text line, the salient region, a candidate's evidence). A leaf: it imports nothing from
+``proxy``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
-from proxy.params import Fit, Rect
+Fit = Literal["clip", "crop", "fill", "scale"]
+
+
+@dataclass(frozen=True)
+class Rect:
+    """A region in whole (orientation-corrected) source pixels: a crop, a window."""
+
+    x: int
+    y: int
+    w: int
+    h: int
+
+    def header(self) -> str:
+        return f"{self.x},{self.y},{self.w},{self.h}"
+
+
+@dataclass(frozen=True)
+class Box:
+    """A detection: an axis-aligned box in source pixels (top-left corner, size) with a
+    confidence."""
+
+    x: float
+    y: float
+    w: float
+    h: float
+    score: float = 1.0
+
+    @property
+    def area(self) -> float:
+        return max(self.w, 0.0) * max(self.h, 0.0)
+
+    @property
+    def center(self) -> tuple[float, float]:
+        return self.x + self.w / 2, self.y + self.h / 2
+
+    def scaled(self, factor: float) -> Box:
+        """The same box in pixels ``factor`` times larger (the score unchanged)."""
+        return Box(self.x * factor, self.y * factor, self.w * factor, self.h * factor, self.score)
 
 
 @dataclass(frozen=True)
@@ -194,12 +237,10 @@ def turned_size(size: Size, rotate: int) -> Size:
     return Size(size.height, size.width) if rotate in (90, 270) else size
 
 
-def turn_box(
-    box: tuple[float, float, float, float], size: Size, rotate: int, flip: str
-) -> tuple[float, float, float, float]:
-    """A box ``(x, y, w, h)`` of a picture of ``size`` where it lies once the picture is
-    rotated clockwise by ``rotate`` and then flipped (``h``, ``v`` or ``hv``)."""
-    x, y, w, h = box
+def turn_box(box: Box, size: Size, rotate: int, flip: str) -> Box:
+    """A box of a picture of ``size`` where it lies once the picture is rotated clockwise
+    by ``rotate`` and then flipped (``h``, ``v`` or ``hv``); the score is kept."""
+    x, y, w, h = box.x, box.y, box.w, box.h
     if rotate == 90:
         x, y, w, h = size.height - y - h, x, h, w
     elif rotate == 180:
@@ -211,10 +252,10 @@ def turn_box(
         x = turned.width - x - w
     if "v" in flip:
         y = turned.height - y - h
-    return x, y, w, h
+    return Box(x, y, w, h, box.score)
 
 
 def turn_rect(rect: Rect, size: Size, rotate: int, flip: str) -> Rect:
     """:func:`turn_box` for whole pixels."""
-    x, y, w, h = turn_box((rect.x, rect.y, rect.w, rect.h), size, rotate, flip)
-    return Rect(int(x), int(y), int(w), int(h))
+    box = turn_box(Box(rect.x, rect.y, rect.w, rect.h), size, rotate, flip)
+    return Rect(int(box.x), int(box.y), int(box.w), int(box.h))

@@ -160,7 +160,7 @@ class Moderator:
         return self.store.count_in_stratum("calibration:moderation", decide)
 
     @staticmethod
-    def check(path: str, status: str) -> None:
+    def check(path: SourcePath, status: str) -> None:
         if status not in SERVABLE:
             raise HeldForModeration(
                 f"{path} is held for moderation review"

@@ -26,8 +26,8 @@ from urllib.parse import parse_qsl, unquote_plus, urlencode
 
 from proxy.errors import BadParameter
 from proxy.formats import OutputFormat
+from proxy.geometry import Fit, Rect, aspect_box, imgix_fit
 
-Fit = Literal["clip", "crop", "fill", "scale"]
 # Crop names: placed from the analysis (smart, faces) or by libvips' smartcrop (entropy,
 # attention), both by=ai; or by the URL's own geometry (center, focalpoint).
 AnalysisCrop = Literal["smart", "faces"]
@@ -94,19 +94,6 @@ _HEX = re.compile(r"[0-9a-fA-F]{3}|[0-9a-fA-F]{6}|[0-9a-fA-F]{8}")
 # Decimal numbers only, as every language parses them alike (no sign, underscore, hex,
 # "inf" or surrounding space, which float() would also take).
 _DECIMAL = re.compile(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
-
-
-@dataclass(frozen=True)
-class Rect:
-    """A region in (orientation-corrected) source pixels."""
-
-    x: int
-    y: int
-    w: int
-    h: int
-
-    def header(self) -> str:
-        return f"{self.x},{self.y},{self.w},{self.h}"
 
 
 @dataclass(frozen=True)
@@ -309,8 +296,6 @@ def parse_params(query: str, *, default_crop: Crop = "smart") -> TransformParams
 
 @functools.lru_cache(maxsize=8192)
 def _parse_params(query: str, default_crop: Crop) -> TransformParams:
-    from proxy.geometry import aspect_box, imgix_fit  # geometry imports this module
-
     raw = split_query(query)
     fields: dict[str, Any] = {"crop": default_crop}
     dpr = _float("dpr", raw["dpr"], 1, 4) if "dpr" in raw else 1.0

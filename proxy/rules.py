@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 
 from proxy.params import AI_CROPS, LOSSLESS_POLICIES, TransformParams
-from proxy.sources.paths import canonical_prefix
+from proxy.sources.paths import EVERY_SOURCE, SourcePath, SourcePrefix, canonical_prefix
 
 RULES = {
     "never-crop": "fit=crop pads to the box instead of cutting (fit=fill)",
@@ -21,20 +21,20 @@ RULES = {
 }
 
 
-def normalise_prefix(prefix: str) -> str:
+def normalise_prefix(prefix: str) -> SourcePrefix:
     """``shop/``, ``/shop`` and ``./shop`` are the folder ``shop`` (the canonical source
     path); empty is every source. Raises ``BadPath`` for what no source path can be."""
-    return canonical_prefix(prefix) or ""
+    return canonical_prefix(prefix) or EVERY_SOURCE
 
 
-def covers(prefix: str, path: str) -> bool:
-    """A rule on ``shop`` covers ``shop`` itself and everything under ``shop/``; an empty
-    prefix covers every source."""
-    path = path.strip("/")
+def covers(prefix: SourcePrefix, path: SourcePath) -> bool:
+    """A rule on ``shop`` (a :func:`normalise_prefix`) covers ``shop`` itself and everything
+    under ``shop/``; an empty prefix covers every source. Both are canonical: compared as
+    they are."""
     return not prefix or path == prefix or path.startswith(prefix + "/")
 
 
-def rules_for(path: str, rules: Iterable[tuple[str, str]]) -> frozenset[str]:
+def rules_for(path: SourcePath, rules: Iterable[tuple[SourcePrefix, str]]) -> frozenset[str]:
     """The rules of ``(prefix, rule)`` pairs that apply to ``path``."""
     return frozenset(rule for prefix, rule in rules if covers(prefix, path))
 

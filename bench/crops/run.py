@@ -60,13 +60,13 @@ import numpy as np
 import pyvips
 
 from proxy.analysis.analyzer import Analyzer, analysis_copy
+from proxy.analysis.crops import candidates_for
 from proxy.config import LimitsConfig, ServerConfig
-from proxy.cropping.evidence import candidates_for
 from proxy.detectors.people import person_regions
 from proxy.fingerprint import PhashMemo, phash
-from proxy.geometry import Size
+from proxy.geometry import Rect, Size
 from proxy.negotiate import parse_accept
-from proxy.params import Rect, parse_params
+from proxy.params import parse_params
 from proxy.policies import DEFAULT_POLICIES
 from proxy.processing.avif_effort import AvifEffort
 from proxy.processing.finalize import EncoderSettings
@@ -347,7 +347,7 @@ def evaluate(
                 )
             if strategy == "smart" and plan.analysis is not None:
                 analysis = plan.analysis
-                detected = [(f.x, f.y, f.width, f.height) for f in analysis.faces]
+                detected = [(f.x, f.y, f.w, f.h) for f in analysis.faces]
                 if plan.layout.needs_window:
                     window = Size(rect.w, rect.h)
                     ranked = candidates_for(analysis, plan.layout.region, window)

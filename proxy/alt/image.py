@@ -5,12 +5,13 @@ the one format every OpenAI-compatible server decodes."""
 from __future__ import annotations
 
 import base64
-import contextlib
 
 import pyvips
 
+from proxy.imaging import rgb8
+
 JPEG_QUALITY = 85
-BACKGROUND = [255, 255, 255]
+BACKGROUND = (255, 255, 255)
 """Transparent areas become white, as most pages would show them."""
 
 
@@ -22,28 +23,9 @@ def as_data_url(blob: bytes, max_side: int) -> str:
     try:
         # shrink-on-load: a 6000x4000 JPEG is decoded at 1/8 scale, never in full
         image = pyvips.Image.thumbnail_buffer(blob, max_side, height=max_side, size="down")
-        image = _srgb8(image)
+        image = rgb8(image, BACKGROUND, keep_grey=True, flatten_first=True)
+        image = image.copy(interpretation="srgb")
         jpeg: bytes = image.jpegsave_buffer(Q=JPEG_QUALITY, keep="none", optimize_coding=True)
     except pyvips.Error as exc:
         raise ValueError(f"cannot decode the image: {str(exc).strip()[:200]}") from exc
     return "data:image/jpeg;base64," + base64.b64encode(jpeg).decode("ascii")
-
-
-def _srgb8(image: pyvips.Image) -> pyvips.Image:
-    """Any libvips image as 3-band 8-bit sRGB without alpha."""
-    if image.interpretation not in ("srgb", "b-w") or image.format != "uchar":
-        # CMYK, Lab, 16-bit ... ; what libvips cannot convert is cast below as it is
-        with contextlib.suppress(pyvips.Error):
-            image = image.colourspace("srgb")
-    if image.hasalpha():
-        image = image.flatten(background=BACKGROUND)
-    if image.format != "uchar":
-        image = image.cast("uchar")
-    if image.bands == 1:
-        image = image.bandjoin([image, image])
-    elif image.bands == 2:
-        band = image.extract_band(0)
-        image = band.bandjoin([band, band])
-    elif image.bands > 3:
-        image = image.extract_band(0, n=3)
-    return image.copy(interpretation="srgb")

@@ -25,17 +25,18 @@ import numpy as np
 import pyvips
 from cachetools import LRUCache
 
-from proxy.analysis.result import Analysis, FoundBox, ModelUsed, SaliencyResult
+from proxy.analysis.result import Analysis, ModelUsed, SaliencyResult
 from proxy.cache.shared import SharedKV
 from proxy.detectors import content as content_features
 from proxy.detectors import text as text_detector
 from proxy.detectors.base import OnnxComponent
 from proxy.detectors.content import ContentClassifier
-from proxy.detectors.faces import Face, FaceDetector
-from proxy.detectors.people import PersonRegion, person_regions
+from proxy.detectors.faces import FaceDetector
+from proxy.detectors.people import person_regions
 from proxy.detectors.saliency import Saliency, SaliencyDetector
 from proxy.feedback.costs import CostMeter, bytes_digest, saving_of
 from proxy.fingerprint import PhashMemo
+from proxy.geometry import Box
 from proxy.providers import CPU_ONLY
 
 log = logging.getLogger(__name__)
@@ -283,20 +284,14 @@ def analysis_copy(blob: bytes, header: pyvips.Image | None = None) -> pyvips.Ima
     return pyvips.Image.thumbnail_buffer(blob, ANALYSIS_SIDE, height=ANALYSIS_SIDE)
 
 
-def _scaled(
-    found: Iterable[Face | text_detector.TextRegion | PersonRegion], scale: float
-) -> tuple[FoundBox, ...]:
-    """Boxes found on the analysis copy, in source pixels."""
-    return tuple(
-        FoundBox(b.x * scale, b.y * scale, b.width * scale, b.height * scale, b.score)
-        for b in found
-    )
+def _scaled(found: Iterable[Box], scale: float) -> tuple[Box, ...]:
+    """Boxes found on the analysis copy, in source pixels (a face's landmarks dropped)."""
+    return tuple(box.scaled(scale) for box in found)
 
 
 def _saliency(found: Saliency | None, scale: float) -> SaliencyResult | None:
     if found is None or not found.found:
         return None
-    x, y, w, h = found.box
     mask = found.mask.astype(np.float32) / 255.0
     rows = np.linspace(0, mask.shape[0], min(GRID_SIDE, mask.shape[0]) + 1).astype(int)
     cols = np.linspace(0, mask.shape[1], min(GRID_SIDE, mask.shape[1]) + 1).astype(int)
@@ -305,7 +300,7 @@ def _saliency(found: Saliency | None, scale: float) -> SaliencyResult | None:
         for r0, r1 in itertools.pairwise(rows)
     ]
     return SaliencyResult(
-        box=FoundBox(x * scale, y * scale, w * scale, h * scale),
+        box=found.box.scaled(scale),
         mass=found.mass,
         centroid=(found.centroid[0] * scale, found.centroid[1] * scale),
         grid=tuple(tuple(row) for row in grid),

@@ -1,5 +1,7 @@
 """What analysis found, in orientation-corrected source pixels, as plain data (it is
-cached as JSON-able dicts and served by ``/meta``)."""
+cached as JSON-able dicts and served by ``/meta``). Boxes are ``geometry.Box``es; their
+JSON spells the sides ``width``/``height`` (:func:`box_dict`), as the cache and ``/meta``
+always have."""
 
 from __future__ import annotations
 
@@ -8,21 +10,24 @@ from typing import Any
 
 import numpy as np
 
-from proxy.geometry import Size, turn_box, turned_size
+from proxy.geometry import Box, Size, turn_box, turned_size
+
+BOX_FIELDS = ("faces", "text", "possible_faces", "people")  # the Analysis fields of boxes
 
 
-@dataclass(frozen=True)
-class FoundBox:
-    x: float
-    y: float
-    width: float
-    height: float
-    score: float = 1.0
+def box_dict(box: Box) -> dict[str, float]:
+    """A box as the cache and ``/meta`` write it."""
+    return {"x": box.x, "y": box.y, "width": box.w, "height": box.h, "score": box.score}
+
+
+def box_from(raw: dict[str, Any]) -> Box:
+    """:func:`box_dict` read back (``score`` optional, 1 when absent)."""
+    return Box(raw["x"], raw["y"], raw["width"], raw["height"], raw.get("score", 1.0))
 
 
 @dataclass(frozen=True)
 class SaliencyResult:
-    box: FoundBox
+    box: Box
     mass: float
     centroid: tuple[float, float]
     grid: tuple[tuple[float, ...], ...]  # coarse 0-1 map over the whole source
@@ -42,23 +47,28 @@ class Analysis:
     phash: str
     width: int
     height: int
-    faces: tuple[FoundBox, ...] = ()
+    faces: tuple[Box, ...] = ()
     saliency: SaliencyResult | None = None
-    text: tuple[FoundBox, ...] = ()
+    text: tuple[Box, ...] = ()
     text_coverage: float = 0.0
     content: tuple[str, float] | None = None  # (class, confidence)
     unavailable: dict[str, str] = field(default_factory=dict)  # component -> reason
     # Detections below the face threshold: cropping keeps them when it can (small real
     # faces score low), /meta lists them apart; never counted as faces.
-    possible_faces: tuple[FoundBox, ...] = ()
+    possible_faces: tuple[Box, ...] = ()
     # Person regions: the salient blob around a possible face (its body); cropping keeps
     # them like possible faces.
-    people: tuple[FoundBox, ...] = ()
+    people: tuple[Box, ...] = ()
     models: tuple[ModelUsed, ...] = ()  # what produced it (the cache key has their sha256)
     version: int = 0  # the analysis code version
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        raw = asdict(self)
+        for name in BOX_FIELDS:
+            raw[name] = tuple(box_dict(box) for box in getattr(self, name))
+        if self.saliency is not None:
+            raw["saliency"]["box"] = box_dict(self.saliency.box)
+        return raw
 
     def turned(self, rotate: int, flip: str) -> Analysis:
         """The same findings in the coordinates of the picture turned by ``rot``/``flip``
@@ -67,9 +77,8 @@ class Analysis:
             return self
         size = Size(self.width, self.height)
 
-        def box(found: FoundBox) -> FoundBox:
-            x, y, w, h = turn_box((found.x, found.y, found.width, found.height), size, rotate, flip)
-            return FoundBox(x, y, w, h, found.score)
+        def box(found: Box) -> Box:
+            return turn_box(found, size, rotate, flip)
 
         saliency = self.saliency
         if saliency is not None:
@@ -78,11 +87,11 @@ class Analysis:
                 grid = np.fliplr(grid)
             if "v" in flip:
                 grid = np.flipud(grid)
-            cx, cy, _, _ = turn_box((*saliency.centroid, 0.0, 0.0), size, rotate, flip)
+            centroid = turn_box(Box(*saliency.centroid, 0.0, 0.0), size, rotate, flip)
             saliency = SaliencyResult(
                 box=box(saliency.box),
                 mass=saliency.mass,
-                centroid=(cx, cy),
+                centroid=(centroid.x, centroid.y),
                 grid=tuple(tuple(float(v) for v in row) for row in grid),
             )
         turned = turned_size(size, rotate)
@@ -104,21 +113,21 @@ class Analysis:
             phash=raw["phash"],
             width=raw["width"],
             height=raw["height"],
-            faces=tuple(FoundBox(**box) for box in raw.get("faces", ())),
+            faces=tuple(box_from(box) for box in raw.get("faces", ())),
             saliency=SaliencyResult(
-                box=FoundBox(**saliency["box"]),
+                box=box_from(saliency["box"]),
                 mass=saliency["mass"],
                 centroid=(saliency["centroid"][0], saliency["centroid"][1]),
                 grid=tuple(tuple(row) for row in saliency["grid"]),
             )
             if saliency
             else None,
-            text=tuple(FoundBox(**box) for box in raw.get("text", ())),
+            text=tuple(box_from(box) for box in raw.get("text", ())),
             text_coverage=raw.get("text_coverage", 0.0),
             content=(content[0], content[1]) if content else None,
             unavailable=dict(raw.get("unavailable", {})),
-            possible_faces=tuple(FoundBox(**box) for box in raw.get("possible_faces", ())),
-            people=tuple(FoundBox(**box) for box in raw.get("people", ())),
+            possible_faces=tuple(box_from(box) for box in raw.get("possible_faces", ())),
+            people=tuple(box_from(box) for box in raw.get("people", ())),
             models=tuple(ModelUsed(**model) for model in raw.get("models", ())),
             version=int(raw.get("version", 0)),
         )

@@ -32,8 +32,8 @@ import pyvips
 from tqdm import tqdm
 
 from proxy.analysis.analyzer import Analyzer
+from proxy.analysis.crops import ranked_crops
 from proxy.config import Config
-from proxy.cropping.evidence import ranked_crops
 from proxy.errors import LoupeError
 from proxy.negotiate import parse_accept
 from proxy.params import parse_params

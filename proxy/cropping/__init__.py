@@ -2,19 +2,16 @@
 
 from proxy.cropping.candidates import (
     STRATEGIES,
-    Box,
     Candidate,
-    Evidence,
     evidence_from,
     pick,
     propose,
     rank,
-    score,
 )
+from proxy.cropping.scoring import Evidence, score
 
 __all__ = [
     "STRATEGIES",
-    "Box",
     "Candidate",
     "Evidence",
     "evidence_from",

@@ -1,4 +1,5 @@
-"""Which human crop applies to a request: pure functions over the stored overrides.
+"""A human crop (:class:`CropOverride`, the one type the store, the admin API, review and
+the pipeline share) and which one applies to a request: pure functions over them.
 
 A crop is stored per aspect ("16:9", or "any") and optionally per context (ctx=hero...).
 For one request the most specific one wins, and a user's own override (``by="user"``, the
@@ -12,15 +13,26 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from proxy.geometry import Rect
+from proxy.sources.paths import SourcePath
+
 ASPECT_TOLERANCE = 0.02  # 600x338 is a 16:9 request: rounding must not miss the override
 
 
 @dataclass(frozen=True)
-class StoredCrop:
-    aspect: str  # "W:H" reduced, or "any"
-    ctx: str  # "" applies in every context
-    rect: tuple[int, int, int, int]
-    by: Literal["user", "human"]
+class CropOverride:
+    """A human crop of one source: ``by="user"`` through the admin API, ``"human"`` picked
+    in review. ``aspect`` is "W:H" reduced, or "any"; ``ctx=""`` applies in every context;
+    ``rect`` is in the source's (orientation-corrected) pixels."""
+
+    path: SourcePath
+    aspect: str
+    rect: Rect
+    ctx: str = ""
+    by: Literal["user", "human"] = "user"
+    reviewer: str = ""
+    reason: str = ""
+    created: float = 0.0
 
 
 def parse_aspect(text: str) -> str:
@@ -88,7 +100,9 @@ def matches(aspect: str, width: int, height: int) -> bool:
     return abs(width / height - wanted) <= ASPECT_TOLERANCE * wanted
 
 
-def applicable(crops: Sequence[StoredCrop], width: int, height: int, ctx: str) -> StoredCrop | None:
+def applicable(
+    crops: Sequence[CropOverride], width: int, height: int, ctx: str
+) -> CropOverride | None:
     """The override for a ``width`` x ``height`` crop in ``ctx``, or None."""
     fitting = [
         crop for crop in crops if crop.ctx in ("", ctx) and matches(crop.aspect, width, height)
@@ -101,15 +115,20 @@ def applicable(crops: Sequence[StoredCrop], width: int, height: int, ctx: str) -
     )
 
 
-def rect_from_json(value: object) -> tuple[int, int, int, int] | None:
+def rect_from_json(value: object) -> Rect | None:
     """``[x, y, w, h]`` of four integers (booleans are not integers here), or None."""
     if not isinstance(value, list) or len(value) != 4:
         return None
     if not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
         return None
-    return (value[0], value[1], value[2], value[3])
+    return Rect(value[0], value[1], value[2], value[3])
 
 
-def fits_source(rect: tuple[int, int, int, int], width: int, height: int) -> bool:
-    x, y, w, h = rect
+def rect_json(rect: Rect) -> list[int]:
+    """:func:`rect_from_json` the other way: ``[x, y, w, h]``."""
+    return [rect.x, rect.y, rect.w, rect.h]
+
+
+def fits_source(rect: Rect, width: int, height: int) -> bool:
+    x, y, w, h = rect.x, rect.y, rect.w, rect.h
     return x >= 0 and y >= 0 and w > 0 and h > 0 and x + w <= width and y + h <= height

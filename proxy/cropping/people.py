@@ -27,6 +27,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from proxy.geometry import Box
+
 Floats = npt.NDArray[np.float64]
 Bools = npt.NDArray[np.bool_]
 
@@ -39,15 +41,10 @@ KINDS = ("face", "possible face", "person region")
 
 
 @dataclass(frozen=True)
-class Person:
-    """A box (source pixels), how sure the detector is, and its kind (``KINDS``): faces
-    at the face threshold are confident; possible faces and person regions are not."""
+class Person(Box):
+    """A box (source pixels) with how sure the detector is, and its kind (``KINDS``):
+    faces at the face threshold are confident; possible faces and person regions are not."""
 
-    x: float
-    y: float
-    w: float
-    h: float
-    score: float
     kind: str = "face"
 
     @property

@@ -21,8 +21,8 @@ from typing import Any, Protocol
 
 from cachetools import LRUCache, TTLCache
 
-from proxy.cropping.evidence import ranked_crops as crops
-from proxy.cropping.overrides import StoredCrop, applicable, aspect_of, common_aspect
+from proxy.analysis.crops import ranked_crops as crops
+from proxy.cropping.overrides import CropOverride, applicable, aspect_of, common_aspect
 from proxy.moderation import Moderator
 from proxy.params import HIGH_STAKES, TransformParams
 from proxy.processing.rendered import Rendered
@@ -56,10 +56,10 @@ class Snapshot:
     cache key), its human crops and the exception rules covering it."""
 
     generation: int
-    crops: tuple[StoredCrop, ...]
+    crops: tuple[CropOverride, ...]
     rules: frozenset[str]
 
-    def override_for(self, params: TransformParams) -> StoredCrop | None:
+    def override_for(self, params: TransformParams) -> CropOverride | None:
         if params.fit != "crop" or params.width is None or params.height is None:
             return None
         return applicable(self.crops, params.width, params.height, params.ctx)
@@ -118,7 +118,7 @@ class Decisions:
         generation, stored, rows = await asyncio.to_thread(self.store.decisions_for, path)
         known = Snapshot(
             generation,
-            tuple(StoredCrop(o.aspect, o.ctx, o.rect, o.by) for o in stored),
+            tuple(stored),
             rules_for(path, rows),
         )
         with self._lock:

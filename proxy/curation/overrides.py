@@ -7,11 +7,18 @@ import time
 from dataclasses import dataclass, replace
 from typing import Any, Protocol, get_args
 
-from proxy.cropping.overrides import fits_source, parse_aspect, rect_from_json
+from proxy.cropping.overrides import (
+    CropOverride,
+    fits_source,
+    parse_aspect,
+    rect_from_json,
+    rect_json,
+)
 from proxy.errors import BadParameter
+from proxy.geometry import Rect
 from proxy.params import Context
 from proxy.sources.paths import SourcePath
-from proxy.stores.base import Feedback, Override, ReviewItem
+from proxy.stores.base import Feedback, ReviewItem
 from proxy.stores.protocols import OverrideStore, ReviewStore
 
 CONTEXTS = ("", *get_args(Context))
@@ -32,8 +39,11 @@ class CorrectionStore(OverrideStore, ReviewStore, Protocol):
 
 
 def put_override(
-    store: CorrectionStore, override: Override, feedback: Feedback, closing: Closing | None = None
-) -> tuple[Override, ReviewItem | None]:
+    store: CorrectionStore,
+    override: CropOverride,
+    feedback: Feedback,
+    closing: Closing | None = None,
+) -> tuple[CropOverride, ReviewItem | None]:
     """Store ``override`` and its ``feedback`` row in one transaction: both or neither. With
     ``closing`` (a reviewer's pick) the review item closes in that transaction too.
     Returns the override as stored (stamped) and the closed item."""
@@ -67,7 +77,7 @@ class UserCrop:
     """A user's crop as asked for, checked on its own (not yet against its source)."""
 
     aspect: str
-    rect: tuple[int, int, int, int]
+    rect: Rect
     ctx: str
     reason: str
 
@@ -87,12 +97,12 @@ def user_crop(aspect: object, rect: object, ctx: object, reason: object) -> User
 
 def user_override(
     path: SourcePath, crop: UserCrop, width: int, height: int, reviewer: str
-) -> tuple[Override, Feedback]:
+) -> tuple[CropOverride, Feedback]:
     """The override a user sets on a ``width`` x ``height`` source, and the feedback that
     keeps it as a correction (published at once)."""
     if not fits_source(crop.rect, width, height):
         raise BadParameter(f"rect must lie inside the {width}x{height} source")
-    override = Override(
+    override = CropOverride(
         path=path,
         aspect=crop.aspect,
         ctx=crop.ctx,
@@ -107,7 +117,7 @@ def user_override(
         component="crop",
         action="override",
         ai_output={},
-        correction={"aspect": crop.aspect, "ctx": crop.ctx, "rect": list(crop.rect)},
+        correction={"aspect": crop.aspect, "ctx": crop.ctx, "rect": rect_json(crop.rect)},
         reason=crop.reason,
         reviewer=reviewer,
         seconds=None,

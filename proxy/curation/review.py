@@ -7,10 +7,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, cast
 
-from proxy.cropping.overrides import fits_source, rect_from_json
+from proxy.cropping.overrides import CropOverride, fits_source, rect_from_json, rect_json
 from proxy.curation.overrides import Closing, put_override
 from proxy.errors import BadParameter
-from proxy.stores.base import AltText, Feedback, Override, ReviewItem
+from proxy.geometry import Rect
+from proxy.stores.base import AltText, Feedback, ReviewItem
 from proxy.stores.protocols import AltStore, ModerationStore, OverrideStore, ReviewStore
 from proxy.stores.sql import Tx
 
@@ -51,7 +52,7 @@ def parse_decision(body: object, reviewer: str) -> Decision:
     return Decision(cast(Action, action), body.get("value"), reason.strip(), seconds, reviewer)
 
 
-def _crop_choice(item: ReviewItem, decision: Decision) -> tuple[int, int, int, int] | None:
+def _crop_choice(item: ReviewItem, decision: Decision) -> Rect | None:
     """The rect a crop decision makes the override: a candidate (1-based) or a rect."""
     candidates = item.payload.get("candidates") or []
     if decision.action == "reject":
@@ -78,7 +79,7 @@ def _crop_choice(item: ReviewItem, decision: Decision) -> tuple[int, int, int, i
     if not 1 <= index <= len(candidates):
         raise BadParameter(f"candidate {index} does not exist (there are {len(candidates)})")
     chosen = candidates[index - 1]
-    return (chosen["x"], chosen["y"], chosen["width"], chosen["height"])
+    return Rect(chosen["x"], chosen["y"], chosen["width"], chosen["height"])
 
 
 def _overrides_the_ai(item: ReviewItem, decision: Decision) -> bool:
@@ -95,7 +96,7 @@ def decide(store: DecidingStore, item: ReviewItem, decision: Decision) -> Review
     if _overrides_the_ai(item, decision) and not decision.reason:
         raise BadParameter("a reason is required when overriding the AI (reject or edit)")
     effect: Any = None
-    override: Override | None = None
+    override: CropOverride | None = None
     correction: dict[str, Any] | None = None
     published = False
     if item.component == "alt":
@@ -135,10 +136,10 @@ def decide(store: DecidingStore, item: ReviewItem, decision: Decision) -> Review
         if rect is not None:
             if decision.action == "edit":
                 correction = {
-                    "rect": list(rect),
+                    "rect": rect_json(rect),
                     "candidate": (decision.value or {}).get("candidate"),
                 }
-            override = Override(
+            override = CropOverride(
                 path=item.path,
                 aspect=str(item.payload.get("aspect", "any")),
                 ctx=str(item.payload.get("ctx", "")),

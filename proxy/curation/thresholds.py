@@ -7,7 +7,7 @@ from typing import Any
 
 from proxy.config import Config
 from proxy.feedback.calibration import SETTINGS, calibrate, from_setting, to_setting
-from proxy.sources.paths import SourcePath
+from proxy.sources.paths import EVERY_SOURCE, SourcePath
 from proxy.stores import Store
 from proxy.stores.base import Feedback
 
@@ -49,7 +49,7 @@ def calibrate_thresholds(store: Store, config: Config) -> dict[str, Any]:
         )
         log_entry = Feedback(
             review_id=None,
-            path=SourcePath(""),
+            path=SourcePath(EVERY_SOURCE),
             component="calibration",
             action="threshold",
             ai_output={"component": name, "setting": SETTINGS[name], "value": before},

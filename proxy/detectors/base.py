@@ -11,7 +11,6 @@ computed are keyed by it, so a changed model recomputes instead of serving stale
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -20,7 +19,6 @@ from typing import ClassVar, Protocol
 import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
-import pyvips
 
 from proxy.manifest import ManifestError, ModelEntry, load, locate
 from proxy.providers import CPU, CPU_ONLY, choose_providers
@@ -150,39 +148,3 @@ class OnnxComponent:
     @property
     def available(self) -> bool:
         return self.session is not None
-
-
-def rgb8(image: pyvips.Image, background: tuple[int, int, int] = (255, 255, 255)) -> pyvips.Image:
-    """Any libvips image as 3-band 8-bit sRGB: alpha flattened onto ``background``."""
-    if image.interpretation != "srgb" or image.format != "uchar":
-        # 16-bit, grey, CMYK, Lab ... to 8-bit sRGB; what libvips cannot convert stays as is
-        with contextlib.suppress(pyvips.Error):
-            image = image.colourspace("srgb")
-    if image.format != "uchar":
-        image = image.cast("uchar")
-    if image.hasalpha():
-        image = image.flatten(background=list(background))
-    if image.bands == 1:
-        image = image.bandjoin([image, image])
-    elif image.bands == 2:
-        image = image.extract_band(0).bandjoin([image.extract_band(0), image.extract_band(0)])
-    elif image.bands > 3:
-        image = image.extract_band(0, n=3)
-    return image
-
-
-def resize_to(image: pyvips.Image, width: int, height: int) -> pyvips.Image:
-    """Resize to exactly ``width`` x ``height`` (libvips may round a pixel off otherwise)."""
-    resized = image.resize(width / image.width, vscale=height / image.height)
-    if resized.width != width or resized.height != height:
-        resized = resized.gravity("north-west", width, height, extend="copy")
-    return resized
-
-
-def pixels(image: pyvips.Image) -> U8:
-    """An 8-bit image as a (height, width, bands) array."""
-    return np.ndarray(
-        buffer=image.write_to_memory(),
-        dtype=np.uint8,
-        shape=(image.height, image.width, image.bands),
-    )

@@ -28,6 +28,7 @@ import pyvips
 
 from proxy.detectors import text
 from proxy.detectors.base import OnnxComponent
+from proxy.imaging import shrink_to, to_array
 from proxy.manifest import ModelEntry, sha256_of
 from proxy.providers import CPU_ONLY
 
@@ -84,12 +85,8 @@ def rgb_array(image: pyvips.Image, max_side: int = MAX_SIDE) -> npt.NDArray[np.u
     image = image.extract_band(0, n=3)
     if image.format != "uchar":
         image = image.cast("uchar")
-    scale = max_side / max(image.width, image.height)
-    if scale < 1.0:
-        image = image.resize(scale)
-    data: npt.NDArray[np.uint8] = np.ndarray(
-        buffer=image.write_to_memory(), dtype=np.uint8, shape=(image.height, image.width, 3)
-    )
+    image, _ = shrink_to(image, max_side)
+    data: npt.NDArray[np.uint8] = to_array(image)
     return data
 
 
@@ -110,7 +107,9 @@ def luma_of(rgb8: npt.NDArray[np.uint8]) -> Array:
     return luma
 
 
-def features_from_rgb(rgb8: npt.NDArray[np.uint8], boxes: list[text.Box] | None = None) -> Array:
+def features_from_rgb(
+    rgb8: npt.NDArray[np.uint8], boxes: list[text.Corners] | None = None
+) -> Array:
     """The feature vector (``FEATURE_NAMES`` order) of an analysis-size RGB array;
     ``boxes``: text boxes already found on its :func:`luma_of` (they are not found twice)."""
     rgb = rgb8.astype(np.float32)

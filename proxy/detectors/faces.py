@@ -32,7 +32,9 @@ import numpy as np
 import onnxruntime as ort
 import pyvips
 
-from proxy.detectors.base import F32, OnnxComponent, pixels, resize_to, rgb8
+from proxy.detectors.base import F32, OnnxComponent
+from proxy.geometry import Box
+from proxy.imaging import resize_to, rgb8, to_array
 from proxy.manifest import ModelEntry
 from proxy.providers import CPU_ONLY
 
@@ -46,19 +48,10 @@ TOP_K = 5000  # candidates kept before NMS, as OpenCV does
 
 
 @dataclass(frozen=True)
-class Face:
-    """A face in the source image's pixel coordinates (top-left corner, size)."""
+class Face(Box):
+    """A face in the source image's pixel coordinates: its box and its five landmarks."""
 
-    x: float
-    y: float
-    width: float
-    height: float
-    score: float
-    landmarks: tuple[tuple[float, float], ...]  # right eye, left eye, nose, mouth right, left
-
-    @property
-    def center(self) -> tuple[float, float]:
-        return self.x + self.width / 2, self.y + self.height / 2
+    landmarks: tuple[tuple[float, float], ...] = ()  # right eye, left eye, nose, mouth r, l
 
 
 @dataclass(frozen=True)
@@ -82,7 +75,7 @@ def letterbox(image: pyvips.Image, side: int = SIDE) -> tuple[F32, Letterbox]:
     height = min(side, max(1, round(image.height * scale)))
     resized = rgb8(resize_to(image, width, height))
     padded = resized.embed(0, 0, side, side, extend="black")
-    rgb = pixels(padded)
+    rgb = to_array(padded)
     blob = np.ascontiguousarray(rgb[:, :, ::-1].transpose(2, 0, 1)[np.newaxis], dtype=np.float32)
     box = Letterbox(width / image.width, height / image.height, width, height)
     return blob, box
@@ -228,8 +221,8 @@ class FaceDetector(OnnxComponent):
                 Face(
                     x=x1 / box.scale_x,
                     y=y1 / box.scale_y,
-                    width=(x2 - x1) / box.scale_x,
-                    height=(y2 - y1) / box.scale_y,
+                    w=(x2 - x1) / box.scale_x,
+                    h=(y2 - y1) / box.scale_y,
                     score=float(scores[index]),
                     landmarks=landmarks,
                 )

@@ -34,7 +34,8 @@ import numpy.typing as npt
 import onnxruntime as ort
 import pyvips
 
-from proxy.detectors.base import F32, U8, OnnxComponent, pixels, rgb8
+from proxy.detectors.base import F32, U8, OnnxComponent
+from proxy.imaging import rgb8, to_array
 
 SIDE = 256
 CROP = 224
@@ -113,12 +114,12 @@ def jpeg_round_trip(rgb: U8) -> U8:
         np.ascontiguousarray(rgb).tobytes(), width, height, bands, "uchar"
     )
     decoded = pyvips.Image.jpegload_buffer(image.jpegsave_buffer(Q=JPEG_QUALITY))
-    return pixels(decoded)
+    return to_array(decoded)
 
 
 def model_input(image: pyvips.Image) -> F32:
     """Any libvips image -> the network's [1, 224, 224, 3] BGR, mean-subtracted input."""
-    rgb = pixels(_preshrink(rgb8(image)))
+    rgb = to_array(_preshrink(rgb8(image)))
     square = pil_bilinear(rgb, SIDE, SIDE)
     crop = jpeg_round_trip(square[OFFSET : OFFSET + CROP, OFFSET : OFFSET + CROP])
     bgr = crop[:, :, ::-1].astype(np.float32) - MEAN_BGR

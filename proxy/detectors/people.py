@@ -13,29 +13,17 @@ well under a millisecond per source.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 import pyvips
 
-from proxy.detectors.faces import Face
+from proxy.geometry import Box
+from proxy.imaging import to_plane
 
 SALIENT = 128  # of the 0-255 mask: the detector's 0.5 threshold of the normalised map
 MAX_SHARE = 0.35  # a blob over this share of the image is the scene, not one person
 MAX_BODY = 10.0  # a body is at most this many face sizes long (lying down included)
-
-
-@dataclass(frozen=True)
-class PersonRegion:
-    """A person's body in the mask's image pixels (top-left corner, size) and the score of
-    the face it grew from."""
-
-    x: float
-    y: float
-    width: float
-    height: float
-    score: float
 
 
 def blob_labels(mask: npt.NDArray[np.bool_]) -> npt.NDArray[np.int32]:
@@ -43,16 +31,18 @@ def blob_labels(mask: npt.NDArray[np.bool_]) -> npt.NDArray[np.int32]:
     height, width = mask.shape
     flat = (mask.astype(np.uint8) * 255).tobytes()
     labelled = pyvips.Image.new_from_memory(flat, width, height, 1, "uchar").labelregions()
-    return np.ndarray(buffer=labelled.write_to_memory(), dtype=np.int32, shape=(height, width))
+    labels: npt.NDArray[np.int32] = to_plane(labelled)
+    return labels
 
 
 def person_regions(
     mask: npt.NDArray[np.uint8],
     image_size: tuple[int, int],
-    faces: Sequence[Face],
-) -> list[PersonRegion]:
-    """One region per face whose salient blob looks like a body around it; boxes in the
-    pixels of the image the mask covers (``image_size``: its width, height)."""
+    faces: Sequence[Box],
+) -> list[Box]:
+    """One region per face whose salient blob looks like a body around it: a person's body
+    in the pixels of the image the mask covers (``image_size``: its width, height), scored
+    as the face it grew from."""
     if mask.ndim != 2 or mask.size == 0 or not faces:
         return []
     salient = mask >= SALIENT
@@ -67,8 +57,8 @@ def person_regions(
         # The mask cells the face covers, one cell around: a blob touching them is its body.
         c0 = max(int(face.x / sx) - 1, 0)
         r0 = max(int(face.y / sy) - 1, 0)
-        c1 = min(int((face.x + face.width) / sx) + 2, cols)
-        r1 = min(int((face.y + face.height) / sy) + 2, rows)
+        c1 = min(int((face.x + face.w) / sx) + 2, cols)
+        r1 = min(int((face.y + face.h) / sy) + 2, rows)
         near = labels[r0:r1, c0:c1][salient[r0:r1, c0:c1]]
         if near.size == 0:
             continue
@@ -78,10 +68,10 @@ def person_regions(
         ys, xs = np.nonzero(body)
         x0 = min(xs.min() * sx, face.x)
         y0 = min(ys.min() * sy, face.y)
-        x1 = max((xs.max() + 1) * sx, face.x + face.width)
-        y1 = max((ys.max() + 1) * sy, face.y + face.height)
-        size = max(face.width, face.height, sx, sy)
+        x1 = max((xs.max() + 1) * sx, face.x + face.w)
+        y1 = max((ys.max() + 1) * sy, face.y + face.h)
+        size = max(face.w, face.h, sx, sy)
         if max(x1 - x0, y1 - y0) > MAX_BODY * size:
             continue
-        found.append(PersonRegion(x0, y0, x1 - x0, y1 - y0, face.score))
+        found.append(Box(x0, y0, x1 - x0, y1 - y0, face.score))
     return found

@@ -29,7 +29,9 @@ import numpy as np
 import onnxruntime as ort
 import pyvips
 
-from proxy.detectors.base import F32, U8, OnnxComponent, pixels, resize_to, rgb8
+from proxy.detectors.base import F32, U8, OnnxComponent
+from proxy.geometry import Box
+from proxy.imaging import resize_to, rgb8, to_array
 from proxy.manifest import ModelEntry
 from proxy.memory import release_free_memory
 from proxy.providers import CPU_ONLY
@@ -49,7 +51,7 @@ class Saliency:
     """Where the subject is, in the source image's pixel coordinates."""
 
     mask: U8  # (rows, cols) 0-255, MASK_SIDE on the long side, the source's aspect ratio
-    box: tuple[float, float, float, float]  # x, y, width, height
+    box: Box
     mass: float  # salient fraction of the image, 0-1
     centroid: tuple[float, float]  # x, y
     confidence: float  # the model's peak probability, 0-1
@@ -61,7 +63,7 @@ class Saliency:
 
 
 def model_input(image: pyvips.Image) -> F32:
-    rgb = pixels(rgb8(resize_to(image, SIDE, SIDE))).astype(np.float32)
+    rgb = to_array(rgb8(resize_to(image, SIDE, SIDE))).astype(np.float32)
     rgb /= max(float(rgb.max()), 1.0)
     rgb = (rgb - MEAN) / STD
     return np.ascontiguousarray(rgb.transpose(2, 0, 1)[np.newaxis], dtype=np.float32)
@@ -93,7 +95,7 @@ def summarise(raw: F32, width: int, height: int, min_confidence: float = 0.2) ->
     norm = (raw - low) / (high - low) if confident else np.clip(raw, 0.0, 1.0)
     rows, cols = norm.shape
     mask = _small_mask(norm, width, height)
-    whole = (0.0, 0.0, float(width), float(height))
+    whole = Box(0.0, 0.0, float(width), float(height))
     centre = (width / 2, height / 2)
     weights = np.where(norm > THRESHOLD, norm, 0.0).astype(np.float32)
     if not confident or not weights.any():
@@ -107,7 +109,7 @@ def summarise(raw: F32, width: int, height: int, min_confidence: float = 0.2) ->
     cx = float((inside * (xs + 0.5)).sum()) / total
     cy = float((inside * (ys + 0.5)).sum()) / total
     sx, sy = width / cols, height / rows
-    box = (x0 * sx, y0 * sy, (x1 + 1 - x0) * sx, (y1 + 1 - y0) * sy)
+    box = Box(x0 * sx, y0 * sy, (x1 + 1 - x0) * sx, (y1 + 1 - y0) * sy)
     return Saliency(mask, box, mass, (cx * sx, cy * sy), confidence, (width, height))
 
 
@@ -119,7 +121,7 @@ def _small_mask(norm: F32, width: int, height: int) -> U8:
     image = pyvips.Image.new_from_memory(
         levels.tobytes(), levels.shape[1], levels.shape[0], 1, "uchar"
     )
-    return pixels(resize_to(image, mask_w, mask_h))[:, :, 0].copy()
+    return to_array(resize_to(image, mask_w, mask_h))[:, :, 0].copy()
 
 
 class SaliencyDetector(OnnxComponent):

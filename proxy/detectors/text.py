@@ -30,6 +30,9 @@ import numpy as np
 import numpy.typing as npt
 import pyvips
 
+from proxy.geometry import Box
+from proxy.imaging import shrink_to, to_plane
+
 MAX_SIDE = 512  # the analysis copy's longest side (never upscaled)
 MIN_CONTRAST = 28.0  # grey levels: weaker horizontal steps are never strokes
 CLOSE_WIDTH = 11  # analysis pixels: joins the letters and words of a line
@@ -44,23 +47,13 @@ MIN_RULE = 24  # analysis pixels: a vertical edge longer than this is a line, no
 
 Array = npt.NDArray[np.float32]
 Mask = npt.NDArray[np.bool_]
-Box = tuple[int, int, int, int, float]  # x0, y0, x1, y1 (exclusive), score
-
-
-@dataclass(frozen=True)
-class TextRegion:
-    """A box that looks like a line (or a word) of text, in input pixel coordinates."""
-
-    x: int
-    y: int
-    width: int
-    height: int
-    score: float
+Corners = tuple[int, int, int, int, float]  # x0, y0, x1, y1 (exclusive), score
 
 
 @dataclass(frozen=True)
 class TextResult:
-    regions: list[TextRegion] = field(default_factory=list)
+    # Boxes that look like a line (or a word) of text, in the image's (whole) pixels.
+    regions: list[Box] = field(default_factory=list)
     coverage: float = 0.0  # fraction of the image under the regions' union, 0-1
 
 
@@ -76,13 +69,8 @@ def grey_array(image: pyvips.Image, max_side: int = MAX_SIDE) -> tuple[Array, fl
     grey = grey.extract_band(0)
     if grey.format != "uchar":
         grey = grey.cast("uchar")
-    scale = min(1.0, max_side / max(grey.width, grey.height))
-    if scale < 1.0:
-        grey = grey.resize(scale)
-    data = np.ndarray(
-        buffer=grey.write_to_memory(), dtype=np.uint8, shape=(grey.height, grey.width)
-    )
-    return data.astype(np.float32), scale
+    grey, scale = shrink_to(grey, max_side)
+    return to_plane(grey).astype(np.float32), scale
 
 
 def _otsu(values: Array) -> float:
@@ -177,7 +165,7 @@ def _components(
         return empty, empty, empty, empty, empty
     flat = (mask.astype(np.uint8) * 255).tobytes()
     labelled = pyvips.Image.new_from_memory(flat, width, height, 1, "uchar").labelregions()
-    labels = np.ndarray(buffer=labelled.write_to_memory(), dtype=np.int32, shape=(height, width))
+    labels = to_plane(labelled)
     ys, xs = np.nonzero(mask)
     # Labels are dense (0 .. regions - 1, background regions included): index by them
     # directly and keep the ones with mask pixels, in label order (no sort needed).
@@ -196,7 +184,7 @@ def _components(
     return x0[found], y0[found], x1[found], y1[found], counts[found]
 
 
-def analyse(grey: Array, min_score: float = MIN_SCORE) -> tuple[list[Box], Mask]:
+def analyse(grey: Array, min_score: float = MIN_SCORE) -> tuple[list[Corners], Mask]:
     """Text boxes on an analysis-size grey array: (x0, y0, x1, y1 exclusive, score) and
     the stroke mask (for callers that want more statistics)."""
     height, width = grey.shape
@@ -272,7 +260,7 @@ def _half(grey: Array) -> Array:
     return result
 
 
-def _overlap(box: Box, others: list[Box]) -> float:
+def _overlap(box: Corners, others: list[Corners]) -> float:
     """The fraction of ``box`` covered by the union of ``others`` (approximated by the sum)."""
     x0, y0, x1, y1, _ = box
     area = max(1, (x1 - x0) * (y1 - y0))
@@ -282,7 +270,7 @@ def _overlap(box: Box, others: list[Box]) -> float:
     return min(1.0, total / area)
 
 
-def find_boxes(grey: Array) -> list[Box]:
+def find_boxes(grey: Array) -> list[Corners]:
     """Text boxes at two scales on an analysis-size grey array (analysis coordinates): the
     full analysis size for body text, half of it for large type that the first misses."""
     boxes, _ = analyse(grey)
@@ -301,7 +289,7 @@ def detect(image: pyvips.Image) -> TextResult:
 
 
 def from_boxes(
-    boxes: list[Box], shape: tuple[int, ...], scale: float, width: int, height: int
+    boxes: list[Corners], shape: tuple[int, ...], scale: float, width: int, height: int
 ) -> TextResult:
     """Boxes found on an analysis-size grey array (``shape``, ``scale`` of a ``width`` x
     ``height`` image) as regions of that image; the analyzer shares them with the content
@@ -316,6 +304,6 @@ def from_boxes(
         left, top = int(x0 / scale), int(y0 / scale)
         right = min(image_width, int(np.ceil(x1 / scale)))
         bottom = min(image_height, int(np.ceil(y1 / scale)))
-        regions.append(TextRegion(left, top, right - left, bottom - top, round(score, 3)))
+        regions.append(Box(left, top, right - left, bottom - top, round(score, 3)))
     regions.sort(key=lambda r: (r.y, r.x))
     return TextResult(regions=regions, coverage=float(covered.mean()))

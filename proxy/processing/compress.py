@@ -35,7 +35,7 @@ import pyvips
 
 from proxy.errors import DeadlineExceeded
 from proxy.feedback.costs import CostMeter, saving_of
-from proxy.params import Rect
+from proxy.geometry import Rect
 from proxy.policies import Policy
 from proxy.processing.finalize import (
     EncoderSettings,

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pyvips
 
+from proxy.geometry import Rect
 from proxy.processing.plan import RenderPlan
 
 
 def crop(frame: pyvips.Image, plan: RenderPlan) -> tuple[pyvips.Image, RenderPlan]:
-    left, top, width, height = plan.to_loaded(plan.layout.window, frame.width, frame.height)
-    if (left, top, width, height) == (0, 0, frame.width, frame.height):
+    window = plan.to_loaded(plan.layout.window, frame.width, frame.height)
+    if window == Rect(0, 0, frame.width, frame.height):
         return frame, plan
-    return frame.crop(left, top, width, height), plan
+    return frame.crop(window.x, window.y, window.w, window.h), plan

@@ -13,8 +13,9 @@ from dataclasses import replace
 import numpy as np
 import pyvips
 
-from proxy.cropping.evidence import candidates_for, choose
+from proxy.analysis.crops import candidates_for, choose
 from proxy.geometry import Size, place_window
+from proxy.imaging import to_plane
 from proxy.params import ANALYSIS_CROPS, VIPS_CROPS
 from proxy.processing.plan import RenderPlan
 
@@ -24,9 +25,9 @@ PROXY_SIDE = 384
 def _proxy(frame: pyvips.Image, plan: RenderPlan) -> tuple[pyvips.Image, float]:
     """The region, small and flattened; returns it with its pixels per source pixel."""
     region = plan.layout.region
-    left, top, width, height = plan.to_loaded(region, frame.width, frame.height)
-    crop = frame.crop(left, top, width, height)
-    factor = min(1.0, PROXY_SIDE / max(width, height))
+    loaded = plan.to_loaded(region, frame.width, frame.height)
+    crop = frame.crop(loaded.x, loaded.y, loaded.w, loaded.h)
+    factor = min(1.0, PROXY_SIDE / max(loaded.w, loaded.h))
     small = crop.resize(factor) if factor < 1 else crop
     if small.hasalpha():
         small = small.flatten(background=[255, 255, 255])
@@ -35,16 +36,8 @@ def _proxy(frame: pyvips.Image, plan: RenderPlan) -> tuple[pyvips.Image, float]:
 
 def _entropy_offset(proxy: pyvips.Image, chosen: pyvips.Image) -> tuple[int, int]:
     """Where smartcrop's window sits: it is an exact sub-image, so match row/column means."""
-    full = np.ndarray(
-        buffer=proxy.extract_band(0).write_to_memory(),
-        dtype=np.uint8,
-        shape=(proxy.height, proxy.width),
-    ).astype(np.float32)
-    part = np.ndarray(
-        buffer=chosen.extract_band(0).write_to_memory(),
-        dtype=np.uint8,
-        shape=(chosen.height, chosen.width),
-    ).astype(np.float32)
+    full = to_plane(proxy.extract_band(0)).astype(np.float32)
+    part = to_plane(chosen.extract_band(0)).astype(np.float32)
 
     def best(axis_full: np.ndarray, axis_part: np.ndarray) -> int:
         span = len(axis_full) - len(axis_part)

@@ -31,7 +31,7 @@ import pyvips
 
 from proxy.analysis.analyzer import Analyzer, analysis_copy
 from proxy.config import LimitsConfig
-from proxy.cropping.overrides import StoredCrop
+from proxy.cropping.overrides import CropOverride
 from proxy.errors import DamagedImage, DeadlineExceeded
 from proxy.feedback.costs import bytes_digest
 from proxy.fingerprint import PhashMemo
@@ -193,7 +193,7 @@ def _first_answer_format(
     accept: AcceptClass,
     plan: RenderPlan,
     settings: RenderSettings,
-    override: StoredCrop | None,
+    override: CropOverride | None,
 ) -> tuple[RenderPlan, bool]:
     """``fm=auto`` with ``q=auto``: the format a verified decision says wins for this
     picture, size bucket, policy and Accept class; without one, the best accepted format
@@ -256,7 +256,7 @@ def _prepare(
     settings: RenderSettings,
     *,
     deadline: float,
-    override: StoredCrop | None,
+    override: CropOverride | None,
     path: str,
 ) -> tuple[RenderPlan, bool]:
     """The plan (geometry, format, policy, encoding), and whether its format is settled."""
@@ -308,7 +308,7 @@ def render(
     settings: RenderSettings,
     *,
     deadline: float,
-    override: StoredCrop | None = None,
+    override: CropOverride | None = None,
     path: str = "",
 ) -> Rendered:
     """Run the whole pipeline for one source and one request (in a worker thread), in the

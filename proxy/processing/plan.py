@@ -14,8 +14,7 @@ from typing import Literal
 
 from proxy.analysis.result import Analysis
 from proxy.formats import OUTPUTS, OutputFormat
-from proxy.geometry import Layout
-from proxy.params import Rect
+from proxy.geometry import Layout, Rect
 from proxy.policies import Policy
 
 # Who placed the crop (API.md): a model or heuristic (ai), a reviewer's pick (human), or a
@@ -93,11 +92,11 @@ class RenderPlan:
     def mime(self) -> str:
         return OUTPUTS[self.format].mime
 
-    def to_loaded(self, rect: Rect, width: int, height: int) -> tuple[int, int, int, int]:
+    def to_loaded(self, rect: Rect, width: int, height: int) -> Rect:
         """Map a source rect into the shrunk-on-load image, clamped to its bounds."""
         s = self.load_scale
         left = min(int(rect.x * s), width - 1)
         top = min(int(rect.y * s), height - 1)
         w = max(1, min(round(rect.w * s), width - left))
         h = max(1, min(round(rect.h * s), height - top))
-        return left, top, w, h
+        return Rect(left, top, w, h)

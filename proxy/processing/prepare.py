@@ -6,12 +6,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from proxy.config import LimitsConfig
-from proxy.cropping.overrides import StoredCrop, fits_source
+from proxy.cropping.overrides import CropOverride, fits_source
 from proxy.errors import BadParameter, SourceTooLarge
 from proxy.formats import output
-from proxy.geometry import Layout, Size, plan_layout, shrink_on_load, turn_rect, turned_size
+from proxy.geometry import Layout, Rect, Size, plan_layout, shrink_on_load, turn_rect, turned_size
 from proxy.negotiate import AcceptClass, FormatChoice, choose_format
-from proxy.params import AI_CROPS, Rect, TransformParams
+from proxy.params import AI_CROPS, TransformParams
 from proxy.policies import Policy
 from proxy.processing.encoder_memory import encoder_bytes
 from proxy.processing.plan import CropDecision, RenderPlan, SourceInfo
@@ -32,7 +32,7 @@ def _crop_decision(params: TransformParams, needs_window: bool) -> tuple[str, st
 
 
 def human_region(
-    params: TransformParams, info: SourceInfo, override: StoredCrop | None
+    params: TransformParams, info: SourceInfo, override: CropOverride | None
 ) -> Rect | None:
     """The override's region when it governs this request: a ``fit=crop`` of a w x h box
     (its aspect already matched) with no ``rect`` of the URL's own, inside the source; in
@@ -43,9 +43,7 @@ def human_region(
         return None
     if not fits_source(override.rect, info.width, info.height):
         return None  # stored for an older, larger version of the source: ignore it
-    return turn_rect(
-        Rect(*override.rect), Size(info.width, info.height), params.rotate, params.flip
-    )
+    return turn_rect(override.rect, Size(info.width, info.height), params.rotate, params.flip)
 
 
 def _encoder_need(choice: FormatChoice, pixels: int, alpha: bool) -> int:
@@ -98,7 +96,7 @@ def make_plan(
     accept: AcceptClass,
     policies: Mapping[str, Policy],
     options: PrepareOptions,
-    override: StoredCrop | None = None,
+    override: CropOverride | None = None,
 ) -> RenderPlan:
     region = human_region(params, info, override)
     picture = turned_size(Size(info.width, info.height), params.rotate)  # what w, h, rect see

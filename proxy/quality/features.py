@@ -13,6 +13,7 @@ import numpy.typing as npt
 import pyvips
 
 from proxy.formats import LOSSY_FORMATS
+from proxy.imaging import shrink_to, to_array
 
 FEATURE_NAMES = (
     "log_pixels",
@@ -38,13 +39,8 @@ def _array(image: pyvips.Image) -> npt.NDArray[np.float32]:
     if image.bands == 1:
         image = image.bandjoin([image, image])
     image = image.extract_band(0, n=3).cast("uchar")
-    scale = MAX_SIDE / max(image.width, image.height)
-    if scale < 1:
-        image = image.resize(scale)
-    data = np.ndarray(
-        buffer=image.write_to_memory(), dtype=np.uint8, shape=(image.height, image.width, 3)
-    )
-    return data.astype(np.float32)
+    image, _ = shrink_to(image, MAX_SIDE)
+    return to_array(image).astype(np.float32)
 
 
 def extract(image: pyvips.Image) -> npt.NDArray[np.float32]:

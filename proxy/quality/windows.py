@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 
-from proxy.params import Rect
+from proxy.geometry import Rect
 
 SCORED_PIXELS = 2 * 1024 * 1024  # at most this much is scored, at about 100 B/px
 TILE = 512

@@ -17,8 +17,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from proxy.analysis.crops import ranked_crops as crops
 from proxy.config import Config
-from proxy.cropping.evidence import ranked_crops as crops
 from proxy.curation.alt import alt_feedback, user_alt
 from proxy.curation.overrides import aspect_of, put_override, user_override
 from proxy.curation.review import decide

@@ -19,6 +19,8 @@ from typing import Annotated, Any, Literal, TypeVar, get_args
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 from starlette.responses import JSONResponse
 
+from proxy import geometry
+from proxy.cropping.overrides import CropOverride, rect_json
 from proxy.curation import review
 from proxy.curation.facts import alt_json
 from proxy.curation.overrides import UserCrop, user_crop
@@ -121,11 +123,16 @@ class OverrideRequest(Open):
         crop = user_crop(
             body.get("aspect", "any"), body.get("rect"), body.get("ctx"), body.get("reason")
         )
-        return {"aspect": crop.aspect, "rect": crop.rect, "ctx": crop.ctx, "reason": crop.reason}
+        return {
+            "aspect": crop.aspect,
+            "rect": rect_json(crop.rect),
+            "ctx": crop.ctx,
+            "reason": crop.reason,
+        }
 
     def crop(self) -> UserCrop:
         x, y, w, h = self.rect
-        return UserCrop(self.aspect, (x, y, w, h), self.ctx or "", self.reason)
+        return UserCrop(self.aspect, geometry.Rect(x, y, w, h), self.ctx or "", self.reason)
 
 
 class AltRequest(Open):
@@ -257,15 +264,15 @@ class Override(Closed):
     created: UnixTime
 
     @classmethod
-    def of(cls, override: records.Override) -> Override:
+    def of(cls, override: CropOverride) -> Override:
         return cls.model_validate(_override_fields(override))
 
 
-def _override_fields(override: records.Override) -> dict[str, Any]:
+def _override_fields(override: CropOverride) -> dict[str, Any]:
     return {
         "aspect": override.aspect,
         "ctx": override.ctx or None,
-        "rect": list(override.rect),
+        "rect": rect_json(override.rect),
         "by": override.by,
         "reviewer": override.reviewer,
         "reason": override.reason,
@@ -277,7 +284,7 @@ class StoredOverride(Override):
     path: str
 
     @classmethod
-    def stored(cls, path: str, override: records.Override) -> StoredOverride:
+    def stored(cls, path: str, override: CropOverride) -> StoredOverride:
         return cls.model_validate({"path": path, **_override_fields(override)})
 
 

@@ -12,10 +12,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from proxy.analysis.analyzer import Analyzer
-from proxy.analysis.result import Analysis
+from proxy.analysis.crops import ranked_crops as crops
+from proxy.analysis.result import Analysis, box_dict
 from proxy.config import Config
-from proxy.cropping.evidence import ranked_crops as crops
 from proxy.errors import BadParameter
+from proxy.geometry import Box
 from proxy.moderation import Moderator
 from proxy.params import dimension, drop_ignored, split_query
 from proxy.processing.plan import SourceInfo
@@ -61,8 +62,8 @@ def describe(info: SourceInfo, etag: str, analysis: Analysis) -> dict[str, Any]:
     }
 
 
-def _box(box: Any) -> dict[str, float]:
-    return {key: round(value, 2) for key, value in asdict(box).items()}
+def _box(box: Box) -> dict[str, float]:
+    return {key: round(value, 2) for key, value in box_dict(box).items()}
 
 
 class MetaService:

@@ -34,7 +34,7 @@ from proxy.errors import (
 from proxy.sources.base import SourceRef
 from proxy.sources.gate import FetchGate
 from proxy.sources.netguard import IPAddress, resolve_allowed
-from proxy.sources.paths import BadPath, SourcePath
+from proxy.sources.paths import BadPath, SourcePath, joined
 
 # RFC 3986 pchar without "%" (every escape in a source path is the path's own text) and
 # without ";" (path parameters: Tomcat reads "..;" as "..").
@@ -267,7 +267,7 @@ class HttpSource:
 
     def _changed(self, path: SourcePath, identity: str | None) -> None:
         if self.on_change is not None:
-            self.on_change(SourcePath(f"{self.name}/{path}"), identity)
+            self.on_change(joined(self.name, path), identity)
 
     def blocking_reader(self, ref: SourceRef, max_bytes: int) -> Callable[[], bytes] | None:
         """Bytes fetched by ``locate`` are handed over as they are; others need the loop."""

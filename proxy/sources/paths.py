@@ -5,6 +5,9 @@ the lane, the caches, ``/meta``) takes a ``SourcePath``, and the only way to mak
 outside input is :func:`canonical_path`. So ``a.png/``, ``//a.png``, ``./a.png`` or
 ``%2e/a.png`` can never become a second source beside ``a.png``: the server redirects them
 to the canonical spelling (``request_source_path``), and everything else is refused.
+Rules, generations and purges sit on a ``SourcePrefix``: a canonical path (every
+``SourcePath`` is one) or ``EVERY_SOURCE``; paths read back from the store were canonical
+when written.
 
 Refused (400): ``..`` segments, backslashes, control and format characters (NUL, bidi
 overrides, zero-width joiners), characters that stand in for a slash or a dot under Unicode
@@ -21,7 +24,11 @@ from typing import NewType
 
 from proxy.errors import LoupeError, SourceNotFound
 
-SourcePath = NewType("SourcePath", str)
+# Where an exception rule or a decision generation sits: a canonical folder or source path,
+# or "" (``EVERY_SOURCE``). Every ``SourcePath`` is one (the prefix of itself).
+SourcePrefix = NewType("SourcePrefix", str)
+SourcePath = NewType("SourcePath", SourcePrefix)
+EVERY_SOURCE = SourcePrefix("")
 
 MAX_SEGMENT_BYTES = 255  # NAME_MAX of every common file system
 MAX_PATH_BYTES = 1024  # far below PATH_MAX, a store key and an origin URL
@@ -92,7 +99,7 @@ def canonical_path(raw: str) -> SourcePath:
             raise SourceNotFound(
                 f"no source name ends in a dot or starts or ends with a space: {segment!r}"
             )
-    return SourcePath("/".join(segments))
+    return SourcePath(SourcePrefix("/".join(segments)))
 
 
 def canonical_prefix(raw: str) -> SourcePath | None:
@@ -102,8 +109,20 @@ def canonical_prefix(raw: str) -> SourcePath | None:
     return canonical_path(raw.strip())
 
 
-def ancestors(path: SourcePath) -> list[str]:
+def split_first(path: SourcePath) -> tuple[str, SourcePath | None]:
+    """The first segment of a canonical path and the rest (canonical too), or None when the
+    path has one segment."""
+    first, _, rest = path.partition("/")
+    return first, SourcePath(SourcePrefix(rest)) if rest else None
+
+
+def joined(folder: str, path: SourcePath) -> SourcePath:
+    """``path`` inside ``folder`` (one canonical segment, an origin's name)."""
+    return SourcePath(SourcePrefix(f"{folder}/{path}"))
+
+
+def ancestors(path: SourcePath) -> list[SourcePrefix]:
     """Every prefix a folder rule or generation can sit on: ``""`` (every source), each
     parent folder, and the path itself."""
     parts = path.split("/")
-    return ["", *("/".join(parts[: n + 1]) for n in range(len(parts)))]
+    return [EVERY_SOURCE, *(SourcePrefix("/".join(parts[: n + 1])) for n in range(len(parts)))]

@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 import httpx
 
 from proxy.sources.base import Source, SourceRef
-from proxy.sources.paths import SourcePath
+from proxy.sources.paths import SourcePath, split_first
 
 
 class SourceRouter:
@@ -20,10 +20,9 @@ class SourceRouter:
         self._client = client
 
     def _route(self, path: SourcePath) -> tuple[Source, SourcePath]:
-        name, _, rest = path.partition("/")
+        name, rest = split_first(path)
         origin = self.origins.get(name)
-        # The rest of a canonical path is canonical too.
-        return (origin, SourcePath(rest)) if origin is not None and rest else (self.local, path)
+        return (origin, rest) if origin is not None and rest is not None else (self.local, path)
 
     async def locate(self, path: SourcePath) -> SourceRef:
         source, inner = self._route(path)

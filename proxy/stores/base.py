@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from proxy.errors import LoupeError
-from proxy.sources.paths import SourcePath
+from proxy.sources.paths import SourcePath, SourcePrefix
 
 AltStatus = Literal["empty", "draft", "machine", "reviewed", "user"]
 Component = Literal["alt", "crop", "qa", "moderation", "sample"]
@@ -45,21 +45,6 @@ class SourceRecord:
     last_seen: float = 0.0
     faces: int | None = None  # how many faces the analysis found
     dup_group: str | None = None  # its near-duplicates' group (set with the phash)
-
-
-@dataclass(frozen=True)
-class Override:
-    """A human crop: ``by="user"`` through the admin API, ``"human"`` picked in review.
-    ``ctx=""`` applies in every context."""
-
-    path: SourcePath
-    aspect: str
-    rect: tuple[int, int, int, int]
-    ctx: str = ""
-    by: Literal["user", "human"] = "user"
-    reviewer: str = ""
-    reason: str = ""
-    created: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -143,7 +128,7 @@ class PurgeItem:
     """A purge waiting in the outbox: ``prefix`` is a source or folder (``""``: all), and
     ``seq`` tells a purge sent from one queued again meanwhile."""
 
-    prefix: str
+    prefix: SourcePrefix
     reason: str
     seq: int
     attempts: int

@@ -13,6 +13,7 @@ from typing import Any
 import psycopg
 from psycopg_pool import ConnectionPool
 
+from proxy.sources.paths import SourcePath
 from proxy.stores.base import StoreError
 from proxy.stores.sql import Row, SqlStore, Tx, checked_params
 
@@ -71,7 +72,7 @@ class PostgresStore(SqlStore):
     def _skip_locked(self) -> str:
         return " FOR UPDATE SKIP LOCKED"
 
-    def _lock_document(self, tx: Tx, path: str) -> None:
+    def _lock_document(self, tx: Tx, path: SourcePath) -> None:
         # Under READ COMMITTED a concurrent writer's document could be built from rows read
         # before this one committed, and overwrite it: take turns per path, then read.
         tx.run("SELECT pg_advisory_xact_lock(?, hashtext(?))", (SEARCH_LOCK, path))

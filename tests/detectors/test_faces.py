@@ -99,11 +99,11 @@ def test_astronaut_has_one_face_where_it_is(detector: FaceDetector) -> None:
     face = only_face(detector.detect(image("skimage/astronaut.png")))
     assert face.score >= 0.9
     assert near(face, *ASTRONAUT_FACE, tolerance=8)
-    assert 70 <= face.width <= 120 and 90 <= face.height <= 140
+    assert 70 <= face.w <= 120 and 90 <= face.h <= 140
     assert 170 <= face.x <= 190 and 55 <= face.y <= 75
     right_eye, left_eye, nose, mouth_right, mouth_left = face.landmarks
     for x, y in face.landmarks:
-        assert face.x <= x <= face.x + face.width and face.y <= y <= face.y + face.height
+        assert face.x <= x <= face.x + face.w and face.y <= y <= face.y + face.h
     assert right_eye[0] < nose[0] < left_eye[0]  # the subject's right eye is on our left
     assert right_eye[1] < nose[1] < mouth_right[1] and left_eye[1] < nose[1] < mouth_left[1]
 
@@ -183,14 +183,14 @@ def test_letterbox_round_trip_shifts(
     expected = (ASTRONAUT_FACE[0] + shift[0], ASTRONAUT_FACE[1] + shift[1])
     assert near(face, *expected, tolerance=8), (face.center, expected)
     assert face.x >= 0 and face.y >= 0
-    assert face.x + face.width <= shaped.width and face.y + face.height <= shaped.height
+    assert face.x + face.w <= shaped.width and face.y + face.h <= shaped.height
 
 
 @pytest.mark.parametrize("scale", [0.25, 0.5, 2.0])
 def test_letterbox_round_trip_scales(detector: FaceDetector, scale: float) -> None:
     face = only_face(detector.detect(image("skimage/astronaut.png").resize(scale)))
     assert near(face, ASTRONAUT_FACE[0] * scale, ASTRONAUT_FACE[1] * scale, 8 * max(1, scale))
-    assert face.width == pytest.approx(91 * scale, rel=0.1)
+    assert face.w == pytest.approx(91 * scale, rel=0.1)
 
 
 @pytest.mark.parametrize("convert", ["alpha", "b-w", "rgb16"])

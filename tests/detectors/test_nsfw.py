@@ -13,8 +13,8 @@ import pytest
 import pyvips
 
 from proxy import manifest, model_files
-from proxy.detectors.base import pixels, rgb8
 from proxy.detectors.nsfw import NsfwDetector, NsfwScoreError, pil_bilinear
+from proxy.imaging import rgb8, to_array
 from proxy.manifest import ModelEntry, check, format_table, load, locate
 from tests.detectors import empty_models_dir, flat, image, tampered_models_dir
 from tests.support import shared_data
@@ -92,7 +92,7 @@ def test_agrees_with_the_reference_classifier(
     path = shared_data() / relative
     # The package keeps PIL's RGB conversion of an alpha image (the alpha dropped); give it
     # the pixels flattened on white, as every Loupe detector sees them.
-    reference = oracle(pixels(rgb8(source)) if source.hasalpha() else path)
+    reference = oracle(to_array(rgb8(source)) if source.hasalpha() else path)
     ours = detector.score(source)
     assert ours == pytest.approx(reference, abs=AGREEMENT[relative])
     thumbnail = pyvips.Image.thumbnail(str(path), 640)

@@ -10,8 +10,8 @@ from proxy.detectors.faces import Face
 from proxy.detectors.people import MAX_SHARE, person_regions
 
 
-def _Face(x: float, y: float, width: float, height: float, score: float) -> Face:
-    return Face(x, y, width, height, score, landmarks=())
+def _Face(x: float, y: float, w: float, h: float, score: float) -> Face:
+    return Face(x, y, w, h, score, landmarks=())
 
 
 def mask_with(*blobs: tuple[int, int, int, int], shape: tuple[int, int] = (48, 64)) -> np.ndarray:
@@ -30,14 +30,14 @@ def test_the_body_under_an_uncertain_face_becomes_a_person_region() -> None:
     mask = mask_with((11, 18, 30, 25))  # a standing body from the chin down
     (region,) = person_regions(mask, IMAGE, [face])
     assert (region.x, region.y) == (180, 100) and region.score == 0.6
-    assert region.x + region.width == 250 and region.y + region.height == 300
+    assert region.x + region.w == 250 and region.y + region.h == 300
 
 
 def test_a_person_lying_down_is_a_wide_region() -> None:
     face = _Face(100, 300, 22, 20, 0.5)
     mask = mask_with((29, 12, 33, 30))  # the body stretched out to the right
     (region,) = person_regions(mask, IMAGE, [face])
-    assert region.width > 2.5 * region.height and region.x == 100
+    assert region.w > 2.5 * region.h and region.x == 100
 
 
 def test_no_region_when_the_blob_is_the_scene_far_away_or_missing() -> None:
@@ -73,8 +73,8 @@ def test_a_region_holds_its_face_and_stays_in_the_picture(
     face = _Face(x, y, size, size, 0.7)
     for region in person_regions(mask_with((r0, c0, r0 + rows, c0 + cols)), IMAGE, [face]):
         assert region.x <= face.x and region.y <= face.y
-        assert region.x + region.width >= face.x + face.width
-        assert region.y + region.height >= face.y + face.height
+        assert region.x + region.w >= face.x + face.w
+        assert region.y + region.h >= face.y + face.h
         assert region.x >= 0 and region.y >= 0
-        assert region.x + region.width <= max(IMAGE[0], face.x + face.width)
-        assert region.y + region.height <= max(IMAGE[1], face.y + face.height)
+        assert region.x + region.w <= max(IMAGE[0], face.x + face.w)
+        assert region.y + region.h <= max(IMAGE[1], face.y + face.h)

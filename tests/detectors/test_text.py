@@ -12,7 +12,8 @@ import pytest
 import pyvips
 
 from proxy.detectors import text
-from proxy.detectors.text import TextRegion, TextResult, detect
+from proxy.detectors.text import TextResult, detect
+from proxy.geometry import Box as GeoBox
 from tests.detectors import flat, image
 from tests.support import shared_dir
 
@@ -29,8 +30,8 @@ def iou(a: Box, b: Box) -> float:
     return inter / union if union else 0.0
 
 
-def as_box(region: TextRegion) -> Box:
-    return (region.x, region.y, region.width, region.height)
+def as_box(region: GeoBox) -> Box:
+    return (region.x, region.y, region.w, region.h)
 
 
 def with_text(
@@ -54,9 +55,9 @@ def with_text(
 def assert_sane(result: TextResult, picture: pyvips.Image) -> None:
     assert 0.0 <= result.coverage <= 1.0
     for region in result.regions:
-        assert region.width > 0 and region.height > 0
-        assert region.x >= 0 and region.x + region.width <= picture.width, region
-        assert region.y >= 0 and region.y + region.height <= picture.height, region
+        assert region.w > 0 and region.h > 0
+        assert region.x >= 0 and region.x + region.w <= picture.width, region
+        assert region.y >= 0 and region.y + region.h <= picture.height, region
         assert 0.0 <= region.score <= 1.0
 
 
@@ -186,7 +187,7 @@ def test_text_bearing_images(relative: str, minimum: float) -> None:
 def test_page_title_and_screenshot_header_are_found() -> None:
     page = detect(image("skimage/page.png"))
     # "Region-based segmentation", the page's title: the top 40 rows, left half.
-    assert any(r.y < 40 and r.x < 100 and r.width > 150 for r in page.regions), page.regions
+    assert any(r.y < 40 and r.x < 100 and r.w > 150 for r in page.regions), page.regions
     shot = detect(image("generated/screenshot_ui.png"))
     # The dark title bar (top ~45 px of 900) holds "imgproxy-bench - Dashboard".
     assert any(r.y < 45 and r.x < 60 for r in shot.regions), shot.regions

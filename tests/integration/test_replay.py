@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 
 from proxy.analysis.analyzer import Analyzer
+from proxy.analysis.crops import ranked_crops
 from proxy.commands.replay import iou
-from proxy.cropping.evidence import ranked_crops
 from proxy.curation.review import Decision, decide
 from proxy.params import parse_params
 from proxy.sources.paths import SourcePath

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import pyvips
 
-from proxy.quality import ssimulacra2
+from proxy.quality import ssimulacra2, ssimulacra2_core, ssimulacra2_exact
 from proxy.quality.ssimulacra2 import score, score_files
 
 TOLERANCE = 0.5
@@ -177,7 +177,7 @@ def _fma(a: Real, b: Real, c: Real) -> np.float32:
 
 def _scalar_rows(row: np.ndarray) -> np.ndarray:
     """Horizontal pass: scalar head, 4-lane blocks from x = 8 on, scalar tail."""
-    g = ssimulacra2._gauss()
+    g = ssimulacra2_core._gauss()
     n_, xsize = g.radius, len(row)
     out = np.zeros(xsize, np.float32)
     prev = [[np.float32(0)] * 4 for _ in range(3)]
@@ -224,7 +224,7 @@ def _scalar_rows(row: np.ndarray) -> np.ndarray:
 
 
 def _scalar_columns(column: np.ndarray) -> np.ndarray:
-    g = ssimulacra2._gauss()
+    g = ssimulacra2_core._gauss()
     n_, ysize = g.radius, len(column)
     out = np.zeros(ysize, np.float32)
     y1, y2 = [np.float32(0)] * 3, [np.float32(0)] * 3
@@ -250,5 +250,5 @@ def test_exact_blur_is_the_reference_recursion(height: int, width: int) -> None:
     planes = rng.random((2, height, width)).astype(np.float32)
     rows = np.array([[_scalar_rows(r) for r in p] for p in planes])
     expected = np.array([np.stack([_scalar_columns(c) for c in p.T], axis=1) for p in rows])
-    got = ssimulacra2._blur_exact(np.ascontiguousarray(planes.transpose(2, 0, 1)))
+    got = ssimulacra2_exact._blur_exact(np.ascontiguousarray(planes.transpose(2, 0, 1)))
     assert np.array_equal(got, expected)

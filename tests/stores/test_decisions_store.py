@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import pytest
 
+from proxy.cropping.overrides import CropOverride
 from proxy.errors import BadParameter
+from proxy.geometry import Rect
 from proxy.sources.paths import SourcePath, canonical_path
 from proxy.stores import Store
-from proxy.stores.base import AltText, Override
+from proxy.stores.base import AltText
 
 A = canonical_path("shop/shoes/a.png")
 B = canonical_path("shop/hats/b.png")
@@ -41,7 +43,7 @@ def test_every_decision_bumps_the_generation_of_what_it_covers(store: Store) -> 
         seen.append(now)
         return moved
 
-    store.put_override(Override(path=A, aspect="16:9", rect=(0, 0, 16, 9)))
+    store.put_override(CropOverride(path=A, aspect="16:9", rect=Rect(0, 0, 16, 9)))
     assert bumped()
     assert store.delete_overrides(A) == 1 and bumped()
     assert store.delete_overrides(A) == 0 and not bumped()  # nothing changed
@@ -63,13 +65,13 @@ def test_every_decision_bumps_the_generation_of_what_it_covers(store: Store) -> 
 
 
 def test_decisions_for_reads_generation_crops_and_covering_rules_together(store: Store) -> None:
-    store.put_override(Override(path=A, aspect="1:1", rect=(1, 2, 3, 3)))
+    store.put_override(CropOverride(path=A, aspect="1:1", rect=Rect(1, 2, 3, 3)))
     store.put_rule("shop", "lossless-only", "r", "why")
     store.put_rule("shop/shoes/a.png", "never-crop", "r", "why")
     store.put_rule("shop/shoe", "center-crop", "r", "why")  # a sibling prefix: not covering
     generation, overrides, rules = store.decisions_for(A)
     assert generation == store.generation(A) == 3
-    assert [o.rect for o in overrides] == [(1, 2, 3, 3)]
+    assert [o.rect for o in overrides] == [Rect(1, 2, 3, 3)]
     assert sorted(rules) == [("shop", "lossless-only"), ("shop/shoes/a.png", "never-crop")]
 
 

@@ -8,18 +8,22 @@ import subprocess
 import sys
 import time
 
+from proxy.geometry import Rect
 from proxy.stores import Store, open_store
 from tests.support import REPO
 
 WRITER = """
 import sys
 from proxy.stores import open_store
-from proxy.stores.base import AltText, Override
+from proxy.cropping.overrides import CropOverride
+from proxy.geometry import Rect
+from proxy.stores.base import AltText
 store = open_store(sys.argv[1])
 n = 0
 while True:
     store.put_alt(AltText(path=f"p{n}.jpg", text=f"text {n}", status="user"))
-    store.put_override(Override(path=f"p{n}.jpg", aspect="1:1", rect=(0, 0, n + 1, n + 1)))
+    rect = Rect(0, 0, n + 1, n + 1)
+    store.put_override(CropOverride(path=f"p{n}.jpg", aspect="1:1", rect=rect))
     print(n, flush=True)  # acknowledged: both writes committed
     n += 1
 """
@@ -48,6 +52,6 @@ def test_kill_9_mid_write_loses_nothing_acknowledged(store: Store, store_url: st
         for n in range(acknowledged + 1):
             alt = reopened.alt(f"p{n}.jpg")
             assert alt is not None and alt.text == f"text {n}", n
-            assert reopened.overrides(f"p{n}.jpg")[0].rect == (0, 0, n + 1, n + 1), n
+            assert reopened.overrides(f"p{n}.jpg")[0].rect == Rect(0, 0, n + 1, n + 1), n
     finally:
         reopened.close()

@@ -7,16 +7,18 @@ from typing import Literal
 
 import pytest
 
+from proxy.cropping.overrides import CropOverride
 from proxy.curation.overrides import Closing, put_override
+from proxy.geometry import Rect
 from proxy.sources.paths import SourcePath
 from proxy.stores import Store
-from proxy.stores.base import Feedback, Override
+from proxy.stores.base import Feedback
 
 PATH = SourcePath("shop/shoe.jpg")
 
 
-def _override(by: Literal["user", "human"] = "user") -> Override:
-    return Override(PATH, "16:9", (0, 0, 160, 90), by=by, reviewer="ann", reason="faces")
+def _override(by: Literal["user", "human"] = "user") -> CropOverride:
+    return CropOverride(PATH, "16:9", Rect(0, 0, 160, 90), by=by, reviewer="ann", reason="faces")
 
 
 def _feedback(review_id: int | None = None, **ai_output: object) -> Feedback:

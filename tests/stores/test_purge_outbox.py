@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import time
 
+from proxy.cropping.overrides import CropOverride
+from proxy.geometry import Rect
 from proxy.sources.paths import SourcePath
 from proxy.stores import Store
-from proxy.stores.base import Override
 
 
 def test_every_decision_that_changes_bytes_queues_a_purge(store: Store) -> None:
     path = SourcePath("shop/shoe.jpg")
-    store.put_override(Override(path=path, aspect="1:1", rect=(0, 0, 10, 10)))
+    store.put_override(CropOverride(path=path, aspect="1:1", rect=Rect(0, 0, 10, 10)))
     store.put_rule("shop", "never-crop", "ann", "packshots")
     store.bump_generation(SourcePath("other.jpg"), reason="purge")
     pending = {item.prefix: item.reason for item in store.claim_purges(10, 30)}

@@ -7,11 +7,12 @@ import time
 
 import pytest
 
+from proxy.cropping.overrides import CropOverride
+from proxy.geometry import Rect
 from proxy.stores import Store, open_store
 from proxy.stores.base import (
     AltText,
     Feedback,
-    Override,
     QAResult,
     ReviewConflict,
     ReviewNotFound,
@@ -56,13 +57,17 @@ def test_near_duplicates_use_the_chunk_index(store: Store) -> None:
 
 
 def test_overrides_upsert_list_delete(store: Store) -> None:
-    store.put_override(Override(path="p.jpg", aspect="16:9", rect=(1, 2, 160, 90)))
-    store.put_override(Override(path="p.jpg", aspect="16:9", rect=(3, 4, 320, 180), reason="x"))
-    store.put_override(Override(path="p.jpg", aspect="any", rect=(0, 0, 50, 50), ctx="hero"))
+    store.put_override(CropOverride(path="p.jpg", aspect="16:9", rect=Rect(1, 2, 160, 90)))
+    store.put_override(
+        CropOverride(path="p.jpg", aspect="16:9", rect=Rect(3, 4, 320, 180), reason="x")
+    )
+    store.put_override(
+        CropOverride(path="p.jpg", aspect="any", rect=Rect(0, 0, 50, 50), ctx="hero")
+    )
     got = store.overrides("p.jpg")
     assert [(o.aspect, o.ctx, o.rect) for o in got] == [
-        ("16:9", "", (3, 4, 320, 180)),
-        ("any", "hero", (0, 0, 50, 50)),
+        ("16:9", "", Rect(3, 4, 320, 180)),
+        ("any", "hero", Rect(0, 0, 50, 50)),
     ]
     assert store.delete_overrides("p.jpg", "16:9") == 1
     assert store.delete_overrides("p.jpg") == 1

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import pytest
 
+from proxy.cropping.overrides import CropOverride
 from proxy.errors import BadParameter
+from proxy.geometry import Rect
 from proxy.server import admin_models as m
 from proxy.server.admin_reports import Metrics
 from proxy.server.openapi import document
 from proxy.sources.paths import SourcePath
-from proxy.stores.base import AltText, Override
+from proxy.stores.base import AltText
 
 
 @pytest.mark.parametrize(
@@ -38,7 +40,7 @@ def test_a_request_body_is_read_as_before() -> None:
     crop = m.parse(
         m.OverrideRequest, {"aspect": "32:18", "rect": [1, 2, 3, 4], "ctx": "", "x": 1}
     ).crop()
-    assert (crop.aspect, crop.rect, crop.ctx, crop.reason) == ("16:9", (1, 2, 3, 4), "", "")
+    assert (crop.aspect, crop.rect, crop.ctx, crop.reason) == ("16:9", Rect(1, 2, 3, 4), "", "")
     rule = m.parse(m.RuleRequest, {"rule": "never-crop", "reason": "  packshots "})
     assert (rule.prefix, rule.reason) == ("", "packshots")
     decision = m.parse(m.Decision, {"action": "edit", "value": 5, "reason": " r "})
@@ -59,7 +61,7 @@ def test_responses_keep_their_spelling() -> None:
     draft = m.Alt.at(path, AltText(path, "a door", "draft", confidence=1))
     assert draft.model_dump(mode="json", exclude_unset=True)["draft"] == "a door"
     assert draft.model_dump(mode="json")["confidence"] == 1  # an int stays an int
-    stored = m.StoredOverride.stored(path, Override(path, "any", (0, 0, 5, 5), created=3))
+    stored = m.StoredOverride.stored(path, CropOverride(path, "any", Rect(0, 0, 5, 5), created=3))
     assert stored.model_dump(mode="json")["ctx"] is None
 
 

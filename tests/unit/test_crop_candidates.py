@@ -11,7 +11,6 @@ from hypothesis import strategies as st
 
 from proxy.cropping import (
     STRATEGIES,
-    Box,
     Candidate,
     Evidence,
     evidence_from,
@@ -20,8 +19,8 @@ from proxy.cropping import (
     rank,
     score,
 )
-from proxy.geometry import Size, place_window, window_size
-from proxy.params import Rect
+from proxy.detectors.faces import Face
+from proxy.geometry import Box, Rect, Size, place_window, window_size
 
 FAST = settings(max_examples=60, deadline=None)
 
@@ -383,18 +382,9 @@ def test_candidate_fields() -> None:
 
 
 @dataclass(frozen=True)
-class _Face:
-    x: float
-    y: float
-    width: float
-    height: float
-    score: float
-
-
-@dataclass(frozen=True)
 class _Saliency:
     mask: np.ndarray
-    box: tuple[float, float, float, float]
+    box: Box
     mass: float
     centroid: tuple[float, float]
 
@@ -403,13 +393,13 @@ def test_evidence_from_detector_results() -> None:
     mask = np.zeros((32, 64), dtype=np.uint8)
     mask[:, 48:] = 255
     ev = evidence_from(
-        faces=[_Face(10, 20, 30, 40, 0.9)],
-        saliency=_Saliency(mask, (1200.0, 0.0, 400.0, 800.0), 0.25, (1400.0, 400.0)),
-        text=[_Face(5, 5, 100, 20, 0.5)],
+        faces=[Face(10, 20, 30, 40, 0.9, landmarks=((20.0, 30.0),))],
+        saliency=_Saliency(mask, Box(1200.0, 0.0, 400.0, 800.0), 0.25, (1400.0, 400.0)),
+        text=[Box(5, 5, 100, 20, 0.5)],
     )
     assert ev.faces == (Box(10, 20, 30, 40, 0.9),)
     assert ev.text == (Box(5, 5, 100, 20, 0.5),)
     assert ev.saliency == Box(1200, 0, 400, 800) and ev.saliency_centroid == (1400.0, 400.0)
     assert ev.saliency_grid is not None and float(ev.saliency_grid.max()) == 1.0
-    empty = _Saliency(np.zeros((4, 4), dtype=np.uint8), (0, 0, 0, 0), 0.0, (0, 0))
+    empty = _Saliency(np.zeros((4, 4), dtype=np.uint8), Box(0, 0, 0, 0), 0.0, (0, 0))
     assert evidence_from(saliency=empty).saliency is None

@@ -10,20 +10,25 @@ from hypothesis import strategies as st
 
 from proxy.cropping.overrides import (
     COMMON_ASPECTS,
-    StoredCrop,
+    CropOverride,
     applicable,
     aspect_of,
     common_aspect,
     matches,
     parse_aspect,
+    rect_from_json,
+    rect_json,
 )
+from proxy.geometry import Rect
+from proxy.sources.paths import SourcePath
 
 ASPECTS = ["any", "16:9", "1:1", "4:5", "9:16", "3:2"]
 crops = st.builds(
-    StoredCrop,
+    CropOverride,
+    path=st.just(SourcePath("p.jpg")),
     aspect=st.sampled_from(ASPECTS),
     ctx=st.sampled_from(["", "hero", "social"]),
-    rect=st.just((0, 0, 10, 10)),
+    rect=st.just(Rect(0, 0, 10, 10)),
     by=st.sampled_from(["user", "human"]),
 )
 
@@ -49,7 +54,7 @@ def test_rounded_sizes_still_match_their_aspect() -> None:
 
 @given(st.lists(crops, max_size=8), st.integers(1, 4000), st.integers(1, 4000))
 def test_the_chosen_override_applies_and_is_the_most_specific(
-    stored: list[StoredCrop], width: int, height: int
+    stored: list[CropOverride], width: int, height: int
 ) -> None:
     chosen = applicable(stored, width, height, "hero")
     fitting = [c for c in stored if c.ctx in ("", "hero") and matches(c.aspect, width, height)]
@@ -66,7 +71,7 @@ def test_the_chosen_override_applies_and_is_the_most_specific(
 
 @given(st.lists(crops, max_size=8), st.integers(1, 4000), st.integers(1, 4000))
 def test_a_context_crop_never_leaks_into_another_context(
-    stored: list[StoredCrop], width: int, height: int
+    stored: list[CropOverride], width: int, height: int
 ) -> None:
     chosen = applicable(stored, width, height, "gallery")
     assert chosen is None or chosen.ctx == ""
@@ -108,3 +113,14 @@ def test_the_snap_is_the_nearest_common_aspect(width: int, height: int) -> None:
     for other in COMMON_ASPECTS:
         ow, _, oh = other.partition(":")
         assert distance <= abs(math.log(int(ow) / int(oh)) - math.log(ratio)) + 1e-12
+
+
+@given(st.lists(st.integers(0, 10_000), min_size=4, max_size=4))
+def test_a_rect_round_trips_through_its_json(values: list[int]) -> None:
+    rect = rect_from_json(values)
+    assert rect == Rect(*values) and rect_json(rect) == values
+
+
+@pytest.mark.parametrize("bad", [[1, 2, 3], [1, 2, 3, True], [1, 2, 3, 4.0], "1,2,3,4", None])
+def test_rect_from_json_refuses_what_is_not_four_integers(bad: object) -> None:
+    assert rect_from_json(bad) is None

@@ -10,12 +10,11 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from proxy.analysis.result import Analysis, FoundBox
-from proxy.cropping import Box, Evidence, rank, score
-from proxy.cropping.evidence import candidates_for, evidence_for
+from proxy.analysis.crops import candidates_for, evidence_for
+from proxy.analysis.result import Analysis
+from proxy.cropping import Evidence, rank, score
 from proxy.cropping.people import Person, best_window, lexicographic
-from proxy.geometry import Size, window_size
-from proxy.params import Rect
+from proxy.geometry import Box, Rect, Size, window_size
 from tests.unit.test_crop_candidates import inside
 
 FAST = settings(max_examples=80, deadline=None)
@@ -251,7 +250,7 @@ def test_a_window_that_can_hold_the_face_and_the_uncertain_person_holds_both() -
 def test_specks_of_text_in_a_photo_are_no_promise_but_a_page_s_text_is() -> None:
     """wikipedia/025's case: two text false positives (a roof ridge, a pole) on a photo
     outranked the horse and rider."""
-    specks = (FoundBox(234, 241, 37, 17, 0.88), FoundBox(80, 592, 89, 13, 0.63))
+    specks = (Box(234, 241, 37, 17, 0.88), Box(80, 592, 89, 13, 0.63))
     photo = Analysis(
         phash="0", width=1388, height=926, text=specks, text_coverage=0.003, content=("photo", 0.99)
     )
@@ -263,9 +262,9 @@ def test_specks_of_text_in_a_photo_are_no_promise_but_a_page_s_text_is() -> None
 
 
 def test_person_regions_travel_from_the_analysis_to_the_crop() -> None:
-    body = FoundBox(900, 380, 140, 50, 0.5)
+    body = Box(900, 380, 140, 50, 0.5)
     analysis = Analysis(
-        phash="0", width=1200, height=600, faces=(FoundBox(500, 200, 60, 80, 0.95),), people=(body,)
+        phash="0", width=1200, height=600, faces=(Box(500, 200, 60, 80, 0.95),), people=(body,)
     )
     assert Analysis.from_dict(analysis.to_dict()) == analysis
     region = Rect(100, 0, 1100, 600)

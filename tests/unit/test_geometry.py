@@ -9,7 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from proxy.geometry import (
+    Fit,
     Layout,
+    Rect,
     Size,
     clamp_region,
     place_window,
@@ -17,7 +19,6 @@ from proxy.geometry import (
     shrink_on_load,
     window_size,
 )
-from proxy.params import Fit, Rect
 
 FITS: tuple[Fit, ...] = get_args(Fit)
 MAX_SOURCE = 20_000

@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from proxy.geometry import (
+    Box,
     Size,
     aspect_box,
     aspect_window,
@@ -129,29 +130,30 @@ def test_ar_alone_is_the_largest_window_of_that_aspect(
 
 
 @st.composite
-def boxes_in(draw: st.DrawFn) -> tuple[Size, tuple[float, float, float, float]]:
+def boxes_in(draw: st.DrawFn) -> tuple[Size, Box]:
     size = draw(sizes)
     x = draw(st.integers(0, size.width - 1))
     y = draw(st.integers(0, size.height - 1))
     w = draw(st.integers(1, size.width - x))
     h = draw(st.integers(1, size.height - y))
-    return size, (float(x), float(y), float(w), float(h))
+    return size, Box(float(x), float(y), float(w), float(h), 0.7)
 
 
 @given(boxes_in(), rotations, flips)
 def test_a_turned_box_stays_inside_and_keeps_its_area(
-    found: tuple[Size, tuple[float, float, float, float]], rotate: int, flip: str
+    found: tuple[Size, Box], rotate: int, flip: str
 ) -> None:
     size, box = found
-    x, y, w, h = turn_box(box, size, rotate, flip)
+    out = turn_box(box, size, rotate, flip)
     turned = turned_size(size, rotate)
-    assert x >= 0 and y >= 0 and x + w <= turned.width and y + h <= turned.height
-    assert w * h == box[2] * box[3]
+    assert out.x >= 0 and out.y >= 0 and out.x + out.w <= turned.width
+    assert out.y + out.h <= turned.height
+    assert out.area == box.area and out.score == box.score
 
 
 @given(boxes_in())
 def test_four_quarter_turns_and_two_flips_are_the_identity(
-    found: tuple[Size, tuple[float, float, float, float]],
+    found: tuple[Size, Box],
 ) -> None:
     size, box = found
     turned, current = size, box
@@ -166,5 +168,5 @@ def test_four_quarter_turns_and_two_flips_are_the_identity(
 
 def test_a_quarter_turn_moves_the_top_left_corner_to_the_top_right() -> None:
     size = Size(400, 300)
-    assert turn_box((0, 0, 10, 20), size, 90, "") == (280, 0, 20, 10)
-    assert turn_box((0, 0, 10, 20), size, 270, "") == (0, 390, 20, 10)
+    assert turn_box(Box(0, 0, 10, 20), size, 90, "") == Box(280, 0, 20, 10)
+    assert turn_box(Box(0, 0, 10, 20), size, 270, "") == Box(0, 390, 20, 10)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from proxy.params import Rect
+from proxy.geometry import Rect
 from proxy.quality.windows import ALIGN, SCORED_PIXELS, TILE, columns_of, score_windows
 
 SIDES = st.integers(min_value=1, max_value=32_768)

@@ -14,6 +14,7 @@ from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
 from proxy.errors import BadParameter
+from proxy.sources.paths import SourcePath
 
 Row = tuple[Any, ...]
 
@@ -84,7 +85,7 @@ class SqlBase(ABC):
     def _row_lock(self) -> str:
         return ""
 
-    def _lock_document(self, tx: Tx, path: str) -> None:  # noqa: B027
+    def _lock_document(self, tx: Tx, path: SourcePath) -> None:  # noqa: B027
         """Serialise rewrites of one document until commit, so each reads what the one
         before it wrote (SQLite's writer lock already does)."""
 

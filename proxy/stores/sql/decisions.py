@@ -3,8 +3,8 @@ the rules agree with each other."""
 
 from __future__ import annotations
 
-from proxy.sources.paths import SourcePath, ancestors
-from proxy.stores.base import Override
+from proxy.cropping.overrides import CropOverride
+from proxy.sources.paths import SourcePath, SourcePrefix, ancestors
 from proxy.stores.sql.overrides import OverridesSql
 from proxy.stores.sql.rules import RulesSql
 
@@ -12,7 +12,9 @@ from proxy.stores.sql.rules import RulesSql
 class DecisionsSql(OverridesSql, RulesSql):
     """The consistent read the renderer keys its answers on."""
 
-    def decisions_for(self, path: SourcePath) -> tuple[int, list[Override], list[tuple[str, str]]]:
+    def decisions_for(
+        self, path: SourcePath
+    ) -> tuple[int, list[CropOverride], list[tuple[SourcePrefix, str]]]:
         """One consistent read of what decides ``path``'s images: its generation, its
         human crops and the rules covering it (one transaction, so they agree)."""
         covering = ancestors(path)

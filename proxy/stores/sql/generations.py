@@ -3,7 +3,7 @@ once, and each bump queues the CDN purge in the same transaction."""
 
 from __future__ import annotations
 
-from proxy.sources.paths import SourcePath, ancestors
+from proxy.sources.paths import SourcePath, SourcePrefix, ancestors
 from proxy.stores.sql.core import Tx
 from proxy.stores.sql.purges import PurgesSql
 
@@ -11,7 +11,9 @@ from proxy.stores.sql.purges import PurgesSql
 class GenerationsSql(PurgesSql):
     """Per-prefix counters whose sum over a path's folders is its generation."""
 
-    def _bump(self, tx: Tx, prefix: str, reason: str = "decision", *, purge: bool = True) -> None:
+    def _bump(
+        self, tx: Tx, prefix: SourcePrefix, reason: str = "decision", *, purge: bool = True
+    ) -> None:
         """A decision changed what is served for ``prefix`` (a source, or a folder and all
         below it; ``""`` is every source): a new generation for the cache keys, and a CDN
         purge in the outbox, in the decision's own transaction, so neither can be lost."""
@@ -23,7 +25,7 @@ class GenerationsSql(PurgesSql):
         if purge:
             self._queue_purge(tx, prefix, reason)
 
-    def bump_generation(self, prefix: str, reason: str = "purge") -> None:
+    def bump_generation(self, prefix: SourcePrefix, reason: str = "purge") -> None:
         with self.transaction() as tx:
             self._bump(tx, prefix, reason)
 

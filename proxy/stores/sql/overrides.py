@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import time
 
+from proxy.cropping.overrides import CropOverride
+from proxy.geometry import Rect
 from proxy.sources.paths import SourcePath
-from proxy.stores.base import Override
 from proxy.stores.sql.core import Tx
 from proxy.stores.sql.generations import GenerationsSql
 
@@ -14,28 +15,28 @@ from proxy.stores.sql.generations import GenerationsSql
 class OverridesSql(GenerationsSql):
     """Write, read and delete human crops; each change bumps the source's generation."""
 
-    def put_override(self, override: Override) -> Override:
-        stamped = Override(**{**override.__dict__, "created": time.time()})
+    def put_override(self, override: CropOverride) -> CropOverride:
+        stamped = CropOverride(**{**override.__dict__, "created": time.time()})
         with self.transaction() as tx:
             self.apply_override(tx, stamped)
         return stamped
 
-    def overrides(self, path: SourcePath) -> list[Override]:
+    def overrides(self, path: SourcePath) -> list[CropOverride]:
         with self.transaction(write=False) as tx:
             return self._overrides(tx, path)
 
-    def _overrides(self, tx: Tx, path: SourcePath) -> list[Override]:
+    def _overrides(self, tx: Tx, path: SourcePath) -> list[CropOverride]:
         rows = tx.run(
             "SELECT path, aspect, ctx, x, y, w, h, made_by, reviewer, reason, created "
             "FROM overrides WHERE path = ? ORDER BY aspect, ctx",
             (path,),
         )
         return [
-            Override(
+            CropOverride(
                 path=SourcePath(r[0]),
                 aspect=r[1],
                 ctx=r[2],
-                rect=(r[3], r[4], r[5], r[6]),
+                rect=Rect(r[3], r[4], r[5], r[6]),
                 by=r[7],
                 reviewer=r[8],
                 reason=r[9],
@@ -57,8 +58,8 @@ class OverridesSql(GenerationsSql):
                 self._bump(tx, path, "override")
         return len(rows)
 
-    def apply_override(self, tx: Tx, override: Override) -> None:
-        x, y, w, h = override.rect
+    def apply_override(self, tx: Tx, override: CropOverride) -> None:
+        rect = override.rect
         tx.run(
             "INSERT INTO overrides (path, aspect, ctx, x, y, w, h, made_by, reviewer, reason, "
             "created) VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (path, aspect, ctx) DO UPDATE "
@@ -69,10 +70,10 @@ class OverridesSql(GenerationsSql):
                 override.path,
                 override.aspect,
                 override.ctx,
-                x,
-                y,
-                w,
-                h,
+                rect.x,
+                rect.y,
+                rect.w,
+                rect.h,
                 override.by,
                 override.reviewer,
                 override.reason,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 
+from proxy.sources.paths import SourcePrefix
 from proxy.stores.base import PurgeItem
 from proxy.stores.sql.core import Row, SqlBase, Tx
 
@@ -13,7 +14,7 @@ from proxy.stores.sql.core import Row, SqlBase, Tx
 class PurgesSql(SqlBase):
     """Queue, lease, send, retry and dead-letter CDN purges."""
 
-    def _queue_purge(self, tx: Tx, prefix: str, reason: str) -> None:
+    def _queue_purge(self, tx: Tx, prefix: SourcePrefix, reason: str) -> None:
         """Coalesced per prefix (one tag): a purge still waiting (due, not being sent) adds
         the new reason to its own (the CDN hears of both events); every one takes a new
         ``seq`` (so one being sent now goes again); one waiting only for its repeat is due
@@ -38,7 +39,7 @@ class PurgesSql(SqlBase):
             (prefix, reason[:200], now, now),
         )
 
-    def queue_purge(self, prefix: str, reason: str) -> None:
+    def queue_purge(self, prefix: SourcePrefix, reason: str) -> None:
         """A CDN purge alone (the caches' keys already changed some other way)."""
         with self.transaction() as tx:
             self._queue_purge(tx, prefix, reason)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import time
 
+from proxy.sources.paths import SourcePrefix
 from proxy.stores.sql.generations import GenerationsSql
 
 
 class RulesSql(GenerationsSql):
     """Few rows, read whole; each change bumps the prefix's generation."""
 
-    def put_rule(self, prefix: str, rule: str, reviewer: str, reason: str) -> None:
+    def put_rule(self, prefix: SourcePrefix, rule: str, reviewer: str, reason: str) -> None:
         with self.transaction() as tx:
             tx.run(
                 "INSERT INTO rules (prefix, rule, reviewer, reason, created) VALUES (?,?,?,?,?) "
@@ -20,7 +21,7 @@ class RulesSql(GenerationsSql):
             )
             self._bump(tx, prefix, "rule")
 
-    def rules(self) -> list[tuple[str, str, str, str, float]]:
+    def rules(self) -> list[tuple[SourcePrefix, str, str, str, float]]:
         """Every rule: (prefix, rule, reviewer, reason, created). Few; read whole."""
         with self.transaction(write=False) as tx:
             rows = tx.run(
@@ -28,7 +29,7 @@ class RulesSql(GenerationsSql):
             )
         return [(r[0], r[1], r[2], r[3], r[4]) for r in rows]
 
-    def delete_rule(self, prefix: str, rule: str) -> bool:
+    def delete_rule(self, prefix: SourcePrefix, rule: str) -> bool:
         with self.transaction() as tx:
             rows = tx.run(
                 "DELETE FROM rules WHERE prefix = ? AND rule = ? RETURNING rule", (prefix, rule)

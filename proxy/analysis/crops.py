@@ -1,6 +1,8 @@
-"""Turn a cached ``Analysis`` into ``Evidence`` for a region of the source (the whole
-source, or a URL's ``rect``): boxes are shifted into the region, and the saliency grid is
-used only when the region is the whole source (it covers the whole source)."""
+"""Crops from an analysis: turn a cached ``Analysis`` into ``proxy.cropping`` ``Evidence``
+for a region of the source (the whole source, or a URL's ``rect``) and rank its windows.
+Boxes are shifted into the region, and the saliency grid is used only when the region is
+the whole source (it covers the whole source). Here rather than in ``proxy.cropping`` so
+that cropping stays pure and below the store (which keeps its ``CropOverride``)."""
 
 from __future__ import annotations
 
@@ -8,21 +10,21 @@ from typing import Any
 
 import numpy as np
 
-from proxy.analysis.result import Analysis, FoundBox
-from proxy.cropping.candidates import Box, Candidate, Evidence, pick, rank
-from proxy.geometry import Size, plan_layout
-from proxy.params import Rect
+from proxy.analysis.result import Analysis
+from proxy.cropping.candidates import Candidate, pick, rank
+from proxy.cropping.scoring import Evidence
+from proxy.geometry import Box, Rect, Size, plan_layout
 
 
-def _shift(box: FoundBox, region: Rect) -> Box:
-    return Box(box.x - region.x, box.y - region.y, box.width, box.height, box.score)
+def _shift(box: Box, region: Rect) -> Box:
+    return Box(box.x - region.x, box.y - region.y, box.w, box.h, box.score)
 
 
 def _inside(box: Box, region: Rect) -> bool:
     return box.x + box.w > 0 and box.y + box.h > 0 and box.x < region.w and box.y < region.h
 
 
-def _within(found: tuple[FoundBox, ...], region: Rect) -> tuple[Box, ...]:
+def _within(found: tuple[Box, ...], region: Rect) -> tuple[Box, ...]:
     """The boxes that touch ``region``, in its coordinates."""
     return tuple(b for b in (_shift(f, region) for f in found) if _inside(b, region))
 
