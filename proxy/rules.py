@@ -9,16 +9,19 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import replace
+from typing import Literal, get_args
 
 from proxy.params import AI_CROPS, LOSSLESS_POLICIES, TransformParams
 from proxy.sources.paths import EVERY_SOURCE, SourcePath, SourcePrefix, canonical_prefix
 
-RULES = {
+RuleName = Literal["never-crop", "center-crop", "lossless-only", "no-alt-text"]
+RULES: dict[RuleName, str] = {
     "never-crop": "fit=crop pads to the box instead of cutting (fit=fill)",
     "center-crop": "crops are centred: no model places them",
     "lossless-only": "lossless output only, whatever the URL asks",
     "no-alt-text": "no alt text is drafted by the model for these sources",
 }
+assert tuple(RULES) == get_args(RuleName), "each rule has its meaning, in the same order"
 
 
 def normalise_prefix(prefix: str) -> SourcePrefix:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Literal, get_args
 
 import numpy as np
 import numpy.typing as npt
@@ -34,7 +34,8 @@ from proxy.providers import CPU_ONLY
 
 log = logging.getLogger(__name__)
 
-LABELS = ("photo", "diagram", "screenshot", "art")
+ContentClass = Literal["photo", "diagram", "screenshot", "art"]
+LABELS: tuple[ContentClass, ...] = get_args(ContentClass)  # the model's output order
 UNKNOWN = "unknown"
 MODEL_NAME = "content_classifier"  # its entry in models/manifest.toml
 MODEL_FILE = "content/content_classifier.onnx"

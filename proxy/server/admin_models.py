@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict
-from typing import Annotated, Any, Literal, TypeVar, get_args
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 from starlette.responses import JSONResponse
@@ -24,16 +24,14 @@ from proxy.cropping.overrides import CropOverride, rect_json
 from proxy.curation import review
 from proxy.curation.facts import alt_json
 from proxy.curation.overrides import UserCrop, user_crop
-from proxy.detectors.content import LABELS as CONTENT_CLASSES
+from proxy.detectors.content import ContentClass
 from proxy.errors import BadParameter
 from proxy.params import MAX_DIMENSION, Context
-from proxy.rules import RULES
+from proxy.rules import RULES, RuleName
 from proxy.stores import base as records
 from proxy.stores.base import Component, ReviewStatus
 
 Schema = dict[str, Any]
-RuleName = Literal["never-crop", "center-crop", "lossless-only", "no-alt-text"]
-ContentClass = Literal["photo", "diagram", "screenshot", "art"]
 ShownAltStatus = Literal["empty", "machine", "reviewed", "user"]  # a draft shows "empty"
 RECT = "[x, y, w, h] in pixels of the (orientation-corrected) source"
 Rect = Annotated[list[int], Field(min_length=4, max_length=4, description=RECT)]
@@ -439,7 +437,3 @@ class SourceDecisions(Closed):
 class Purged(Closed):
     path: str
     purged: int = Field(ge=0, description="cached variants dropped on this node")
-
-
-assert set(get_args(RuleName)) == set(RULES), "RuleName must list proxy.rules.RULES"
-assert set(get_args(ContentClass)) == set(CONTENT_CLASSES), "ContentClass: detectors' LABELS"

@@ -168,7 +168,10 @@ def test_disk_is_size_bounded(io: ThreadPoolExecutor, tmp_path: Path) -> None:
         keys = [f"k{i}" for i in range(40)]
         for i, key in enumerate(keys):
             await cache.put(key, image(64 * KIB, bytes([i])))
-        cache.flush()  # disk writes run in the background; eviction is what is under test
+            # disk writes run in the background, on several threads: one at a time here, so
+            # the oldest is the first written (eviction is what is under test, not ordering)
+            await cache.written(key)
+        cache.flush()
         kept = [key for key in keys if (await cache.get(key))[0] is not None]
         assert 0 < len(kept) < 32  # 40 x 64 KiB would be 2.5 MiB
         assert "k39" in kept  # the newest survives; the oldest went first
