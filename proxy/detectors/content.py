@@ -71,6 +71,15 @@ FEATURE_NAMES = (
 Array = npt.NDArray[np.float32]
 
 
+def known_class(label: str | None) -> ContentClass | None:
+    """``label`` when it is one of the classes, else None: ``UNKNOWN`` (the model could not
+    answer) or a class an older model had is no class to store, search or show."""
+    for name in LABELS:
+        if label == name:
+            return name
+    return None
+
+
 def rgb_array(image: pyvips.Image, max_side: int = MAX_SIDE) -> npt.NDArray[np.uint8]:
     """8-bit sRGB (alpha flattened over white), longest side at most ``max_side``."""
     if image.interpretation not in ("srgb", "b-w") or image.format != "uchar":

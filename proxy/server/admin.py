@@ -24,6 +24,7 @@ from proxy.curation.overrides import aspect_of, put_override, user_override
 from proxy.curation.review import decide
 from proxy.curation.thresholds import calibrate_thresholds
 from proxy.detectors.content import LABELS as CONTENT_CLASSES
+from proxy.detectors.content import known_class
 from proxy.errors import BadParameter, SourceNotFound
 from proxy.feedback.costs import CostMeter, cost_report, parse_since
 from proxy.feedback.metrics import collaboration
@@ -76,7 +77,7 @@ def hit_json(hit: SearchHit) -> dict[str, Any]:
         "path": hit.path,
         "score": hit.score,
         "alt": {"text": hit.alt, "status": hit.alt_status},
-        "class": hit.content_class,
+        "class": known_class(hit.content_class),
         "faces": hit.faces,
         "moderation": hit.moderation,
         "duplicate_group": hit.dup_group,
@@ -292,7 +293,7 @@ class AdminApi:
                     "path": path,
                     "generation": await self._store(self.store.generation, path),
                     "moderation": source.moderation_status if source else "unscanned",
-                    "class": source.content_class if source else None,
+                    "class": known_class(source.content_class) if source else None,
                     "faces": source.faces if source else None,
                     "duplicate_group": source.dup_group if source else None,
                     "alt": m.AltFacts.of(alt),

@@ -8,6 +8,7 @@ import asyncio
 import pyvips
 
 from proxy.analysis.analyzer import Analyzer
+from proxy.detectors.content import known_class
 from proxy.lane.reading import SourceBytes
 from proxy.lane.worker import JobFailed
 from proxy.sources.paths import SourcePath, canonical_path
@@ -36,6 +37,9 @@ class FingerprintTask:
         header = pyvips.Image.new_from_buffer(blob, "")
         analysis = self.analyzer.analyse(blob, path)  # cached by phash: shared with crops
         loader = str(header.get("vips-loader")) if "vips-loader" in header.get_fields() else ""
+        content = analysis.content  # "unknown" (the classifier could not answer) is no class
+        if content is not None and known_class(content[0]) is None:
+            content = None
         return SourceRecord(
             path=path,
             phash=analysis.phash,
@@ -43,7 +47,7 @@ class FingerprintTask:
             height=analysis.height,
             format=loader.removesuffix("load_buffer").removesuffix("load") or None,
             bytes=len(blob),
-            content_class=analysis.content[0] if analysis.content else None,
-            content_confidence=round(analysis.content[1], 4) if analysis.content else None,
+            content_class=content[0] if content else None,
+            content_confidence=round(content[1], 4) if content else None,
             faces=len(analysis.faces),
         )
