@@ -254,8 +254,8 @@ class Analyzer:
         with self.meter.measure("content"):
             features = content_features.features_from_rgb(rgb, boxes)
             probabilities = self.content.probabilities_from_features(features)
-        if not probabilities:
-            return text, (content_features.UNKNOWN, 0.0)
+        if not probabilities:  # the model could not answer: no class (never "unknown")
+            return text, None
         label = max(probabilities, key=lambda name: probabilities[name])
         return text, (label, probabilities[label])
 

@@ -15,6 +15,7 @@ from proxy.analysis.analyzer import Analyzer
 from proxy.analysis.crops import ranked_crops as crops
 from proxy.analysis.result import Analysis, box_dict
 from proxy.config import Config
+from proxy.detectors.content import known_class
 from proxy.errors import BadParameter
 from proxy.geometry import Box
 from proxy.moderation import Moderator
@@ -31,6 +32,13 @@ META_PARAMS = frozenset({"w", "h", "s", "expires"})
 META_MAX_AGE_S = 10  # decisions change when humans act: a CDN may keep this only briefly
 
 
+def _content(content: tuple[str, float] | None) -> dict[str, Any] | None:
+    """API.md's four classes only: an analysis cached with "unknown" shows no class."""
+    if content is None or known_class(content[0]) is None:
+        return None
+    return {"class": content[0], "confidence": round(content[1], 4)}
+
+
 def describe(info: SourceInfo, etag: str, analysis: Analysis) -> dict[str, Any]:
     saliency = analysis.saliency
     return {
@@ -42,11 +50,7 @@ def describe(info: SourceInfo, etag: str, analysis: Analysis) -> dict[str, Any]:
             "etag": etag,
         },
         "phash": analysis.phash,
-        "content": (
-            {"class": analysis.content[0], "confidence": round(analysis.content[1], 4)}
-            if analysis.content
-            else None
-        ),
+        "content": _content(analysis.content),
         "faces": [_box(face) for face in analysis.faces],
         "possible_faces": [_box(face) for face in analysis.possible_faces],
         "people": [_box(person) for person in analysis.people],

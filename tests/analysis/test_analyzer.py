@@ -71,3 +71,40 @@ def test_shared_text_boxes_give_the_classifier_its_trained_features(
     found, label = analyzer._text_and_content(small)
     analyzer.close()
     assert found.regions and label is not None and label[0] == "screenshot"
+
+
+def _silent_classifier(path: Path) -> content.ContentClassifier:
+    """A well-formed classifier whose every answer is all zeros: it loads, then cannot
+    answer at run time (as when inference fails or returns no probability mass)."""
+    onnx = pytest.importorskip("onnx", reason="building a stand-in model needs onnx")
+    helper, tensor = onnx.helper, onnx.TensorProto
+    inputs, outputs = len(content.FEATURE_NAMES), len(content.LABELS)
+    weights = helper.make_tensor("w", tensor.FLOAT, [inputs, outputs], [0.0] * inputs * outputs)
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["input", "w"], ["probabilities"])],
+        "silent",
+        [helper.make_tensor_value_info("input", tensor.FLOAT, [None, inputs])],
+        [helper.make_tensor_value_info("probabilities", tensor.FLOAT, [None, outputs])],
+        [weights],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path.write_bytes(model.SerializeToString())
+    found = content.ContentClassifier.from_file(path)
+    assert found.available, found.reason
+    return found
+
+
+def test_a_classifier_that_cannot_answer_gives_no_class(
+    analyzer: Analyzer, data_root: Path, tmp_path: Path
+) -> None:
+    """No class at all, never the placeholder "unknown": the policy, the store, /meta and
+    the admin all read the analysis's class as one of the four."""
+    analyzer.content = _silent_classifier(tmp_path / "silent.onnx")
+    blob = (data_root / "kodak" / "kodim12.png").read_bytes()
+    phash = analyzer.fingerprint(blob)
+    assert analyzer.content_of(blob, phash) is None
+    found = analyzer.analyse(blob)
+    analyzer.close()
+    assert found.content is None
+    assert found.text_coverage >= 0.0  # the rest of the analysis is still there
