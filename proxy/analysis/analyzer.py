@@ -20,12 +20,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-import diskcache
 import numpy as np
 import pyvips
 from cachetools import LRUCache
 
 from proxy.analysis.result import Analysis, ModelUsed, SaliencyResult
+from proxy.cache.disk import open_disk_cache
 from proxy.cache.shared import SharedKV
 from proxy.detectors import content as content_features
 from proxy.detectors import text as text_detector
@@ -76,7 +76,7 @@ class Analyzer:
         self.saliency = SaliencyDetector(models_dir, providers=providers)
         self.content = ContentClassifier(models_dir, providers=providers)
         self.fingerprint = fingerprint or PhashMemo()
-        self._cache = diskcache.Cache(str(cache_dir)) if cache_dir is not None else None
+        self._cache = open_disk_cache(cache_dir) if cache_dir is not None else None
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="loupe-analysis")
 
     @property

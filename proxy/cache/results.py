@@ -9,8 +9,9 @@ from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import diskcache
 from cachetools import LRUCache
+
+from proxy.cache.disk import open_disk_cache
 
 
 @dataclass(frozen=True)
@@ -83,8 +84,8 @@ class ResultCache:
         self._memory_lock = threading.Lock()
         self._max_item = memory_max_item_bytes
         self._disk = (
-            diskcache.Cache(
-                str(directory),
+            open_disk_cache(
+                directory,
                 size_limit=disk_bytes,
                 eviction_policy="least-recently-used",
                 statistics=False,

@@ -16,7 +16,7 @@ import math
 from pathlib import Path
 from typing import Protocol
 
-import diskcache
+from proxy.cache.disk import open_disk_cache
 
 log = logging.getLogger(__name__)
 VERSION = 1  # bump when the search or the metric changes what it would decide
@@ -52,9 +52,7 @@ class QualityDecisions:
         store: DecisionStore | None = None,
     ) -> None:
         self._cache = (
-            diskcache.Cache(str(directory), size_limit=size_limit)
-            if directory is not None
-            else None
+            open_disk_cache(directory, size_limit=size_limit) if directory is not None else None
         )
         self.store = store
 
