@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from proxy.filelock import exclusive
 from proxy.stores.base import StoreError
 from proxy.stores.sql import Row, SqlStore, Tx, checked_params
 
@@ -54,7 +55,8 @@ class SqliteStore(SqlStore):
                 self.path, isolation_level=None, check_same_thread=False, timeout=30
             )
             connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            connection.execute("PRAGMA journal_mode = WAL")
+            with exclusive(self.path.with_name(self.path.name + ".open.lock")):
+                connection.execute("PRAGMA journal_mode = WAL")  # see proxy.filelock
             connection.execute("PRAGMA synchronous = FULL")
             connection.execute("PRAGMA foreign_keys = ON")
             self._local.connection = connection
