@@ -166,6 +166,9 @@ def _policy_from_class(
         return params, None
     try:
         content = settings.analyzer.content_of(blob, phash, small)
+    except pyvips.Error as exc:  # a damaged source: load reports it to the client
+        log.warning("content classification could not decode the source: %s", _vips_message(exc))
+        content = None
     except Exception:  # an AI part never fails the request: the default policy applies
         log.exception("content classification failed")
         content = None
@@ -283,6 +286,12 @@ def _prepare(
     return choose_encoding(plan, settings.quality), format_verified
 
 
+def _vips_message(exc: pyvips.Error) -> str:
+    """libvips' distinct lines on one line, cut short: it repeats one per tile."""
+    lines = dict.fromkeys(line.strip() for line in str(exc).splitlines() if line.strip())
+    return "; ".join(lines)[:240] or type(exc).__name__
+
+
 def _wants_analysis(plan: RenderPlan, settings: RenderSettings) -> bool:
     """A smart or faces crop has a window to place, and the models can place it."""
     analyzer = settings.analyzer
@@ -296,6 +305,9 @@ def _analyse(blob: bytes, plan: RenderPlan, settings: RenderSettings, path: str)
     try:
         analysis = settings.analyzer.analyse(blob, path).turned(plan.rotate, plan.flip)
         return replace(plan, analysis=analysis)
+    except pyvips.Error as exc:  # a damaged source: load reports it to the client
+        log.warning("analysis could not decode the source: %s", _vips_message(exc))
+        return plan
     except Exception:  # an AI part never fails the request: focus falls back
         log.exception("analysis failed; the crop falls back to attention")
         return plan

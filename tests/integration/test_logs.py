@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 
 import httpx
+import pyvips
 
 from tests.support import FAST_LANE, LoupeServer, wait_for
 
@@ -112,3 +113,31 @@ def test_several_workers_say_running_on_and_alt_text_disabled_once(
     assert sum("worker 1 started" in line for line in lines) == 1, lines
     assert sum("Running on" in line for line in lines) == 1
     assert sum("alt text disabled" in line for line in lines) == 1
+
+
+def test_a_damaged_source_is_a_422_and_a_warning_not_an_error_traceback(
+    data_root: Path, tmp_path: Path
+) -> None:
+    """A damaged upload is the client's problem (422): the models that read it first (crop
+    analysis, content class) say so in one warning, with no ERROR or traceback for an
+    operator to chase."""
+    root = tmp_path / "root"
+    root.mkdir()
+    whole = pyvips.Image.new_from_file(str(data_root / "kodak" / "kodim03.png"))
+    interlaced = whole.pngsave_buffer(interlace=True)
+    (root / "cut.png").write_bytes(interlaced[: len(interlaced) // 2])  # the header is intact
+    server = LoupeServer(root, tmp_path / "data")
+    try:
+        for query in ("w=200&h=200&fit=crop&crop=smart", "w=200&fm=auto&q=auto"):
+            response = httpx.get(
+                f"{server.url}/img/cut.png?{query}",
+                headers={"Accept": "image/avif,image/webp,*/*"},
+                timeout=60,
+            )
+            assert response.status_code == 422, response.text
+            assert response.headers["content-type"] == "application/problem+json"
+    finally:
+        server.stop()
+    log = server.log.read_text()
+    assert " ERROR " not in log and "Traceback" not in log, log
+    assert "could not decode the source" in log
