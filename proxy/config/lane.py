@@ -13,6 +13,9 @@ class LaneConfig(Section):
     backoff_s: float = Field(2.0, gt=0, description="first retry delay; doubles per attempt")
     lease_s: float = Field(120.0, gt=0, description="a claimed job returns to the queue after")
     poll_s: float = Field(0.5, gt=0, description="idle workers look for jobs this often")
+    stop_grace_s: float = Field(
+        10.0, ge=0, description="on shutdown, running jobs may finish within this"
+    )
 
 
 class QualityConfig(Section):

@@ -4,7 +4,6 @@ them, and the in-process workers that run them."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import threading
 from collections.abc import Callable, Mapping
@@ -182,11 +181,23 @@ class Lane:
             self._tasks.append(task)
 
     async def stop(self) -> None:
+        """Let each worker finish the job it is running, for up to ``lane.stop_grace_s``,
+        before the caller closes the store: a cancelled job's thread work (a render, a
+        store read) cannot be cancelled and would run on against a closed store. Jobs still
+        running then are cancelled; their leases hand them to the next worker."""
         self._stop.set()
-        for task in self._tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if self._tasks:
+            _, running = await asyncio.wait(self._tasks, timeout=self.config.lane.stop_grace_s)
+            if running:
+                log.warning(
+                    "lane: %d job(s) still running after %g s; cancelled, their leases "
+                    "return them to the queue",
+                    len(running),
+                    self.config.lane.stop_grace_s,
+                )
+            for task in running:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
         if self.purges is not None:
             await self.purges.aclose()
