@@ -4,6 +4,7 @@ them, and the in-process workers that run them."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 from collections.abc import Callable, Mapping
@@ -197,7 +198,9 @@ class Lane:
                 )
             for task in running:
                 task.cancel()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task  # an error a worker did not expect still surfaces here
         self._tasks.clear()
         if self.purges is not None:
             await self.purges.aclose()
